@@ -1,0 +1,1 @@
+"""The Telegram front of Touchpoint: aiogram routers, keyboards, middlewares, runners."""

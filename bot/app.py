@@ -1,0 +1,75 @@
+"""Factories for the Bot and the Dispatcher, shared by polling, the demo and the tests."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
+from aiogram.utils.i18n import I18n
+
+from bot.handlers import all_routers
+from bot.middlewares import (
+    BehaviourEvents,
+    CustomerI18n,
+    DatabaseSession,
+    DeduplicateUpdates,
+    FloodControl,
+    KnownCustomer,
+)
+from touchpoint.channels.flood import MemoryFloodGate
+from touchpoint.config import SUPPORTED_LOCALES, TELEGRAM_API_BASE, Settings
+from touchpoint.db import Database
+from touchpoint.i18n import DOMAIN, compile_catalogs, find_locales_dir
+
+BOT_COMMANDS = ("start", "help", "language", "stop")
+
+
+def create_bot(settings: Settings, token: str | None = None) -> Bot:
+    token = token or settings.require_bot_token()
+    session = None
+    if settings.telegram_api_base.rstrip("/") != TELEGRAM_API_BASE:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def create_i18n(settings: Settings) -> I18n:
+    locales_dir = find_locales_dir(settings.locales_dir)
+    compile_catalogs(locales_dir)
+    return I18n(path=locales_dir, default_locale=settings.default_locale, domain=DOMAIN)
+
+
+def create_dispatcher(
+    settings: Settings, db: Database, *, flood_gate: MemoryFloodGate | None = None
+) -> Dispatcher:
+    i18n = create_i18n(settings)
+    gate = flood_gate or MemoryFloodGate(
+        settings.flood_max_messages, settings.flood_window_s, settings.flood_mute_s
+    )
+    dp = Dispatcher(settings=settings, db=db, i18n=i18n)
+    # Outer middlewares run in registration order for every update.
+    dp.update.outer_middleware(DeduplicateUpdates(db))
+    dp.update.outer_middleware(DatabaseSession(db))
+    dp.update.outer_middleware(KnownCustomer(settings))
+    dp.update.outer_middleware(FloodControl(gate, i18n))
+    dp.update.outer_middleware(CustomerI18n(i18n))
+    behaviour = BehaviourEvents()
+    dp.message.middleware(behaviour)
+    dp.callback_query.middleware(behaviour)
+    dp.include_routers(*all_routers())
+    return dp
+
+
+async def publish_commands(bot: Bot, i18n: I18n) -> None:
+    """The command menu in each customer language (Telegram picks it by the user's language)."""
+    for locale in SUPPORTED_LOCALES:
+        commands = [
+            BotCommand(command=name, description=i18n.gettext(f"command.{name}", locale=locale))
+            for name in BOT_COMMANDS
+        ]
+        await bot.set_my_commands(
+            commands, scope=BotCommandScopeAllPrivateChats(),
+            language_code=None if locale == i18n.default_locale else locale,
+        )

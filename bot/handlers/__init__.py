@@ -1,0 +1,15 @@
+"""Routers, included by the dispatcher factory in order (the fallback last).
+
+Each handler module builds a fresh router in ``create_router()``: a router can be
+attached to one dispatcher only, and tests build many dispatchers in one process.
+"""
+
+from aiogram import Router
+
+from bot.handlers import common, errors, fallback
+
+
+def all_routers() -> list[Router]:
+    """Feature routers go between errors and common: they answer their own menu buttons first."""
+    features: list[Router] = []
+    return [errors.create_router(), *features, common.create_router(), fallback.create_router()]

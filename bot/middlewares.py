@@ -1,0 +1,133 @@
+"""The middleware chain every update passes: de-dup → DB session → customer → flood → i18n.
+
+Behaviour events are recorded by an inner middleware from the handler's ``event`` flag.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.dispatcher.flags import get_flag
+from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update, User
+from aiogram.utils.i18n import I18n, I18nMiddleware
+from sqlalchemy.exc import IntegrityError
+
+from touchpoint.channels.flood import FloodVerdict, MemoryFloodGate
+from touchpoint.channels.models import ProcessedUpdate
+from touchpoint.clock import utcnow
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
+from touchpoint.customers.service import ChatUser, record_event, upsert_customer
+from touchpoint.db import Database
+from touchpoint.i18n import resolve_locale
+
+log = logging.getLogger(__name__)
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class DeduplicateUpdates(BaseMiddleware):
+    """Telegram may deliver an update twice; the first insert of its id wins, across processes."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        bot: Bot = data["bot"]
+        try:
+            async with self.db.session() as session:
+                session.add(
+                    ProcessedUpdate(update_id=event.update_id, bot_id=bot.id, received_at=utcnow())
+                )
+        except IntegrityError:
+            log.info("update %s already handled, skipped", event.update_id)
+            return None
+        return await handler(event, data)
+
+
+class DatabaseSession(BaseMiddleware):
+    """One session per update, committed when the handler succeeds, rolled back otherwise."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        async with self.db.session() as session:
+            data["session"] = session
+            return await handler(event, data)
+
+
+class KnownCustomer(BaseMiddleware):
+    """Upserts the customer behind a private chat and works out their locale."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
+        data["customer"] = None
+        data["locale"] = resolve_locale(
+            None, user.language_code if user else None, self.settings.default_locale
+        )
+        if user is not None and not user.is_bot and (chat is None or chat.type == "private"):
+            customer = await upsert_customer(
+                data["session"],
+                ChatUser(user.id, user.first_name, user.username, user.language_code),
+                self.settings.default_timezone,
+            )
+            # The customer is kept even if the handler fails and its work is rolled back.
+            await data["session"].commit()
+            data["customer"] = customer
+            data["locale"] = resolve_locale(
+                customer.locale, customer.language_code, self.settings.default_locale
+            )
+        return await handler(event, data)
+
+
+class FloodControl(BaseMiddleware):
+    """Too many messages too fast: one localised "slow down", then silence for a moment."""
+
+    def __init__(self, gate: MemoryFloodGate, i18n: I18n) -> None:
+        self.gate = gate
+        self.i18n = i18n
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        customer: Customer | None = data.get("customer")
+        if customer is None or (event.message is None and event.callback_query is None):
+            return await handler(event, data)
+        verdict = await self.gate.check(customer.telegram_id)
+        if verdict is FloodVerdict.ALLOW:
+            return await handler(event, data)
+        if verdict is FloodVerdict.WARN:
+            text = self.i18n.gettext("flood.slow_down", locale=data["locale"])
+            await data["bot"].send_message(customer.telegram_id, text)
+        if event.callback_query is not None:
+            await event.callback_query.answer()
+        return None
+
+
+class CustomerI18n(I18nMiddleware):
+    """aiogram's i18n, in the locale the customer middleware worked out."""
+
+    async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        return str(data.get("locale") or self.i18n.default_locale)
+
+
+class BehaviourEvents(BaseMiddleware):
+    """Records the handler's ``event`` flag as a behaviour event once the handler succeeded."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        result = await handler(event, data)
+        event_type = get_flag(data, "event")
+        customer: Customer | None = data.get("customer")
+        if event_type and customer is not None:
+            payload = data.get("event_payload") or {}
+            if isinstance(event, CallbackQuery | Message):
+                payload = {"via": "button" if isinstance(event, CallbackQuery) else "text", **payload}
+            record_event(data["session"], event_type, customer_id=customer.id, payload=payload)
+        return result

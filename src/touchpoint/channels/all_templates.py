@@ -1,0 +1,13 @@
+"""Imports every capability's templates so the registry is complete before the sender runs.
+
+Add one line here per ``templates`` module.
+"""
+
+import importlib
+
+TEMPLATE_MODULES: list[str] = []
+
+
+def load_all_templates() -> None:
+    for module in TEMPLATE_MODULES:
+        importlib.import_module(module)

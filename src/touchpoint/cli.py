@@ -1,0 +1,67 @@
+"""`touchpoint …`: database, seed and i18n commands of the core. The bot package adds `run`
+and `demo` to this same app (the core never imports the bot)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import typer
+
+from touchpoint.config import get_settings
+from touchpoint.db import Database
+from touchpoint.db.migrate import downgrade_database, upgrade_database
+from touchpoint.i18n import compile_catalogs, find_locales_dir
+
+app = typer.Typer(help="Touchpoint: a retail customer-journey assistant on Telegram.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+seed_app = typer.Typer(help="Load data.", no_args_is_help=True)
+i18n_app = typer.Typer(help="Translations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(seed_app, name="seed")
+app.add_typer(i18n_app, name="i18n")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    asyncio.run(upgrade_database(get_settings().database_url, revision))
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Undo migrations down to REVISION."""
+    asyncio.run(downgrade_database(get_settings().database_url, revision))
+    typer.echo(f"database at {revision}")
+
+
+@seed_app.command("demo")
+def seed_demo_command() -> None:
+    """Load the demo retailer into the configured database (migrating it first)."""
+    from touchpoint.seed.demo import seed_demo
+
+    async def run() -> dict[str, int]:
+        settings = get_settings()
+        await upgrade_database(settings.database_url)
+        db = Database(settings.database_url)
+        try:
+            return await seed_demo(db)
+        finally:
+            await db.dispose()
+
+    counts = asyncio.run(run())
+    typer.echo(", ".join(f"{count} {name}" for name, count in counts.items()))
+
+
+@i18n_app.command("compile")
+def i18n_compile() -> None:
+    """Compile locales/*/LC_MESSAGES/messages.po into .mo files."""
+    written = compile_catalogs(find_locales_dir(get_settings().locales_dir))
+    typer.echo(f"compiled {len(written)} catalogue(s)")

@@ -1,0 +1,93 @@
+"""Customer records: upsert from a chat, language, consent and behaviour events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from touchpoint.clock import utcnow
+from touchpoint.config import SUPPORTED_LOCALES
+from touchpoint.customers.models import BehaviourEvent, Customer
+
+
+@dataclass(frozen=True, slots=True)
+class ChatUser:
+    """What a chat tells us about a person; the core never sees aiogram's types."""
+
+    telegram_id: int
+    first_name: str = ""
+    username: str | None = None
+    language_code: str | None = None
+
+
+def insert_ignoring_conflicts(session: AsyncSession, model: type[Any]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(model).on_conflict_do_nothing()
+
+
+async def upsert_customer(session: AsyncSession, user: ChatUser, default_timezone: str) -> Customer:
+    """Find the customer for a chat user, creating them on first contact (safe across processes)."""
+    now = utcnow()
+    customer = await get_customer_by_telegram_id(session, user.telegram_id)
+    if customer is None:
+        await session.exec(
+            insert_ignoring_conflicts(session, Customer).values(
+                telegram_id=user.telegram_id, first_name=user.first_name[:128],
+                username=user.username, language_code=user.language_code,
+                timezone=default_timezone, created_at=now, last_seen_at=now,
+                marketing_consent=False, nudges_paused=False, reachable=True,
+            )
+        )
+        customer = await get_customer_by_telegram_id(session, user.telegram_id)
+        assert customer is not None
+        return customer
+    customer.first_name = user.first_name[:128]
+    customer.username = user.username
+    customer.language_code = user.language_code
+    customer.last_seen_at = now
+    # A message from the customer proves they no longer block the bot.
+    customer.reachable = True
+    session.add(customer)
+    return customer
+
+
+async def get_customer_by_telegram_id(session: AsyncSession, telegram_id: int) -> Customer | None:
+    result = await session.exec(select(Customer).where(Customer.telegram_id == telegram_id))
+    return result.first()
+
+
+def set_locale(session: AsyncSession, customer: Customer, locale: str) -> None:
+    if locale not in SUPPORTED_LOCALES:
+        raise ValueError(f"unsupported locale {locale!r}")
+    customer.locale = locale
+    session.add(customer)
+
+
+def set_nudges_paused(session: AsyncSession, customer: Customer, paused: bool) -> None:
+    customer.nudges_paused = paused
+    session.add(customer)
+
+
+def record_event(
+    session: AsyncSession,
+    event_type: str,
+    *,
+    customer_id: int | None = None,
+    store_customer_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    source: str = "bot",
+) -> BehaviourEvent:
+    """Append a behaviour event in the caller's transaction (journeys react to these)."""
+    event = BehaviourEvent(
+        customer_id=customer_id, store_customer_id=store_customer_id, type=event_type,
+        payload=payload or {}, source=source, occurred_at=utcnow(),
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,67 @@
+"""Orders, their items and the shipment timeline, as pushed by the store."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import Field
+
+from touchpoint.db.base import SQLModel
+from touchpoint.db.types import json_field, utc_field
+
+
+class OrderStatus(StrEnum):
+    PLACED = "placed"
+    PAID = "paid"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    PICKED_UP = "picked_up"
+    CANCELLED = "cancelled"
+    RETURNED = "returned"
+    REFUNDED = "refunded"
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True, index=True, max_length=32)
+    store_customer_id: str | None = Field(default=None, index=True, max_length=64)
+    status: str = Field(default=OrderStatus.PLACED, max_length=32)
+    total_minor: int = 0
+    currency: str = Field(default="EUR", max_length=3)
+    delivery_method: str = Field(default="delivery", max_length=16)  # delivery | pickup
+    delivery_address: str | None = None
+    pickup_store_id: str | None = Field(default=None, max_length=64)
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    contact_phone: str | None = None  # used (last 4 digits) to verify a guest look-up
+    contact_email: str | None = None
+    created_at: datetime = utc_field()
+    updated_at: datetime = utc_field()
+    delivered_at: datetime | None = utc_field(nullable=True, default=None)
+
+
+class OrderItem(SQLModel, table=True):
+    __tablename__ = "order_items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    sku: str = Field(max_length=64)
+    name: dict[str, str] = json_field()  # snapshot at order time
+    quantity: int = 1
+    unit_price_minor: int = 0
+
+
+class ShipmentEvent(SQLModel, table=True):
+    __tablename__ = "shipment_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    status: str = Field(max_length=32)
+    details: dict[str, Any] = json_field()
+    occurred_at: datetime = utc_field()

@@ -1,0 +1,45 @@
+"""Referral codes, referrals and the immutable reward ledger."""
+
+from datetime import datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field
+
+from touchpoint.db.base import SQLModel
+from touchpoint.db.types import utc_field
+
+
+class ReferralCode(SQLModel, table=True):
+    __tablename__ = "referral_codes"
+
+    code: str = Field(primary_key=True, max_length=16)
+    customer_id: int = Field(foreign_key="customers.id", unique=True)
+    created_at: datetime = utc_field()
+
+
+class Referral(SQLModel, table=True):
+    __tablename__ = "referrals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(foreign_key="referral_codes.code", max_length=16)
+    referrer_id: int = Field(foreign_key="customers.id", index=True)
+    referee_id: int = Field(foreign_key="customers.id", unique=True)  # one referrer per referee
+    status: str = Field(default="pending", max_length=16)
+    reason: str | None = None
+    created_at: datetime = utc_field()
+    decided_at: datetime | None = utc_field(nullable=True, default=None)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One immutable movement of points; a balance is always the sum of these."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("customer_id", "kind", "reference"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    kind: str = Field(max_length=16)  # earn | redeem | reverse | expire
+    points: int
+    reason: str = Field(max_length=64)
+    reference: str = Field(max_length=128)  # what caused it, for idempotency
+    created_at: datetime = utc_field()

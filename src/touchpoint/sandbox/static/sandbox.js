@@ -1,0 +1,217 @@
+// The sandbox pages: poll the control API and render a chat the way Telegram would.
+const API = "/sandbox/api";
+
+async function api(path, body) {
+  const init = body === undefined ? {} : body instanceof FormData
+    ? { method: "POST", body } : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const response = await fetch(API + path, init);
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+function element(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null) node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function toast(text) {
+  const note = element("div", { class: "toast", "data-testid": "toast" }, text);
+  document.body.append(note);
+  setTimeout(() => note.remove(), 2500);
+}
+
+// Bold, italic, code and links from message entities (offsets are UTF-16, as in JS strings).
+function renderText(text, entities = []) {
+  const out = document.createDocumentFragment();
+  let cursor = 0;
+  for (const entity of [...entities].sort((a, b) => a.offset - b.offset)) {
+    if (entity.offset < cursor) continue;
+    out.append(text.slice(cursor, entity.offset));
+    const part = text.slice(entity.offset, entity.offset + entity.length);
+    const tag = { bold: "b", italic: "i", code: "code", pre: "pre", underline: "u", strikethrough: "s",
+                  text_link: "a", url: "a" }[entity.type];
+    out.append(tag ? element(tag, tag === "a" ? { href: entity.url || part, target: "_blank" } : {}, part) : part);
+    cursor = entity.offset + entity.length;
+  }
+  out.append(text.slice(cursor));
+  return out;
+}
+
+class ChatView {
+  constructor({ mode }) {
+    this.mode = mode;
+    this.chatId = null;
+    this.threadId = null;
+    this.rev = 0;
+    this.nodes = new Map();
+    document.getElementById("composer").addEventListener("submit", (event) => this.send(event));
+  }
+
+  async start() {
+    if (this.mode === "customer") {
+      document.getElementById("new-person").addEventListener("submit", (event) => this.addPerson(event));
+      await this.loadPeople();
+    } else {
+      document.getElementById("new-group").addEventListener("submit", (event) => this.addGroup(event));
+      await this.loadGroups();
+    }
+    setInterval(() => this.poll().catch(() => {}), 700);
+  }
+
+  select(chatId, threadId = null) {
+    this.chatId = chatId;
+    this.threadId = threadId;
+    this.rev = 0;
+    this.nodes.clear();
+    document.getElementById("messages").replaceChildren();
+    this.mode === "customer" ? this.loadPeople() : this.loadGroups();
+  }
+
+  async loadPeople() {
+    const { users } = await api("/users");
+    const list = document.getElementById("people");
+    list.replaceChildren(...users.map((user) => element("button", {
+      class: "pick" + (user.id === this.chatId ? " active" : ""), "data-testid": `person-${user.id}`,
+      onclick: () => this.select(user.id),
+    }, `${user.first_name} (${user.language_code})`)));
+    if (this.chatId === null && users.length) this.select(users[0].id);
+  }
+
+  async addPerson(event) {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const { user } = await api("/users", Object.fromEntries(form));
+    event.target.reset();
+    this.select(user.id);
+  }
+
+  async loadGroups() {
+    const { groups } = await api("/groups");
+    document.getElementById("groups").replaceChildren(...groups.map((group) => element("button", {
+      class: "pick" + (group.chat.id === this.chatId && this.threadId === null ? " active" : ""),
+      "data-testid": `group-${group.chat.id}`, onclick: () => this.select(group.chat.id),
+    }, group.chat.title)));
+    const current = groups.find((group) => group.chat.id === this.chatId) || groups[0];
+    if (!current) return;
+    if (this.chatId === null) { this.select(current.chat.id); return; }
+    document.getElementById("topics").replaceChildren(...current.topics.map((topic) => element("button", {
+      class: "pick" + (topic.message_thread_id === this.threadId ? " active" : ""),
+      "data-testid": `topic-${topic.message_thread_id}`,
+      onclick: () => this.select(current.chat.id, topic.message_thread_id),
+    }, (topic.is_closed ? "🔒 " : "") + topic.name)));
+  }
+
+  async addGroup(event) {
+    event.preventDefault();
+    const form = Object.fromEntries(new FormData(event.target));
+    const admins = form.admins.split(",").map((id) => parseInt(id, 10)).filter(Boolean);
+    await api("/groups", { chat_id: parseInt(form.chat_id, 10), title: form.title, admins });
+    this.select(parseInt(form.chat_id, 10));
+  }
+
+  async poll() {
+    if (this.chatId === null) return;
+    const thread = this.threadId === null ? "" : `&thread_id=${this.threadId}`;
+    const data = await api(`/chats/${this.chatId}/messages?since=${this.rev}${thread}`);
+    for (const message of data.messages) this.render(message);
+    for (const answer of data.callback_answers) if (answer.text) toast(answer.text);
+    if (this.mode === "customer") this.renderReplyKeyboard(data.reply_keyboard);
+    else if (data.messages.length) this.loadGroups();
+    if (data.messages.length) {
+      const box = document.getElementById("messages");
+      box.scrollTop = box.scrollHeight;
+    }
+    this.rev = data.rev;
+  }
+
+  render(message) {
+    const old = this.nodes.get(message.message_id);
+    if (message._deleted) { old?.remove(); this.nodes.delete(message.message_id); return; }
+    const mine = this.mode === "customer" ? !message._from_bot : message.from && !message.from.is_bot;
+    const node = element("div", { class: "msg" + (mine ? " mine" : ""), "data-testid": "message",
+                                  "data-message-id": message.message_id, "data-from-bot": message._from_bot });
+    if (this.mode === "staff" && message.from) node.append(element("div", { class: "meta" }, message.from.first_name));
+    const photo = message.photo && message.photo[message.photo.length - 1];
+    if (photo) node.append(element("img", { src: `${API}/files/${photo.file_id}`, alt: "photo" }));
+    if (message.document) node.append(element("div", {}, `📄 ${message.document.file_name || "document"}`));
+    if (message.voice) node.append(element("div", {}, "🎤 voice message"));
+    if (message.sticker) node.append(element("div", {}, message.sticker.emoji || "sticker"));
+    if (message.contact) node.append(element("div", {}, `📞 ${message.contact.phone_number}`));
+    if (message._service) node.append(element("div", { class: "service" }, message._service));
+    const text = message.text ?? message.caption;
+    if (text) node.append(element("div", { "data-testid": "message-text" },
+                                  renderText(text, message.entities || message.caption_entities)));
+    if (message._edits) node.append(element("div", { class: "meta" }, "edited"));
+    const keyboard = message.reply_markup?.inline_keyboard;
+    if (keyboard) node.append(this.inlineKeyboard(message, keyboard));
+    if (old) old.replaceWith(node); else document.getElementById("messages").append(node);
+    this.nodes.set(message.message_id, node);
+  }
+
+  inlineKeyboard(message, rows) {
+    return element("div", { class: "inline-keyboard" }, ...rows.map((row) => element("div", { class: "row" },
+      ...row.map((button) => element("button", {
+        "data-testid": "inline-button",
+        onclick: () => button.url ? window.open(button.url, "_blank") : this.press(message, button.callback_data),
+      }, button.text)))));
+  }
+
+  renderReplyKeyboard(keyboard) {
+    const box = document.getElementById("reply-keyboard");
+    box.hidden = !keyboard;
+    if (!keyboard) { box.replaceChildren(); return; }
+    box.replaceChildren(...keyboard.keyboard.map((row) => element("div", { class: "row" },
+      ...row.map((button) => element("button", {
+        "data-testid": "reply-button", onclick: () => this.replyButton(button),
+      }, button.text)))));
+  }
+
+  async replyButton(button) {
+    if (button.request_contact) {
+      const phone = prompt("Share your phone number", "+49 30 1234567");
+      if (phone) await api(`/users/${this.chatId}/contact`, { phone_number: phone });
+    } else {
+      await api(`/users/${this.chatId}/text`, { text: button.text });
+    }
+  }
+
+  async press(message, data) {
+    if (this.mode === "customer") await api(`/users/${this.chatId}/press`, { message_id: message.message_id, data });
+    else toast("Buttons in the staff group are pressed by staff members in Telegram.");
+  }
+
+  async send(event) {
+    event.preventDefault();
+    const form = event.target;
+    const text = form.text.value.trim();
+    const file = form.photo.files[0];
+    try {
+      if (this.mode === "customer") {
+        if (file) {
+          const body = new FormData(); body.append("photo", file); if (text) body.append("caption", text);
+          await api(`/users/${this.chatId}/photo`, body);
+        } else if (text) await api(`/users/${this.chatId}/text`, { text });
+      } else {
+        const userId = parseInt(document.getElementById("staff-user").value, 10);
+        if (file) {
+          const body = new FormData();
+          body.append("photo", file); body.append("user_id", userId);
+          if (text) body.append("caption", text);
+          if (this.threadId !== null) body.append("message_thread_id", this.threadId);
+          await api(`/groups/${this.chatId}/photo`, body);
+        } else if (text) {
+          await api(`/groups/${this.chatId}/post`, { user_id: userId, text, message_thread_id: this.threadId });
+        }
+      }
+      form.reset();
+    } catch (error) {
+      toast(error.message);
+    }
+  }
+}

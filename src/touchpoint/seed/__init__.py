@@ -1,0 +1,1 @@
+"""Demo data: a believable retailer to chat with."""

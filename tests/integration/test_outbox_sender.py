@@ -1,0 +1,196 @@
+"""The outbox sender against a scripted channel, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from sqlmodel import select
+
+from tests.factories import make_customer
+from touchpoint.channels import (
+    Button,
+    ChannelBlocked,
+    ChannelError,
+    ChannelRetryAfter,
+    OutgoingMessage,
+    Rendered,
+    SendResult,
+    template,
+)
+from touchpoint.config import load_settings
+from touchpoint.customers.models import Customer
+from touchpoint.db import Database
+from touchpoint.i18n import Translator, get_translator
+from touchpoint.journeys.models import Delivery, OutboxMessage
+from touchpoint.journeys.outbox import enqueue
+from touchpoint.journeys.rules import Lane
+from touchpoint.journeys.sender import OutboxSender, Pacing, reap_expired_leases
+
+settings = load_settings(_env_file=None, quiet_hours_start=23, quiet_hours_end=0, messages_per_day=100,
+                         marketing_per_day=100, marketing_per_week=100, repeat_template_days=0)
+FAST = Pacing().scaled(1000)
+NOON = datetime(2026, 6, 1, 10, tzinfo=UTC)
+
+
+@template("test.note")
+def _note(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
+    return Rendered(f"[{locale}] {params['text']}", ((Button("ok", callback_data="t:ok"),),))
+
+
+class ScriptedChannel:
+    """Records what would reach Telegram; raises the errors a test queues for a chat."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+        self.failures: dict[int, list[ChannelError]] = {}
+        self.next_id = 100
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        queued = self.failures.get(message.chat_id)
+        if queued:
+            raise queued.pop(0)
+        self.sent.append(message)
+        if message.edit_message_id is not None:
+            return SendResult(message.edit_message_id)
+        self.next_id += 1
+        return SendResult(self.next_id)
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m.text for m in self.sent if m.chat_id == chat_id]
+
+
+@pytest.fixture
+def channel() -> ScriptedChannel:
+    return ScriptedChannel()
+
+
+@pytest.fixture
+def sender(db: Database, channel: ScriptedChannel) -> OutboxSender:
+    return OutboxSender(db, settings, channel, get_translator(), pacing=FAST)
+
+
+@pytest.fixture(autouse=True)
+def noon() -> Any:
+    with time_machine.travel(NOON, tick=True) as traveller:
+        yield traveller
+
+
+async def queue(db: Database, telegram_id: int, text: str, lane: Lane = Lane.TRANSACTIONAL,
+                **kwargs: Any) -> int:
+    async with db.session() as session:
+        customer = (await session.exec(select(Customer).where(Customer.telegram_id == telegram_id))).first()
+        if customer is None:
+            customer = await make_customer(session, telegram_id, locale="ru")
+        row = await enqueue(session, settings, customer, "test.note", {"text": text}, lane=lane, **kwargs)
+        await session.flush()
+        assert row.id is not None
+        return row.id
+
+
+async def statuses(db: Database) -> dict[int, tuple[str, str | None]]:
+    async with db.session() as session:
+        rows = (await session.exec(select(OutboxMessage))).all()
+    return {row.id: (row.status, row.reason) for row in rows if row.id is not None}
+
+
+async def test_sends_in_lane_order_and_records_delivery(db: Database, sender: OutboxSender,
+                                                        channel: ScriptedChannel) -> None:
+    promo = await queue(db, 1, "promo", Lane.MARKETING)
+    update = await queue(db, 1, "your order shipped")
+    assert await sender.drain_once() == 2
+    assert channel.texts(1) == ["[ru] your order shipped", "[ru] promo"]
+    assert (await statuses(db))[promo] == ("sent", None)
+    async with db.session() as session:
+        deliveries = (await session.exec(select(Delivery))).all()
+    assert {d.outbox_id for d in deliveries} == {promo, update}
+    assert await sender.drain_once() == 0  # nothing is sent twice
+
+
+async def test_live_card_is_edited_in_place(db: Database, sender: OutboxSender,
+                                            channel: ScriptedChannel) -> None:
+    await queue(db, 1, "packed", card_key="order:1")
+    await sender.drain_once()
+    await queue(db, 1, "shipped", card_key="order:1", edit_in_place=True)
+    await queue(db, 2, "other customer", card_key="order:1", edit_in_place=True)
+    await sender.drain_once()
+    _first, edit, other = channel.sent
+    assert edit.edit_message_id == 101 and edit.text == "[ru] shipped"
+    assert other.edit_message_id is None  # another chat's card is not this one
+
+
+async def test_retry_after_pauses_and_retries(db: Database, sender: OutboxSender,
+                                              channel: ScriptedChannel) -> None:
+    row = await queue(db, 1, "hello")
+    channel.failures[1] = [ChannelRetryAfter(3)]
+    await sender.drain_once()
+    assert (await statuses(db))[row] == ("pending", "retry_after")
+    assert await sender.drain_once() == 0  # not due before retry_after has passed
+    with time_machine.travel(NOON + timedelta(seconds=4), tick=True):
+        sender.limiter._paused_until = 0  # the monotonic pause is not moved by time-machine
+        assert await sender.drain_once() == 1
+    assert channel.texts(1) == ["[ru] hello"]
+
+
+async def test_blocked_customer_becomes_unreachable(db: Database, sender: OutboxSender,
+                                                    channel: ScriptedChannel) -> None:
+    row = await queue(db, 1, "hello")
+    later = await queue(db, 1, "promo", Lane.MARKETING)
+    channel.failures[1] = [ChannelBlocked("bot was blocked by the user")]
+    await sender.drain_once()
+    result = await statuses(db)
+    assert result[row] == ("failed", "blocked")
+    assert result[later] == ("skipped", "unreachable")
+    async with db.session() as session:
+        customer = (await session.exec(select(Customer).where(Customer.telegram_id == 1))).one()
+    assert customer.reachable is False
+
+
+async def test_crash_after_claim_is_retried_once(db: Database, sender: OutboxSender,
+                                                 channel: ScriptedChannel, noon: Any) -> None:
+    row = await queue(db, 1, "hello")
+    claimed = await sender.claim()  # the process dies right after claiming
+    assert [r.id for r in claimed] == [row]
+    assert await sender.drain_once() == 0  # leased: nobody else takes it
+    noon.shift(timedelta(minutes=3))
+    assert await reap_expired_leases(db) == 1
+    assert await sender.drain_once() == 1
+    assert channel.texts(1) == ["[ru] hello"]
+
+
+@pytest.mark.parametrize(("lane", "resent"), [(Lane.TRANSACTIONAL, True), (Lane.MARKETING, False)])
+async def test_crash_during_send(db: Database, sender: OutboxSender, channel: ScriptedChannel,
+                                 noon: Any, lane: Lane, resent: bool) -> None:
+    """Died after "sending" was recorded: at-least-once for transactional, at-most-once for marketing."""
+    row = await queue(db, 1, "hello", lane)
+    await sender.claim()
+    async with db.session() as session:
+        await OutboxSender._set(session, row, status="sending")
+    noon.shift(timedelta(minutes=3))
+    await reap_expired_leases(db)
+    await sender.drain_once()
+    assert channel.texts(1) == (["[ru] hello"] if resent else [])
+    assert (await statuses(db))[row] == (("sent", None) if resent else ("failed", "outcome_unknown"))
+
+
+async def test_two_senders_share_one_outbox(db: Database) -> None:
+    """Two processes draining at once: every row is sent exactly once."""
+    rows = [await queue(db, 1000 + i, f"m{i}") for i in range(60)]
+    channels = [ScriptedChannel(), ScriptedChannel()]
+    senders = [OutboxSender(Database(db.url), settings, ch, get_translator(), pacing=FAST, batch_size=7)
+               for ch in channels]
+
+    async def drain(s: OutboxSender) -> None:
+        while await s.drain_once():
+            pass
+
+    await asyncio.gather(*(drain(s) for s in senders))
+    texts = [m.text for ch in channels for m in ch.sent]
+    assert sorted(texts) == sorted(f"[ru] m{i}" for i in range(60))
+    assert all(status == ("sent", None) for status in (await statuses(db)).values())
+    assert len(rows) == 60
+    for s in senders:
+        await s.db.dispose()
