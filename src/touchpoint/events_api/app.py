@@ -15,7 +15,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,13 +23,13 @@ from pydantic import TypeAdapter, ValidationError
 from touchpoint.config import Settings
 from touchpoint.db import Database
 from touchpoint.events_api.hooks import notify_listeners
+from touchpoint.events_api.openapi import openapi_document
 from touchpoint.events_api.schemas import EventError, EventErrors, Id, parse_events
 from touchpoint.events_api.service import apply_events
 from touchpoint.events_api.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from touchpoint.orders.service import issue_link_token
 
 log = logging.getLogger(__name__)
-OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("db", Database)
 SECRET = web.AppKey("secret", str)
@@ -105,7 +104,7 @@ async def post_link_token(request: web.Request) -> web.Response:
 
 
 async def openapi(_request: web.Request) -> web.Response:
-    return web.Response(text=OPENAPI_PATH.read_text("utf-8"), content_type="application/json")
+    return web.json_response(openapi_document())
 
 
 async def health(_request: web.Request) -> web.Response:
