@@ -10,6 +10,8 @@ from pydantic import SecretStr
 from bot.app import create_bot, create_dispatcher, publish_commands
 from touchpoint.config import SANDBOX_TOKEN, Settings
 from touchpoint.db import Database, upgrade_database
+from touchpoint.events_api.app import start_events_api
+from touchpoint.events_api.signing import DEMO_SECRET
 from touchpoint.journeys.scheduler import create_scheduler
 
 log = logging.getLogger(__name__)
@@ -22,12 +24,20 @@ async def prepare_database(settings: Settings) -> Database:
     return Database(settings.database_url)
 
 
-async def run_bot(settings: Settings, bot: Bot | None = None) -> None:
+async def run_bot(settings: Settings, bot: Bot | None = None, *, events_secret: str | None = None) -> None:
+    """``events_secret`` overrides TOUCHPOINT_EVENTS_SECRET (the demo's fixed secret)."""
+    if settings.events_api_enabled and events_secret is None:
+        settings.require_events_secret()  # fail before anything starts
     db = await prepare_database(settings)
     bot = bot or create_bot(settings)
     dp = create_dispatcher(settings, db)
     scheduler = create_scheduler(db)
+    events_api = None
     try:
+        if settings.events_api_enabled:
+            events_api = await start_events_api(settings, db, secret=events_secret)
+            log.info("events API on http://%s:%s/api/v1/events", settings.events_api_host,
+                     settings.events_api_port)
         me = await bot.get_me()
         log.info("bot @%s polling %s", me.username, settings.telegram_api_base)
         await publish_commands(bot, dp["i18n"])
@@ -36,6 +46,8 @@ async def run_bot(settings: Settings, bot: Bot | None = None) -> None:
     finally:
         if scheduler.running:
             scheduler.shutdown(wait=False)
+        if events_api is not None:
+            await events_api.cleanup()
         await db.dispose()
 
 
@@ -53,9 +65,10 @@ async def run_demo(settings: Settings) -> None:
     counts = await seed_demo(db)
     await db.dispose()
     log.info("demo data: %s", counts)
-    print(f"\n  Touchpoint demo is up.\n  Customer chat: {base_url}/\n  Staff view:    {base_url}/staff\n",
-          flush=True)
+    events_url = f"http://{settings.events_api_host}:{settings.events_api_port}/api/v1/events"
+    print(f"\n  Touchpoint demo is up.\n  Customer chat: {base_url}/\n  Staff view:    {base_url}/staff\n"
+          f"  Store events:  {events_url} (demo secret: {DEMO_SECRET})\n", flush=True)
     try:
-        await run_bot(settings)
+        await run_bot(settings, events_secret=DEMO_SECRET)
     finally:
         await sandbox.stop()

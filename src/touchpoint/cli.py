@@ -11,6 +11,7 @@ import typer
 from touchpoint.config import get_settings
 from touchpoint.db import Database
 from touchpoint.db.migrate import downgrade_database, upgrade_database
+from touchpoint.events_api.cli import events_app
 from touchpoint.i18n import compile_catalogs, find_locales_dir
 
 app = typer.Typer(help="Touchpoint: a retail customer-journey assistant on Telegram.",
@@ -21,6 +22,7 @@ i18n_app = typer.Typer(help="Translations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(i18n_app, name="i18n")
+app.add_typer(events_app, name="events")
 
 
 def configure_logging(level: int = logging.INFO) -> None:

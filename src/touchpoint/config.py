@@ -51,6 +51,26 @@ class Settings(BaseSettings):
     flood_window_s: float = Field(default=10.0, gt=0)
     flood_mute_s: float = Field(default=30.0, gt=0)
 
+    # --- orders ---
+    orders_phone_region: str = "DE"  # numbers shared without a country code are read as this region
+    orders_number_pattern: str = r"^[A-Z]{2,4}-?\d{4,10}$"  # checked before any look-up query
+    orders_link_token_ttl_min: int = Field(default=30, ge=1)
+    orders_lookup_max_failures: int = Field(default=5, ge=1)  # per customer per hour
+    # Statuses that post a new message (with sound); the others silently edit the live order card.
+    orders_attention_statuses: list[str] = ["out_for_delivery", "ready_for_pickup",
+                                            "delivery_problem", "cancelled"]
+    # Statuses sent even during the customer's quiet hours; every other update waits for morning.
+    orders_urgent_statuses: list[str] = []
+
+    # --- events_api ---
+    events_api_enabled: bool = True
+    events_api_host: str = "127.0.0.1"
+    events_api_port: int = Field(default=8082, ge=0, le=65535)
+    events_secret: SecretStr | None = None  # HMAC-SHA256 key shared with the store's backend
+    events_max_age_s: int = Field(default=300, ge=1)  # older signed timestamps are replays
+    events_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    events_max_batch: int = Field(default=500, ge=1)
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:
@@ -77,6 +97,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def require_events_secret(self) -> str:
+        if self.events_secret is None or not self.events_secret.get_secret_value().strip():
+            raise ConfigError("TOUCHPOINT_EVENTS_SECRET is not set: the events API needs the store's "
+                              "shared secret (or set TOUCHPOINT_EVENTS_API_ENABLED=false)")
+        return self.events_secret.get_secret_value()
 
     def require_bot_token(self) -> str:
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():

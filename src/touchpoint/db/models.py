@@ -5,14 +5,23 @@ from touchpoint.catalog.models import Category, FaqEntry, Product, Stock, Store
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db.base import metadata
+from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
-from touchpoint.orders.models import Order, OrderItem, OrderStatus, ShipmentEvent
+from touchpoint.orders.models import (
+    Cart,
+    LinkToken,
+    LookupAttempt,
+    Order,
+    OrderItem,
+    OrderStatus,
+    ShipmentEvent,
+)
 from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode
 
 __all__ = [
-    "BehaviourEvent", "Category", "Conversation", "Customer", "Delivery", "Enrolment",
-    "FaqEntry", "LedgerEntry", "Order", "OrderItem", "OrderStatus", "OutboxMessage",
-    "ProcessedUpdate", "Product", "Referral", "ReferralCode", "ShipmentEvent", "Stock", "Store",
-    "StoreCustomer", "Ticket", "TranscriptMessage", "metadata",
+    "BehaviourEvent", "Cart", "Category", "Conversation", "Customer", "Delivery", "Enrolment",
+    "FaqEntry", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem", "OrderStatus",
+    "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral", "ReferralCode",
+    "ShipmentEvent", "Stock", "Store", "StoreCustomer", "Ticket", "TranscriptMessage", "metadata",
 ]

@@ -17,6 +17,7 @@ class OrderStatus(StrEnum):
     SHIPPED = "shipped"
     OUT_FOR_DELIVERY = "out_for_delivery"
     DELIVERED = "delivered"
+    DELIVERY_PROBLEM = "delivery_problem"  # the carrier could not deliver; the customer must act
     READY_FOR_PICKUP = "ready_for_pickup"
     PICKED_UP = "picked_up"
     CANCELLED = "cancelled"
@@ -65,3 +66,41 @@ class ShipmentEvent(SQLModel, table=True):
     status: str = Field(max_length=32)
     details: dict[str, Any] = json_field()
     occurred_at: datetime = utc_field()
+
+
+class LinkToken(SQLModel, table=True):
+    """A one-time token the store issues to link a chat to its customer record (`/start link_…`).
+
+    Only the token's SHA-256 is stored: a database leak does not hand out live links.
+    """
+
+    __tablename__ = "link_tokens"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    store_customer_id: str = Field(max_length=64, index=True)
+    expires_at: datetime = utc_field()
+    used_at: datetime | None = utc_field(nullable=True, default=None)
+    used_by_customer_id: int | None = Field(default=None, foreign_key="customers.id")
+    created_at: datetime = utc_field()
+
+
+class LookupAttempt(SQLModel, table=True):
+    """A failed guest look-up by order number: counted to lock out brute force."""
+
+    __tablename__ = "order_lookup_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    attempted_at: datetime = utc_field(index=True)
+
+
+class Cart(SQLModel, table=True):
+    """The store customer's current web-shop cart, as last pushed by the store."""
+
+    __tablename__ = "carts"
+
+    store_customer_id: str = Field(primary_key=True, max_length=64)
+    items: list[dict[str, Any]] = json_field(default_factory=list)
+    total_minor: int = 0
+    currency: str = Field(default="EUR", max_length=3)
+    updated_at: datetime = utc_field()

@@ -1,0 +1,1 @@
+"""Signed HTTP endpoints for the store's backend: orders, shipments, carts, views and stock."""

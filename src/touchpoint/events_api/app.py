@@ -1,0 +1,143 @@
+"""The aiohttp application the store's backend talks to (served by the bot's own process).
+
+    POST /api/v1/events        one event, or {"events": [...]} applied all-or-nothing
+    POST /api/v1/link-tokens   {"customer_id": "..."} → a one-time /start payload
+    GET  /api/v1/openapi.json  the OpenAPI document
+    GET  /healthz
+
+Every POST is signed (see signing.py). Answers: 200 applied/duplicate per event; 400 bad JSON or
+shape; 401 unsigned, stale or bad signature; 413 too large; 422 an invalid event, by index and field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
+
+from touchpoint.config import Settings
+from touchpoint.db import Database
+from touchpoint.events_api.hooks import notify_listeners
+from touchpoint.events_api.openapi import openapi_document
+from touchpoint.events_api.schemas import EventError, EventErrors, Id, parse_events
+from touchpoint.events_api.service import apply_events
+from touchpoint.events_api.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from touchpoint.orders.service import issue_link_token
+
+log = logging.getLogger(__name__)
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("db", Database)
+SECRET = web.AppKey("secret", str)
+CLOCK = web.AppKey("clock", Callable[[], float])
+
+
+def _error(status: int, error: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, **extra}, status=status)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.response = _error(status, error, **extra)
+
+
+async def _signed_json(request: web.Request) -> Any:
+    """The request's JSON once its size, signature and timestamp check out; else raises a response."""
+    settings = request.app[SETTINGS]
+    if (request.content_length or 0) > settings.events_max_body_bytes:
+        raise _Refused(413, "payload_too_large", limit=settings.events_max_body_bytes)
+    body = await request.content.read(settings.events_max_body_bytes + 1)
+    if len(body) > settings.events_max_body_bytes:
+        raise _Refused(413, "payload_too_large", limit=settings.events_max_body_bytes)
+    reason = verify(request.app[SECRET], request.headers.get(TIMESTAMP_HEADER),
+                    request.headers.get(SIGNATURE_HEADER), body,
+                    now=request.app[CLOCK](), max_age_s=settings.events_max_age_s)
+    if reason is not None:
+        log.warning("events API refused a request: %s", reason)
+        raise _Refused(401, reason)
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _Refused(400, "invalid_json") from None
+
+
+async def post_events(request: web.Request) -> web.Response:
+    settings, db = request.app[SETTINGS], request.app[DATABASE]
+    body = await _signed_json(request)
+    try:
+        events, is_batch = parse_events(body, max_batch=settings.events_max_batch,
+                                        phone_region=settings.orders_phone_region)
+    except EventErrors as exc:
+        return _error(422, "invalid_event", errors=[e.as_json() for e in exc.errors])
+    except ValueError as exc:
+        return _error(400, "invalid_body", message=str(exc))
+    try:
+        async with db.session() as session:
+            result = await apply_events(session, settings, events)
+    except EventError as exc:
+        if not is_batch:
+            exc.index = None
+        return _error(422, "invalid_event", errors=[exc.as_json()])
+    await notify_listeners(db, result.applied)
+    applied = sum(r["status"] == "applied" for r in result.results)
+    return web.json_response({"applied": applied, "duplicates": len(result.results) - applied,
+                              "results": result.results})
+
+
+async def post_link_token(request: web.Request) -> web.Response:
+    settings, db = request.app[SETTINGS], request.app[DATABASE]
+    body = await _signed_json(request)
+    customer_id = body.get("customer_id") if isinstance(body, dict) else None
+    try:
+        customer_id = TypeAdapter(Id).validate_python(customer_id)
+    except ValidationError:
+        return _error(422, "invalid_event", errors=[{"index": None, "field": "customer_id",
+                                                     "message": "a store customer id is required"}])
+    async with db.session() as session:
+        token, expires = await issue_link_token(session, settings, customer_id)
+    return web.json_response({"start_payload": f"link_{token}", "expires_at": expires.isoformat()})
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def health(_request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+@web.middleware
+async def _responses_as_values(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except _Refused as refused:
+        return refused.response
+
+
+def create_events_app(settings: Settings, db: Database, *, secret: str | None = None,
+                      clock: Callable[[], float] = time.time) -> web.Application:
+    """``secret`` overrides the configured one (the demo's fixed secret)."""
+    app = web.Application(middlewares=[_responses_as_values],
+                          client_max_size=settings.events_max_body_bytes + 1)
+    app[SETTINGS], app[DATABASE], app[CLOCK] = settings, db, clock
+    app[SECRET] = secret or settings.require_events_secret()
+    app.router.add_post("/api/v1/events", post_events)
+    app.router.add_post("/api/v1/link-tokens", post_link_token)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/healthz", health)
+    return app
+
+
+async def start_events_api(settings: Settings, db: Database, *, secret: str | None = None) -> web.AppRunner:
+    """Serve the events API on the configured host and port; stop it with ``await runner.cleanup()``."""
+    runner = web.AppRunner(create_events_app(settings, db, secret=secret), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.events_api_host, settings.events_api_port).start()
+    return runner

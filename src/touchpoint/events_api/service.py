@@ -1,0 +1,219 @@
+"""Applying a batch of validated store events in one transaction.
+
+Idempotency: each event id is inserted into ``processed_store_events`` first; an id the database
+already holds (or that repeats inside the batch) is a duplicate, acknowledged and skipped.
+Atomicity: an event that cannot be applied raises :class:`EventError` and the caller's transaction
+rolls back, so nothing of that batch is applied (its ids included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from touchpoint.catalog.models import Product, Stock, Store
+from touchpoint.clock import utcnow
+from touchpoint.config import Settings
+from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
+from touchpoint.events_api.hooks import AppliedEvent
+from touchpoint.events_api.models import ProcessedStoreEvent
+from touchpoint.events_api.schemas import EventError, event_time
+from touchpoint.orders import service as orders
+from touchpoint.orders.models import Cart, Order
+
+
+@dataclass(slots=True)
+class BatchResult:
+    results: list[dict[str, str]]
+    applied: list[AppliedEvent]
+
+
+class _Context:
+    """What one batch needs from the database, loaded once (a batch of 100 costs a few queries)."""
+
+    def __init__(self, session: AsyncSession, settings: Settings, now: datetime) -> None:
+        self.session, self.settings, self.now = session, settings, now
+        self.customers: dict[str, Customer | None] = {}
+        self.orders: dict[str, Order | None] = {}
+
+    async def preload(self, events: Sequence[Any]) -> None:
+        store_ids = {getattr(e.data, "customer_id", None) for e in events} - {None}
+        numbers = {e.data.number for e in events if hasattr(e.data, "number")}
+        if numbers:
+            found = (await self.session.exec(select(Order).where(col(Order.number).in_(numbers)))).all()
+            self.orders = {n: None for n in numbers} | {o.number: o for o in found}
+            store_ids |= {o.store_customer_id for o in found if o.store_customer_id}
+        await self.load_customers(store_ids)
+
+    async def load_customers(self, store_ids: set[str]) -> None:
+        missing = {s for s in store_ids if s not in self.customers}
+        if not missing:
+            return
+        found = (await self.session.exec(
+            select(Customer).where(col(Customer.store_customer_id).in_(missing)).order_by(col(Customer.id))
+        )).all()
+        self.customers.update({s: None for s in missing})
+        for customer in reversed(found):  # the first linked chat wins
+            self.customers[customer.store_customer_id or ""] = customer
+
+    async def customer(self, store_customer_id: str | None) -> Customer | None:
+        if store_customer_id is None:
+            return None
+        await self.load_customers({store_customer_id})
+        return self.customers.get(store_customer_id)
+
+
+async def apply_events(session: AsyncSession, settings: Settings, events: Sequence[Any]) -> BatchResult:
+    now = utcnow()
+    new_ids = await _claim_ids(session, events, now)
+    context = _Context(session, settings, now)
+    fresh = [e for e in events if e.id in new_ids]
+    await context.preload(fresh)
+    results: list[dict[str, str]] = []
+    recorded: list[tuple[BehaviourEvent, Any]] = []
+    for index, event in enumerate(events):
+        if event.id not in new_ids:
+            results.append({"id": event.id, "status": "duplicate"})
+            continue
+        new_ids.discard(event.id)  # a repeat later in the same batch is a duplicate
+        try:
+            behaviour = await APPLIERS[event.type](context, event)
+        except EventError as exc:
+            exc.index = index
+            raise
+        session.add(behaviour)
+        recorded.append((behaviour, event))
+        results.append({"id": event.id, "status": "applied"})
+    await session.flush()
+    applied = [AppliedEvent(e.id, b.type, b.id, b.customer_id, b.store_customer_id, b.payload)
+               for b, e in recorded]
+    return BatchResult(results, applied)
+
+
+async def _claim_ids(session: AsyncSession, events: Sequence[Any], now: datetime) -> set[str]:
+    """Insert every event id at once; those the database did not already hold are new."""
+    rows = {e.id: {"id": e.id, "type": e.type, "received_at": now} for e in events}
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (insert(ProcessedStoreEvent).values(list(rows.values()))
+                 .on_conflict_do_nothing().returning(ProcessedStoreEvent.id))
+    result = await session.execute(statement)
+    return set(result.scalars().all())
+
+
+def _behaviour(context: _Context, event: Any, customer: Customer | None, store_customer_id: str | None,
+               payload: dict[str, Any]) -> BehaviourEvent:
+    return BehaviourEvent(
+        customer_id=customer.id if customer else None, store_customer_id=store_customer_id,
+        type=event.type, source="store", payload={"event_id": event.id, **payload},
+        occurred_at=event_time(event, context.now),
+    )
+
+
+async def _customer_upserted(context: _Context, event: Any) -> BehaviourEvent:
+    data = event.data
+    record = await context.session.get(StoreCustomer, data.id)
+    if record is None:
+        record = StoreCustomer(id=data.id, created_at=context.now)
+    record.name, record.phone, record.email = data.name, data.phone, data.email
+    record.updated_at = context.now
+    context.session.add(record)
+    customer = await context.customer(data.id)
+    return _behaviour(context, event, customer, data.id, {})
+
+
+async def _order_created(context: _Context, event: Any) -> BehaviourEvent:
+    data = event.data
+    if data.pickup_store_id and await context.session.get(Store, data.pickup_store_id) is None:
+        raise EventError(None, "data.pickup_store_id", "unknown store")
+    order = await orders.upsert_order(context.session, data, context.orders.get(data.number),
+                                      event_time(event, context.now))
+    context.orders[data.number] = order
+    customer = await context.customer(order.store_customer_id)
+    if customer is not None:
+        await orders.notify_status(context.session, context.settings, customer, order, event.id)
+    return _behaviour(context, event, customer, order.store_customer_id, {
+        "order_number": order.number, "status": order.status, "total_minor": order.total_minor,
+        "currency": order.currency, "skus": [item.sku for item in data.items],
+    })
+
+
+async def _order_status_changed(context: _Context, event: Any) -> BehaviourEvent:
+    data = event.data
+    order = context.orders.get(data.number)
+    if order is None:
+        raise EventError(None, "data.number", "unknown order")
+    previous = order.status
+    orders.change_status(context.session, order, data, event_time(event, context.now))
+    customer = await context.customer(order.store_customer_id)
+    if customer is not None and previous != order.status:
+        await orders.notify_status(context.session, context.settings, customer, order, event.id)
+    return _behaviour(context, event, customer, order.store_customer_id, {
+        "order_number": order.number, "status": order.status, "previous_status": previous,
+    })
+
+
+async def _cart_updated(context: _Context, event: Any) -> BehaviourEvent:
+    data = event.data
+    items = [item.model_dump() for item in data.items]
+    total = data.total_minor if data.total_minor is not None else sum(
+        i.quantity * i.unit_price_minor for i in data.items)
+    cart = await context.session.get(Cart, data.customer_id) or Cart(store_customer_id=data.customer_id)
+    cart.items, cart.total_minor, cart.currency, cart.updated_at = items, total, data.currency, context.now
+    context.session.add(cart)
+    customer = await context.customer(data.customer_id)
+    return _behaviour(context, event, customer, data.customer_id, {
+        "skus": [i.sku for i in data.items], "item_count": sum(i.quantity for i in data.items),
+        "total_minor": total, "currency": data.currency, "cart_url": data.cart_url,
+    })
+
+
+async def _cart_cleared(context: _Context, event: Any) -> BehaviourEvent:
+    data = event.data
+    cart = await context.session.get(Cart, data.customer_id)
+    if cart is not None:
+        await context.session.delete(cart)
+    customer = await context.customer(data.customer_id)
+    return _behaviour(context, event, customer, data.customer_id, {"reason": data.reason})
+
+
+async def _product_viewed(context: _Context, event: Any) -> BehaviourEvent:
+    data = event.data
+    customer = await context.customer(data.customer_id)
+    return _behaviour(context, event, customer, data.customer_id, {"sku": data.sku, "url": data.url})
+
+
+async def _stock_changed(context: _Context, event: Any) -> BehaviourEvent:
+    data = event.data
+    session = context.session
+    stock = await session.get(Stock, (data.store_id, data.sku))
+    if stock is None:
+        if await session.get(Store, data.store_id) is None:
+            raise EventError(None, "data.store_id", "unknown store")
+        if await session.get(Product, data.sku) is None:
+            raise EventError(None, "data.sku", "unknown product")
+        stock = Stock(store_id=data.store_id, sku=data.sku)
+    previous = stock.quantity
+    stock.quantity, stock.updated_at = data.quantity, context.now
+    session.add(stock)
+    return _behaviour(context, event, None, None, {
+        "store_id": data.store_id, "sku": data.sku, "quantity": data.quantity,
+        "previous_quantity": previous,
+    })
+
+
+APPLIERS = {
+    "customer.upserted": _customer_upserted,
+    "order.created": _order_created,
+    "order.status_changed": _order_status_changed,
+    "cart.updated": _cart_updated,
+    "cart.cleared": _cart_cleared,
+    "product.viewed": _product_viewed,
+    "stock.changed": _stock_changed,
+}
