@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     flood_window_s: float = Field(default=10.0, gt=0)
     flood_mute_s: float = Field(default=30.0, gt=0)
 
+    # --- aftersales ---
+    return_window_days: int = Field(default=30, ge=0)  # from delivery
+    return_window_days_by_category: dict[str, int] = Field(default_factory=dict)  # JSON in env
+    non_returnable_categories: list[str] = Field(default_factory=list)  # on top of Category.returnable
+    ticket_first_response_hours: int = Field(default=24, ge=1)
+    ticket_max_photos: int = Field(default=5, ge=0, le=10)
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:

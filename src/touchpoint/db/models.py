@@ -1,6 +1,6 @@
 """Imports every model so the metadata (and alembic) sees the whole schema."""
 
-from touchpoint.aftersales.models import Ticket
+from touchpoint.aftersales.models import AftersalesDraft, Ticket, TicketEvent
 from touchpoint.catalog.models import Category, FaqEntry, Product, Stock, Store
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
@@ -11,8 +11,8 @@ from touchpoint.orders.models import Order, OrderItem, OrderStatus, ShipmentEven
 from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode
 
 __all__ = [
-    "BehaviourEvent", "Category", "Conversation", "Customer", "Delivery", "Enrolment",
-    "FaqEntry", "LedgerEntry", "Order", "OrderItem", "OrderStatus", "OutboxMessage",
+    "AftersalesDraft", "BehaviourEvent", "Category", "Conversation", "Customer", "Delivery",
+    "Enrolment", "FaqEntry", "LedgerEntry", "Order", "OrderItem", "OrderStatus", "OutboxMessage",
     "ProcessedUpdate", "Product", "Referral", "ReferralCode", "ShipmentEvent", "Stock", "Store",
-    "StoreCustomer", "Ticket", "TranscriptMessage", "metadata",
+    "StoreCustomer", "Ticket", "TicketEvent", "TranscriptMessage", "metadata",
 ]
