@@ -224,7 +224,9 @@ async def create_ticket_from_conversation(
         author=f"staff:{staff}",
     )
     ticket.first_response_at = ticket.created_at
-    await _notify(session, settings, customer, ticket, None)
+    await _send(session, settings, customer, "aftersales.status",
+                {"ticket_id": ticket.id, "number": ticket.number, "kind": kind, "status": "new", "note": ""},
+                f"ticket:{ticket.id}:created")
     return ticket
 
 
