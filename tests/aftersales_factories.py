@@ -21,6 +21,9 @@ PRODUCTS = {
 
 
 async def make_catalogue(session: AsyncSession) -> None:
+    """Idempotent: several customers in one test share the catalogue."""
+    if await session.get(Category, "espresso") is not None:
+        return
     now = utcnow()
     session.add(Category(id="espresso", name={"en": "Espresso"}, returnable=True))
     session.add(Category(id="personal-care", name={"en": "Care"}, returnable=False))

@@ -142,6 +142,15 @@ async def check_policy(
 
 # --- the request draft (persisted flow state) --------------------------------------------------
 
+# The request flow, in order; "ticket_message" and "csat_comment" are one-step side flows.
+FLOW_STEPS = ("order", "items", "kind", "reason", "details", "photos", "summary")
+
+
+def previous_step(step: str) -> str | None:
+    index = FLOW_STEPS.index(step) if step in FLOW_STEPS else 0
+    return FLOW_STEPS[index - 1] if index > 0 else None
+
+
 async def get_draft(session: AsyncSession, customer_id: int) -> AftersalesDraft | None:
     return await session.get(AftersalesDraft, customer_id)
 
