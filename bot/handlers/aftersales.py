@@ -9,7 +9,7 @@ id=<order id>)``.
 from __future__ import annotations
 
 import html
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,9 +24,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handlers.common import _edit_or_send
 from bot.keyboards import MenuCallback, main_menu
-from touchpoint.aftersales import service
+from touchpoint.aftersales import service, warranty
 from touchpoint.aftersales.models import AftersalesDraft, Ticket
 from touchpoint.aftersales.policy import KINDS, Decision
+from touchpoint.catalog.models import Product
+from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
@@ -138,6 +140,7 @@ def _hub() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     _button(builder, _("aftersales.button.new"), "new")
     _button(builder, _("aftersales.button.mine"), "list")
+    _button(builder, _("aftersales.button.warranty"), "warranty")
     builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
     return builder.adjust(1).as_markup()
 
@@ -164,6 +167,12 @@ async def on_button(
         await handler(query, ident, value, session, customer, settings, locale)
         return
     draft = await service.get_draft(session, customer.id or 0)
+    if action == "cancel" and draft is not None:
+        await service.drop_draft(session, customer.id or 0)
+        record_event(session, "aftersales.abandoned", customer_id=customer.id, payload={"step": draft.step})
+        await query.answer()
+        await _edit_or_send(query, _("aftersales.cancelled"), main_menu())
+        return
     if action == "order":  # also the entry point from an order's detail
         if await service.customer_order(session, customer, ident) is None:
             await query.answer(_("aftersales.expired"), show_alert=True)
@@ -176,12 +185,6 @@ async def on_button(
         await _goto(session, customer, draft, "items")
     elif draft is None or draft.step not in service.FLOW_STEPS:
         await query.answer(_("aftersales.expired"), show_alert=True)
-        return
-    elif action == "cancel":
-        await service.drop_draft(session, customer.id or 0)
-        record_event(session, "aftersales.abandoned", customer_id=customer.id, payload={"step": draft.step})
-        await query.answer()
-        await _edit_or_send(query, _("aftersales.cancelled"), main_menu())
         return
     elif action == "back":
         await _goto(session, customer, draft, service.previous_step(draft.step) or "order")
@@ -382,9 +385,98 @@ async def _skip(query: CallbackQuery, _id: int, _value: str, session: AsyncSessi
     await _edit_or_send(query, _("menu.title"), main_menu())
 
 
+# --- warranty registration -------------------------------------------------------------------
+
+def _cancel_only() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    _nav(builder, back=False)
+    return builder.as_markup()
+
+
+async def _warranty_start(query: CallbackQuery, _id: int, _value: str, session: AsyncSession,
+                          customer: Customer, settings: Settings, locale: str) -> None:
+    await service.save_draft(session, customer.id or 0, "w_product", {})
+    record_event(session, "aftersales.warranty_started", customer_id=customer.id)
+    await query.answer()
+    await _edit_or_send(query, _("aftersales.warranty.ask_product"), _cancel_only())
+
+
+async def _warranty_product(query: CallbackQuery, _id: int, value: str, session: AsyncSession,
+                            customer: Customer, settings: Settings, locale: str) -> None:
+    draft = await service.get_draft(session, customer.id or 0)
+    product = await session.get(Product, value)
+    await query.answer()
+    if draft is None or draft.step != "w_product" or product is None:
+        await _edit_or_send(query, _("aftersales.expired"), _hub())
+        return
+    if product.warranty_months <= 0:
+        await service.drop_draft(session, customer.id or 0)
+        text = _("aftersales.warranty.no_warranty").format(product=_item_name(product.name, locale))
+        await _edit_or_send(query, text, _hub())
+        return
+    await service.save_draft(session, customer.id or 0, "w_date", {"sku": product.sku})
+    await _edit_or_send(query, _("aftersales.warranty.ask_date"), _cancel_only())
+
+
+async def _warranty_message(message: Message, session: AsyncSession, customer: Customer,
+                            draft: AftersalesDraft, locale: str) -> None:
+    step, text, data = draft.step, (message.text or "").strip(), dict(draft.data)
+    if step == "w_receipt":
+        if not message.photo:
+            await message.answer(_("aftersales.photos.wrong_type"), reply_markup=_cancel_only())
+            return
+        product = await session.get(Product, data["sku"])
+        assert product is not None
+        registration = await warranty.register_warranty(
+            session, customer, product, date.fromisoformat(data["purchased_on"]), data["serial"],
+            message.photo[-1].file_id,
+        )
+        await service.drop_draft(session, customer.id or 0)
+        ends = format_date(registration.warranty_ends_at.date(), "medium", locale=locale)
+        await message.answer(_("aftersales.warranty.registered").format(
+            product=_item_name(product.name, locale), date=ends), reply_markup=_hub())
+        return
+    if message.text is None:
+        await message.answer(_("aftersales.use_buttons") if step == "w_product" else
+                             _(f"aftersales.warranty.{_PROMPTS[step]}"), reply_markup=_cancel_only())
+        return
+    if step == "w_product":
+        products = await warranty.find_products(session, text)
+        if not products:
+            await message.answer(_("aftersales.warranty.not_found"), reply_markup=_cancel_only())
+            return
+        builder = InlineKeyboardBuilder()
+        for product in products:
+            _button(builder, _item_name(product.name, locale), "wprod", value=product.sku)
+        _nav(builder, back=False)
+        markup = builder.adjust(1).as_markup()
+        await message.answer(_("aftersales.warranty.choose_product"), reply_markup=markup)
+    elif step == "w_date":
+        today = utcnow().astimezone(ZoneInfo(customer.timezone)).date()
+        purchased = warranty.parse_purchase_date(text, today)
+        if purchased is None:
+            await message.answer(_("aftersales.warranty.bad_date"), reply_markup=_cancel_only())
+            return
+        data["purchased_on"] = purchased.isoformat()
+        await service.save_draft(session, customer.id or 0, "w_serial", data)
+        await message.answer(_("aftersales.warranty.ask_serial"), reply_markup=_cancel_only())
+    elif step == "w_serial":
+        serial = warranty.clean_serial(text)
+        if serial is None:
+            await message.answer(_("aftersales.warranty.bad_serial"), reply_markup=_cancel_only())
+            return
+        await service.save_draft(session, customer.id or 0, "w_receipt", {**data, "serial": serial})
+        await message.answer(_("aftersales.warranty.ask_receipt"), reply_markup=_cancel_only())
+
+
+# What each warranty step asks for, said again when the customer sends something else.
+_PROMPTS = {"w_date": "ask_date", "w_serial": "ask_serial", "w_receipt": "ask_receipt"}
+
+
 _SIDE_ACTIONS: dict[str, Any] = {
     "new": _new, "resume": _resume, "restart": _restart, "list": _list, "ticket": _ticket,
     "msg": _ask_message, "withdraw": _withdraw, "rate": _rate, "skip": _skip,
+    "warranty": _warranty_start, "wprod": _warranty_product,
 }
 
 
@@ -395,6 +487,9 @@ async def on_message(message: Message, session: AsyncSession, customer: Customer
     if draft is None:
         raise SkipHandler  # not in a flow: the other routers answer
     step, text = draft.step, message.text or message.caption or ""
+    if step in warranty.STEPS:
+        await _warranty_message(message, session, customer, draft, locale)
+        return
     if step == "details":
         if message.text is None:
             await message.answer(_("aftersales.details.ask"))

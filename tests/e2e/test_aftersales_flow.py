@@ -12,7 +12,7 @@ from bot.channel import TelegramChannel
 from tests.aftersales_factories import make_catalogue, make_linked_customer, make_order
 from tests.e2e.harness import BotHarness, button_texts, eventually
 from touchpoint.aftersales import service
-from touchpoint.aftersales.models import AftersalesDraft, Ticket
+from touchpoint.aftersales.models import AftersalesDraft, Ticket, WarrantyRegistration
 from touchpoint.config import load_settings
 from touchpoint.customers.models import BehaviourEvent
 from touchpoint.customers.service import get_customer_by_telegram_id
@@ -300,3 +300,39 @@ async def test_my_requests_and_adding_a_message(harness: BotHarness) -> None:
         return texts == ["Courier was two days late", ""] and stored is not None and len(stored.photos) == 1
 
     await eventually(both_added)
+
+
+async def test_warranty_registration(harness: BotHarness) -> None:
+    await given_order(harness, 1010)
+    menu = await harness.say(1010, "/start")
+    hub = await harness.press(1010, menu, t("en", "menu.returns"))
+    ask = await harness.press(1010, hub, t("en", "aftersales.button.warranty"))
+    assert ask["text"] == t("en", "aftersales.warranty.ask_product")
+    assert (await harness.say(1010, "kettle"))["text"] == t("en", "aftersales.warranty.not_found")
+    choose = await harness.say(1010, "barista")
+    assert button_texts(choose)[0] == "Barista One"
+    when = await harness.press(1010, choose, "Barista One")
+    assert when["text"] == t("en", "aftersales.warranty.ask_date")
+    assert (await harness.say(1010, "2999-01-01"))["text"] == t("en", "aftersales.warranty.bad_date")
+    serial = await harness.say(1010, "15.03.2025")
+    assert serial["text"] == t("en", "aftersales.warranty.ask_serial")
+    assert (await harness.say(1010, "??"))["text"] == t("en", "aftersales.warranty.bad_serial")
+    receipt = await harness.say(1010, "bx-2025-0001")
+    assert receipt["text"] == t("en", "aftersales.warranty.ask_receipt")
+    after = harness.last_message_id(1010)
+    harness.sandbox.send_document(1010)
+    wrong = await harness.sandbox.wait_for_bot_message(1010, after_message_id=after)
+    assert wrong["text"] == t("en", "aftersales.photos.wrong_type")
+    after = harness.last_message_id(1010)
+    harness.sandbox.send_photo(1010)
+    done = await harness.sandbox.wait_for_bot_message(1010, after_message_id=after)
+    assert done["text"] == t("en", "aftersales.warranty.registered", product="Barista One",
+                             date="Mar 15, 2027")
+
+    async def stored() -> bool:
+        async with harness.db.session() as session:
+            found = (await session.exec(select(WarrantyRegistration))).first()
+        return found is not None and (found.sku, found.serial_number, found.status) == (
+            "ESP-1", "BX-2025-0001", "pending") and bool(found.receipt_photo)
+
+    await eventually(stored)

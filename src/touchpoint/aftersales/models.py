@@ -57,3 +57,22 @@ class AftersalesDraft(SQLModel, table=True):
     step: str = Field(max_length=24)
     data: dict[str, Any] = json_field()
     updated_at: datetime = utc_field()
+
+
+class WarrantyRegistration(SQLModel, table=True):
+    """A product bought elsewhere or offline, registered for warranty; staff verify the receipt."""
+
+    __tablename__ = "warranty_registrations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    sku: str = Field(max_length=64)
+    serial_number: str = Field(max_length=64)
+    receipt_photo: str  # Telegram file id
+    purchased_at: datetime = utc_field()
+    warranty_ends_at: datetime = utc_field(index=True)
+    status: str = Field(default="pending", max_length=16)  # pending | verified | rejected
+    verified_by: str | None = Field(default=None, max_length=64)
+    verified_at: datetime | None = utc_field(nullable=True, default=None)
+    reminded_at: datetime | None = utc_field(nullable=True, default=None)
+    created_at: datetime = utc_field()

@@ -6,7 +6,10 @@ Button data follows the bot's ``AftersalesCallback`` layout: ``as:<action>:<id>:
 from __future__ import annotations
 
 import html
+from datetime import date
 from typing import Any
+
+from babel.dates import format_date
 
 from touchpoint.channels.base import Button
 from touchpoint.channels.templates import Rendered, template
@@ -44,3 +47,13 @@ def csat_question(translate: Translator, locale: str, params: dict[str, Any]) ->
         Button(f"{score} ⭐", callback_data=f"as:rate:{ticket_id}:{score}") for score in range(1, 6)
     )
     return Rendered(translate(locale, "aftersales.csat.ask", number=params["number"]), (scores,))
+
+
+@template("aftersales.warranty_expiring")
+def warranty_expiring(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
+    names = params.get("name") or {}
+    product = html.escape(names.get(locale) or names.get("en") or params["sku"])
+    ends = format_date(date.fromisoformat(params["ends"]), "medium", locale=locale)
+    text = translate(locale, "aftersales.warranty.expiring", product=product, date=ends)
+    menu = Button(translate(locale, "menu.returns"), callback_data="m:returns")
+    return Rendered(text, ((menu,),))

@@ -1,6 +1,6 @@
 """Imports every model so the metadata (and alembic) sees the whole schema."""
 
-from touchpoint.aftersales.models import AftersalesDraft, Ticket, TicketEvent
+from touchpoint.aftersales.models import AftersalesDraft, Ticket, TicketEvent, WarrantyRegistration
 from touchpoint.catalog.models import Category, FaqEntry, Product, Stock, Store
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
@@ -14,5 +14,5 @@ __all__ = [
     "AftersalesDraft", "BehaviourEvent", "Category", "Conversation", "Customer", "Delivery",
     "Enrolment", "FaqEntry", "LedgerEntry", "Order", "OrderItem", "OrderStatus", "OutboxMessage",
     "ProcessedUpdate", "Product", "Referral", "ReferralCode", "ShipmentEvent", "Stock", "Store",
-    "StoreCustomer", "Ticket", "TicketEvent", "TranscriptMessage", "metadata",
+    "StoreCustomer", "Ticket", "TicketEvent", "TranscriptMessage", "WarrantyRegistration", "metadata",
 ]

@@ -1,4 +1,4 @@
-"""aftersales: ticket history, request drafts, resolution note
+"""aftersales: ticket history, request drafts, warranty registrations, resolution note
 
 Revision ID: 0006
 Revises: 0001
@@ -45,9 +45,39 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("customer_id", name=op.f("pk_aftersales_drafts")),
     )
+    op.create_table(
+        "warranty_registrations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("sku", sa.String(length=64), nullable=False),
+        sa.Column("serial_number", sa.String(length=64), nullable=False),
+        sa.Column("receipt_photo", sa.String(), nullable=False),
+        sa.Column("purchased_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("warranty_ends_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("verified_by", sa.String(length=64), nullable=True),
+        sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_warranty_registrations_customer_id_customers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_warranty_registrations")),
+    )
+    with op.batch_alter_table("warranty_registrations", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_warranty_registrations_customer_id"), ["customer_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_warranty_registrations_warranty_ends_at"), ["warranty_ends_at"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("warranty_registrations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_warranty_registrations_warranty_ends_at"))
+        batch_op.drop_index(batch_op.f("ix_warranty_registrations_customer_id"))
+    op.drop_table("warranty_registrations")
     op.drop_table("aftersales_drafts")
     with op.batch_alter_table("ticket_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ticket_events_ticket_id"))
