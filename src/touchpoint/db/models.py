@@ -1,7 +1,7 @@
 """Imports every model so the metadata (and alembic) sees the whole schema."""
 
 from touchpoint.aftersales.models import Ticket
-from touchpoint.catalog.models import Category, FaqEntry, Product, Stock, Store
+from touchpoint.catalog.models import Category, FaqEntry, Product, Reservation, Stock, Store
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db.base import metadata
@@ -13,6 +13,6 @@ from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode
 __all__ = [
     "BehaviourEvent", "Category", "Conversation", "Customer", "Delivery", "Enrolment",
     "FaqEntry", "LedgerEntry", "Order", "OrderItem", "OrderStatus", "OutboxMessage",
-    "ProcessedUpdate", "Product", "Referral", "ReferralCode", "ShipmentEvent", "Stock", "Store",
+    "ProcessedUpdate", "Product", "Referral", "Reservation", "ReferralCode", "ShipmentEvent", "Stock", "Store",
     "StoreCustomer", "Ticket", "TranscriptMessage", "metadata",
 ]
