@@ -155,7 +155,7 @@ def main() -> None:
         "rapidfuzz partial_ratio": (scorer_ranker(demo, fuzz.partial_ratio), None),
         "bm25s char n-grams": (bm25_ranker(demo), None),
     }
-    print(f"{"method":36} {'top1 en/ru/zh':22} {'top3 en/ru/zh':22} false-answer")
+    print(f"{'method':36} {'top1 en/ru/zh':22} {'top3 en/ru/zh':22} false-answer")
     shipped: dict[str, Any] = {}
     for name, (rank, answers) in candidates.items():
         figures = evaluate(rank, answers, questions)

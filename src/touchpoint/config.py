@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     flood_window_s: float = Field(default=10.0, gt=0)
     flood_mute_s: float = Field(default=30.0, gt=0)
 
+    # --- catalog ---
+    reservation_hold_hours: int = Field(default=24, ge=1, le=24 * 14)  # click-and-collect hold
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:

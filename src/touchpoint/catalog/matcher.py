@@ -27,11 +27,12 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 CONFIDENT = 60.0
 MARGIN = 15.0  # a confident answer must beat the runner-up by this much
 SUGGEST = 50.0
-_FILLER_WORDS = frozenset(
+_FILLERS = (
     "do does you your u ur i my me is are the a an to can could how what whats when where which will"
     " would it of for in on with pls please there any have has"
-    " у меня мне мой моя вы вас ваш ли а и в на с как что это есть можно ну там".split()
+    " у меня мне мой моя вы вас ваш ли а и в на с как что это есть можно ну там"
 )
+_FILLER_WORDS = frozenset(_FILLERS.split())
 _FILLER_ZH = ("你们", "您", "我的", "我", "吗", "么", "呢", "啊", "的", "了", "吧")
 PREFILTER_ABOVE = 2000  # phrasings; below this, scoring all of them is fast enough
 

@@ -13,6 +13,7 @@ from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode
 __all__ = [
     "BehaviourEvent", "Category", "Conversation", "Customer", "Delivery", "Enrolment",
     "FaqEntry", "LedgerEntry", "Order", "OrderItem", "OrderStatus", "OutboxMessage",
-    "ProcessedUpdate", "Product", "Referral", "Reservation", "ReferralCode", "ShipmentEvent", "Stock", "Store",
+    "ProcessedUpdate", "Product", "Referral", "ReferralCode", "Reservation", "ShipmentEvent",
+    "Stock", "Store",
     "StoreCustomer", "Ticket", "TranscriptMessage", "metadata",
 ]
