@@ -8,6 +8,7 @@ import logging
 
 import typer
 
+from touchpoint.catalog.cli import import_app
 from touchpoint.config import get_settings
 from touchpoint.db import Database
 from touchpoint.db.migrate import downgrade_database, upgrade_database
@@ -21,6 +22,7 @@ i18n_app = typer.Typer(help="Translations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(i18n_app, name="i18n")
+app.add_typer(import_app, name="import")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
