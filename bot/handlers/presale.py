@@ -84,6 +84,11 @@ def short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def text_of(texts: dict[str, Any], locale: str, limit: int = 200) -> str:
+    """Catalogue text for a message: localised, kept short, HTML-escaped."""
+    return esc(short(service.localized(texts, locale), limit))
+
+
 # --- browse ---
 
 async def categories(query: CallbackQuery, session: AsyncSession, locale: str) -> None:
@@ -125,14 +130,14 @@ async def category(
     builder.button(text=_("button.back"), callback_data=MenuCallback(action="products"))
     builder.adjust(*([1] * len(products)), *([len(nav)] if nav else []), 1)
     title = _("presale.category.title").format(
-        name=esc(service.localized(found.name, locale)), page=page + 1, pages=pages
+        name=text_of(found.name, locale), page=page + 1, pages=pages
     )
     await show(query, title, builder.as_markup())
 
 
 def product_card_text(product: Product, locale: str, stock: list[service.StoreStock]) -> str:
     lines = [
-        f"<b>{esc(service.localized(product.name, locale))}</b>",
+        f"<b>{text_of(product.name, locale)}</b>",
         service.format_price(product.price_minor, product.currency, locale),
         "",
         esc(short(service.localized(product.description, locale), DESCRIPTION_IN_CARD)),
@@ -140,7 +145,8 @@ def product_card_text(product: Product, locale: str, stock: list[service.StoreSt
     specs = product.specs.get(locale) or product.specs.get("en") or {}
     if specs:
         lines.append("")
-        lines += [f"• {esc(str(k))}: {esc(str(v))}" for k, v in list(specs.items())[:6]]
+        lines += [f"• {esc(short(str(key), 60))}: {esc(short(str(value), 100))}"
+                  for key, value in list(specs.items())[:6]]
     in_stores = sum(1 for s in stock if s.available > 0)
     lines += ["", _("presale.card.in_stores").format(count=in_stores) if in_stores
               else _("presale.card.no_stores")]
@@ -194,8 +200,8 @@ def store_line(store: Store, locale: str) -> str:
     today = _("presale.store.today").format(hours=status.today) if status.today \
         else _("presale.store.today_closed")
     return "\n".join([
-        f"<b>{esc(service.localized(store.name, locale))}</b>",
-        esc(service.localized(store.address, locale)),
+        f"<b>{text_of(store.name, locale)}</b>",
+        text_of(store.address, locale),
         f"{today} · {state}",
     ])
 
@@ -220,7 +226,7 @@ async def stock(
         await show(query, _("presale.not_found"), back_to_categories())
         return
     track(session, customer, "presale.stock_checked", {"sku": found.sku})
-    lines = [_("presale.stock.title").format(name=esc(service.localized(found.name, locale))), ""]
+    lines = [_("presale.stock.title").format(name=text_of(found.name, locale)), ""]
     builder = InlineKeyboardBuilder()
     for row in await service.stock_by_store(session, found.sku):
         count = _("presale.stock.available").format(count=row.available) if row.available \
@@ -254,9 +260,9 @@ async def reserve(
     assert product_ is not None and store is not None
     until = reservation.expires_at.astimezone(ZoneInfo(customer.timezone))
     text = _("presale.reserve.done").format(
-        name=esc(service.localized(product_.name, locale)),
-        store=esc(service.localized(store.name, locale)),
-        address=esc(service.localized(store.address, locale)),
+        name=text_of(product_.name, locale),
+        store=text_of(store.name, locale),
+        address=text_of(store.address, locale),
         until=f"{format_date(until.date(), 'd MMM', locale=locale)} "
               f"{format_time(until, 'HH:mm', locale=locale)}",
         number=reservation.id,
@@ -292,7 +298,7 @@ async def compare_add(
     await state.update_data(compare=skus)
     track(session, customer, "presale.compare_added", {"sku": callback_data.sku})
     products = await service.get_products(session, skus)
-    names = ", ".join(esc(service.localized(p.name, locale)) for p in products)
+    names = ", ".join(text_of(p.name, locale) for p in products)
     builder = InlineKeyboardBuilder()
     if len(products) >= 2:
         builder.button(text=_("presale.button.compare_show"), callback_data=CompareCb(action="show"))
@@ -328,7 +334,7 @@ def compare_text(products: list[Product], locale: str) -> str:
     """One block per attribute, one short line per product: reads well on a narrow phone screen."""
     marks = ("1️⃣", "2️⃣", "3️⃣")
     lines = [_("presale.compare.title"), ""]
-    lines += [f"{marks[i]} <b>{esc(service.localized(p.name, locale))}</b>" for i, p in enumerate(products)]
+    lines += [f"{marks[i]} <b>{text_of(p.name, locale)}</b>" for i, p in enumerate(products)]
     rows: list[tuple[str, list[str]]] = [
         (_("presale.compare.price"),
          [service.format_price(p.price_minor, p.currency, locale) for p in products]),
@@ -342,8 +348,8 @@ def compare_text(products: list[Product], locale: str) -> str:
         keys += [k for k in spec if k not in keys]
     rows += [(key, [str(spec.get(key, "—")) for spec in specs]) for key in keys[:8]]
     for label, values in rows:
-        lines += ["", f"<b>{esc(label)}</b>"]
-        lines += [f"{marks[i]} {esc(value)}" for i, value in enumerate(values)]
+        lines += ["", f"<b>{esc(short(label, 60))}</b>"]
+        lines += [f"{marks[i]} {esc(short(value, 60))}" for i, value in enumerate(values)]
     return "\n".join(lines)
 
 
@@ -392,7 +398,7 @@ async def send_answer(message: Message, session: AsyncSession, match: Match, loc
         found = await service.get_product(session, best.target.id)
         assert found is not None
         text = _("presale.answer.product").format(
-            name=esc(service.localized(found.name, locale)),
+            name=text_of(found.name, locale),
             price=service.format_price(found.price_minor, found.currency, locale))
         builder.button(text=_("presale.button.open_product"), callback_data=ProductCb(sku=found.sku))
         kind = "p"
