@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.filters import StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -507,6 +508,7 @@ def create_router() -> Router:
     cb(ask_about, AskCb.filter())
     cb(faq_chosen, FaqCb.filter())
     cb(feedback, FeedbackCb.filter())
-    # Free text no earlier router took (commands excluded) is a question for the FAQ matcher.
-    router.message.register(question, F.text, ~F.text.startswith("/"), F.from_user)
+    # Free text no earlier router took (commands excluded) is a question for the FAQ matcher;
+    # never in the middle of another feature's conversation (an FSM state is set then).
+    router.message.register(question, StateFilter(None), F.text, ~F.text.startswith("/"), F.from_user)
     return router

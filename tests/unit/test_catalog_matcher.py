@@ -52,3 +52,17 @@ def test_normalize_drops_fillers_but_never_everything() -> None:
     assert normalize("Ёлка") == "елка"
     assert normalize("你们包邮吗") == "包邮"
     assert normalize("how") == "how"
+
+
+def test_large_catalogue_uses_the_prefilter_and_still_finds_answers() -> None:
+    built = Matcher()
+    for entry in load_demo_faq():
+        built.add(Target("faq", entry.id), [q for qs in entry.questions.values() for q in qs])
+    for i in range(3000):
+        built.add(Target("product", f"SYN-{i}"), [f"Nordkaffe Grinder Mini {i}", f"кофемолка Nordkaffe {i}"])
+    built.add(Target("product", "PC-001"), ["SonicClean Electric Toothbrush"])
+    built.build()
+    assert built.candidates("sonicclean") is not None  # the bm25s prefilter is in use
+    assert built.match("how long does delivery take").best.target == Target("faq", "delivery-time")  # type: ignore[union-attr]
+    assert built.match("sonicclean toothbrush").best.target == Target("product", "PC-001")  # type: ignore[union-attr]
+    assert built.match("кофемолка nordkaffe 1234").best.target == Target("product", "SYN-1234")  # type: ignore[union-attr]
