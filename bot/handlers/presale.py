@@ -478,7 +478,9 @@ async def show(
     """Edit the message the button was on (send anew when it cannot be edited, or for a photo)."""
     message = query.message
     if photo and isinstance(message, Message):
-        await message.answer_photo(photo, caption=short(text, 1024), reply_markup=markup)
+        # Captions stop at 1024 characters: a long card keeps its first lines (name, price), whole.
+        caption = text if len(text) <= 1024 else "\n".join(text.split("\n")[:2])
+        await message.answer_photo(photo, caption=caption, reply_markup=markup)
         return
     if isinstance(message, Message) and message.text is not None:
         try:

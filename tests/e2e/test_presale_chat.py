@@ -10,7 +10,7 @@ import time_machine
 from sqlmodel import select
 
 from tests.e2e.harness import BotHarness, button_texts, eventually
-from touchpoint.catalog.models import Reservation, Stock
+from touchpoint.catalog.models import Product, Reservation, Stock
 from touchpoint.catalog.service import release_expired_reservations
 from touchpoint.channels.flood import MemoryFloodGate
 from touchpoint.customers.models import BehaviourEvent
@@ -196,3 +196,17 @@ async def test_product_question_offers_the_product(shop: BotHarness) -> None:
     assert "SonicClean Electric Toothbrush" in reply["text"]
     card = await shop.press(1701, reply, t("en", "presale.button.open_product"))
     assert "SonicClean Electric Toothbrush" in card["text"]
+
+
+async def test_card_with_photo_and_back(shop: BotHarness) -> None:
+    async with shop.db.session() as session:
+        item = await session.get(Product, "ESP-003")
+        assert item is not None
+        item.photo_url = "https://shop.example/automatica.jpg"
+        session.add(item)
+    shop.sandbox.user(1801, language_code="en")
+    card = await open_product(shop, 1801, "Espresso machines & coffee makers", "Automatica Bean")
+    assert card.get("photo")
+    assert "Automatica Bean-to-Cup Machine" in card["caption"]
+    back = await shop.press(1801, card, t("en", "button.back"))
+    assert "page 1 of 2" in back["text"]
