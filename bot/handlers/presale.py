@@ -114,7 +114,7 @@ async def category(
         await show(query, _("presale.not_found"), back_to_categories())
         return
     products, pages = await service.list_products(session, found.id, callback_data.page)
-    page = min(callback_data.page, pages - 1)
+    page = min(max(callback_data.page, 0), pages - 1)
     track(session, customer, "presale.category_viewed", {"category": found.id, "page": page})
     builder = InlineKeyboardBuilder()
     for product in products:
