@@ -6,7 +6,7 @@ attached to one dispatcher only, and tests build many dispatchers in one process
 
 from aiogram import Router
 
-from bot.handlers import aftersales, common, errors, fallback, orders
+from bot.handlers import aftersales, common, errors, fallback, orders, presale
 
 
 def all_routers() -> list[Router]:
@@ -14,5 +14,6 @@ def all_routers() -> list[Router]:
     features: list[Router] = [
         orders.create_router(),
         aftersales.create_router(),
+        presale.create_router(),
     ]
     return [errors.create_router(), *features, common.create_router(), fallback.create_router()]
