@@ -251,9 +251,13 @@ class StaffDesk:
             if conversation.out_of_hours and conversation.announced_at is None:
                 conversation.announced_at = now
                 self.say(conversation, self.t("handoff.staff.announce"))
-            elif conversation.opened_at <= due and conversation.reminded_at is None:
+            elif (
+                conversation.announced_at or conversation.opened_at
+            ) <= due and conversation.reminded_at is None:
+                # Out-of-hours conversations wait from the moment staff came in, not from the night.
                 conversation.reminded_at = now
-                minutes = int((now - conversation.opened_at).total_seconds() // 60)
+                since = conversation.announced_at or conversation.opened_at
+                minutes = int((now - since).total_seconds() // 60)
                 self.say(conversation, self.t("handoff.staff.reminder", minutes=minutes))
             else:
                 continue
