@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -66,11 +66,13 @@ class GroupQueue:
         max_posts: int,
         window_s: float,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.sender = sender
         self.max_posts = max_posts
         self.window_s = window_s
         self.clock = clock
+        self.sleep = sleep
         self._queues: dict[int, deque[Post]] = {}
         self._sent: dict[int, deque[float]] = {}
         self._wakeup: dict[int, asyncio.Event] = {}
@@ -129,7 +131,7 @@ class GroupQueue:
                 sent.popleft()
             if len(sent) < self.max_posts:
                 return
-            await asyncio.sleep(sent[0] + self.window_s - now + _MARGIN_S)
+            await self.sleep(sent[0] + self.window_s - now + _MARGIN_S)
 
     async def _send(self, post: Post) -> None:
         attempts = 0
