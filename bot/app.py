@@ -64,7 +64,7 @@ def create_dispatcher(
     dp.update.outer_middleware(KnownCustomer(settings))
     dp.update.outer_middleware(FloodControl(gate, i18n))
     dp.update.outer_middleware(CustomerI18n(i18n))
-    dp.update.outer_middleware(RecordTranscript())
+    dp.update.outer_middleware(RecordTranscript(desk.touched))
     behaviour = BehaviourEvents()
     dp.message.middleware(behaviour)
     dp.callback_query.middleware(behaviour)

@@ -38,7 +38,9 @@ from touchpoint.i18n import get_translator
 
 log = logging.getLogger(__name__)
 
-TICK_S = 5.0
+TICK_S = 1.0  # new conversations (escalated anywhere, e.g. by the FAQ) get their topic this fast
+FOLLOW_UP_S = 30.0
+PRUNE_S = 300.0
 TOPIC_GONE = ("message thread not found", "TOPIC_ID_INVALID", "TOPIC_DELETED")
 
 
@@ -56,7 +58,7 @@ class StaffDesk:
         self.queue = GroupQueue(self, settings.handoff_group_max_posts, settings.handoff_group_window_s)
         self._members: dict[tuple[int, int], tuple[bool, float]] = {}
         self._topic_locks: dict[int, asyncio.Lock] = {}
-        self._kick = asyncio.Event()
+        self.touched: set[int] = set()  # customers with new transcript lines since the last prune
         self._loop_task: asyncio.Task[None] | None = None
 
     @property
@@ -83,27 +85,32 @@ class StaffDesk:
             self._loop_task = None
         await self.queue.close()
 
-    def kick(self) -> None:
-        """Something changed (a new conversation): look now rather than at the next tick."""
-        self._kick.set()
-
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_follow_up = next_prune = loop.time()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), TICK_S)
-            self._kick.clear()
+            await asyncio.sleep(TICK_S)
+            now = loop.time()
             try:
-                await self.tick()
+                await self.tick(follow_up=now >= next_follow_up, prune=now >= next_prune)
             except Exception:
                 log.exception("staff desk tick failed")
+            if now >= next_follow_up:
+                next_follow_up = now + FOLLOW_UP_S
+            if now >= next_prune:
+                next_prune = now + PRUNE_S
 
-    async def tick(self) -> None:
+    async def tick(self, *, follow_up: bool = True, prune: bool = True) -> None:
         """Open topics for new conversations, remind, announce, forget old chat lines."""
         async with self.db.session() as session:
             for conversation in await service.conversations_without_topic(session):
                 await self.ensure_topic(session, conversation)
-            await self.follow_up(session)
-            await service.prune_transcripts(session, self.settings.handoff_transcript_keep)
+            if follow_up:
+                await self.follow_up(session)
+            if prune and self.touched:
+                touched = set(self.touched)
+                self.touched.clear()  # the same set object the transcript middleware fills
+                await service.prune_transcripts(session, self.settings.handoff_transcript_keep, touched)
 
     # ------------------------------------------------------------ start-up check
 
@@ -170,6 +177,9 @@ class StaffDesk:
         return conversation.topic_id
 
     async def post_card(self, session: AsyncSession, conversation: Conversation) -> None:
+        self.queue.put(await self._card_post(session, conversation))
+
+    async def _card_post(self, session: AsyncSession, conversation: Conversation) -> Post:
         assert conversation.staff_chat_id is not None and conversation.id is not None
         card = await build_card(session, conversation, self.settings)
         buttons = [
@@ -184,21 +194,21 @@ class StaffDesk:
                 ),
             ]
         ]
-        self.queue.put(
-            Post(
-                conversation.staff_chat_id,
-                conversation.topic_id,
-                [card],
-                buttons=buttons,
-                coalesce_key=f"c{conversation.customer_id}",
-            )
+        return Post(
+            conversation.staff_chat_id,
+            conversation.topic_id,
+            [card],
+            buttons=buttons,
+            coalesce_key=f"c{conversation.customer_id}",
         )
 
-    async def _reopen_or_create(self, session: AsyncSession, conversation: Conversation) -> int | None:
+    async def _reopen_or_create(
+        self, session: AsyncSession, conversation: Conversation, skip: int | None = None
+    ) -> int | None:
         assert self.bot is not None and conversation.staff_chat_id is not None
         chat_id = conversation.staff_chat_id
         previous = await service.previous_topic(session, conversation.customer_id, chat_id)
-        if previous is not None:
+        if previous is not None and previous != skip:
             try:
                 await self.bot.reopen_forum_topic(chat_id, previous)
                 return previous
@@ -266,6 +276,36 @@ class StaffDesk:
     # ------------------------------------------------------------ GroupSender
 
     async def post(self, post: Post) -> None:
+        try:
+            await self._post(post)
+        except TelegramBadRequest as exc:
+            gone = post.thread_id is not None and any(mark in exc.message for mark in TOPIC_GONE)
+            new_thread = await self._replace_topic(post.chat_id, post.thread_id) if gone else None
+            if new_thread is None or post.thread_id is None:
+                raise ChannelRejected(exc.message) from exc
+            # Someone deleted the topic mid-conversation: this and every queued post move over.
+            self.queue.retarget(post.chat_id, post.thread_id, new_thread)
+            post.thread_id = new_thread
+            raise ChannelRetryAfter(0) from exc
+
+    async def _replace_topic(self, chat_id: int, thread_id: int) -> int | None:
+        """A new topic (with a fresh card, sent first) for the open conversation of a deleted one."""
+        async with self.db.session() as session:
+            conversation = await service.conversation_by_topic(session, chat_id, thread_id)
+            if conversation is None or conversation.status != "open":
+                return None
+            conversation.topic_id = None
+            new_thread = await self._reopen_or_create(session, conversation, skip=thread_id)
+            if new_thread is None:
+                return None
+            conversation.topic_id = new_thread
+            session.add(conversation)
+            card = await self._card_post(session, conversation)
+        with contextlib.suppress(TelegramAPIError):
+            await self._post(card)
+        return new_thread
+
+    async def _post(self, post: Post) -> None:
         assert self.bot is not None
         markup = None
         if post.buttons:
@@ -286,7 +326,7 @@ class StaffDesk:
                 )
         except TelegramRetryAfter as exc:
             raise ChannelRetryAfter(exc.retry_after) from exc
-        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+        except TelegramForbiddenError as exc:
             raise ChannelRejected(exc.message) from exc
         except (TimeoutError, TelegramNetworkError, TelegramServerError) as exc:
             raise ChannelUnavailable(str(exc)) from exc

@@ -62,6 +62,9 @@ def button_label(query: CallbackQuery) -> str:
 
 
 class RecordTranscript(BaseMiddleware):
+    def __init__(self, touched: set[int]) -> None:
+        self.touched = touched  # the desk prunes these customers' old lines
+
     async def __call__(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
@@ -81,6 +84,7 @@ class RecordTranscript(BaseMiddleware):
         elif event.callback_query is not None and (label := button_label(event.callback_query)):
             recorder.inbound = add_transcript(session, customer.id, "in", label, kind="button")
         data["transcript"] = recorder
+        self.touched.add(customer.id)
         token = _current.set(recorder)
         try:
             result = await handler(event, data)

@@ -141,6 +141,24 @@ async def test_topic_is_reused_and_recreated_when_deleted(open_desk: BotHarness)
     await topic_text(sandbox, second, "Kai")
 
 
+async def test_topic_deleted_mid_conversation_is_recreated_without_losing_messages(
+    open_desk: BotHarness,
+) -> None:
+    sandbox = open_desk.sandbox
+    assert open_desk.bot is not None
+    sandbox.user(1051, first_name="Noa")
+    await open_desk.say(1051, "/human")
+    first = topic_of(sandbox, "Noa")
+    await topic_text(sandbox, first, "Noa")
+    await open_desk.bot.delete_forum_topic(GROUP, first)
+    sandbox.send_text(1051, "are you there?")
+    relayed = await sandbox.wait_for_bot_message(GROUP, predicate=lambda m: m.get("text") == "are you there?")
+    second = topic_of(sandbox, "Noa")
+    assert second != first and relayed["message_thread_id"] == second
+    texts = [m.get("text") or "" for m in sandbox.bot_messages(GROUP, second)]
+    assert texts[0].startswith("🆘") and texts[-1] == "are you there?"
+
+
 async def _all_closed(harness: BotHarness) -> bool:
     return all(c.status == "closed" for c in await conversations(harness))
 

@@ -92,8 +92,11 @@ class GroupQueue:
         if post.chat_id not in self._workers:
             self._workers[post.chat_id] = asyncio.create_task(self._work(post.chat_id))
 
-    def pending(self, chat_id: int) -> int:
-        return len(self._queues.get(chat_id, ()))
+    def retarget(self, chat_id: int, old_thread: int, new_thread: int) -> None:
+        """Queued posts for a topic that was replaced go to its successor."""
+        for post in self._queues.get(chat_id, ()):
+            if post.thread_id == old_thread:
+                post.thread_id = new_thread
 
     async def drain(self) -> None:
         """Wait until every queued post has been sent (or given up on)."""

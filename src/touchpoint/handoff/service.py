@@ -262,13 +262,24 @@ async def recent_transcript(
     return list(reversed((await session.exec(query)).all()))
 
 
-async def prune_transcripts(session: AsyncSession, keep: int) -> int:
-    """Forget chat lines outside conversations beyond the newest ``keep`` per customer."""
+async def prune_transcripts(session: AsyncSession, keep: int, customer_ids: set[int] | None = None) -> int:
+    """Forget chat lines outside conversations beyond the newest ``keep`` per customer.
+
+    ``customer_ids`` limits the work to customers who wrote since the last prune.
+    """
+    only = ""
+    params: dict[str, object] = {"keep": keep}
+    if customer_ids is not None:
+        if not customer_ids:
+            return 0
+        ids = sorted(customer_ids)
+        only = " AND customer_id IN (" + ", ".join(f":c{n}" for n in range(len(ids))) + ")"
+        params.update({f"c{n}": value for n, value in enumerate(ids)})
     result = await session.execute(
         text(
             "DELETE FROM transcript_messages WHERE id IN (SELECT id FROM ("
             "SELECT id, row_number() OVER (PARTITION BY customer_id ORDER BY id DESC) AS rn "
-            "FROM transcript_messages WHERE conversation_id IS NULL) AS ranked WHERE rn > :keep)"
-        ).bindparams(keep=keep)
+            f"FROM transcript_messages WHERE conversation_id IS NULL{only}) AS ranked WHERE rn > :keep)"
+        ).bindparams(**params)
     )
     return int(getattr(result, "rowcount", 0) or 0)
