@@ -23,6 +23,7 @@ from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import ChatUser, record_event, upsert_customer
 from touchpoint.db import Database
+from touchpoint.handoff.service import has_active_handoff
 from touchpoint.i18n import resolve_locale
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,8 @@ class FloodControl(BaseMiddleware):
         if customer is None or (event.message is None and event.callback_query is None):
             return await handler(event, data)
         verdict = await self.gate.check(customer.telegram_id)
-        if verdict is FloodVerdict.ALLOW:
+        # A customer talking to staff may paste many lines: the relay coalesces, nothing is dropped.
+        if verdict is FloodVerdict.ALLOW or await has_active_handoff(data["session"], customer.id):
             return await handler(event, data)
         if verdict is FloodVerdict.WARN:
             text = self.i18n.gettext("flood.slow_down", locale=data["locale"])

@@ -145,3 +145,17 @@ async def test_outsider_cannot_act_in_staff_group(desk: BotHarness) -> None:
         if "🙋" in (m.get("text") or "") and m["message_id"] != card["message_id"]
     ]
     assert len(claims) == 1
+
+
+async def test_a_burst_during_handoff_is_relayed_whole_not_flood_muted(desk: BotHarness) -> None:
+    sandbox = desk.sandbox
+    sandbox.user(551, first_name="Rex")
+    await desk.say(551, "/human")
+    thread = topic_of(sandbox, "Rex")
+    for n in range(12):
+        sandbox.send_text(551, f"line {n}")
+    await topic_text(sandbox, thread, "line 11")
+    joined = "\n".join(m.get("text") or "" for m in sandbox.bot_messages(GROUP, thread))
+    positions = [joined.find(f"line {n}\n") if n < 11 else joined.find("line 11") for n in range(12)]
+    assert -1 not in positions and positions == sorted(positions)
+    assert t("en", "flood.slow_down") not in [m.get("text") for m in sandbox.bot_messages(551)]
