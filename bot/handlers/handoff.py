@@ -395,9 +395,7 @@ def create_router() -> Router:
         HandoffCallback.filter(F.action == "csat"),
         flags={"event": "handoff.csat_given"},
     )
-    router.message.register(
-        relay_to_staff, private_msg, in_handoff, flags={"event": "handoff.customer_message"}
-    )
+    router.message.register(relay_to_staff, private_msg, in_handoff)
     router.callback_query.register(busy_button, private_cb, in_handoff)
     router.callback_query.register(human_button, private_cb, MenuCallback.filter(F.action == "human"))
     router.message.register(human_command, private_msg, Command("human"))

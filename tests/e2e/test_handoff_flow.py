@@ -139,6 +139,14 @@ async def test_outsider_cannot_act_in_staff_group(desk: BotHarness) -> None:
     await topic_text(sandbox, thread, t("en", "handoff.staff.claimed", name="Staff 9002"))
     [conversation] = await conversations(desk)
     assert conversation.assigned_staff_id == 9002
+    # Someone who left the group (their message was sent while they still were in it) is ignored.
+    await desk.stop()
+    sandbox.staff_post(GROUP, 9002, "psst, a secret offer", message_thread_id=thread)
+    sandbox.chats[GROUP].members.remove(9002)
+    await desk.start()
+    sandbox.staff_post(GROUP, STAFF, "Hello from the team", message_thread_id=thread)
+    await sandbox.wait_for_bot_message(701, predicate=lambda m: m.get("text") == "Hello from the team")
+    assert "psst, a secret offer" not in [m.get("text") for m in sandbox.bot_messages(701)]
     claims = [
         m
         for m in sandbox.bot_messages(GROUP, thread)
