@@ -163,18 +163,31 @@ class StaffDesk:
         if conversation.topic_id is not None or conversation.staff_chat_id is None:
             return conversation.topic_id
         lock = self._topic_locks.setdefault(conversation.id, asyncio.Lock())
-        async with lock:
-            await session.refresh(conversation)
-            if conversation.topic_id is None:
-                topic_id = await self._reopen_or_create(session, conversation)
-                if topic_id is None:
-                    return None
-                conversation.topic_id = topic_id
-                session.add(conversation)
-                await session.commit()
-                await self.post_card(session, conversation)
-        self._topic_locks.pop(conversation.id, None)
+        try:
+            async with lock:
+                await session.refresh(conversation)
+                if conversation.topic_id is None:
+                    await self._open_topic(session, conversation)
+        finally:
+            self._topic_locks.pop(conversation.id, None)
         return conversation.topic_id
+
+    async def _open_topic(self, session: AsyncSession, conversation: Conversation) -> None:
+        assert conversation.id is not None and conversation.staff_chat_id is not None
+        topic_id = await self._reopen_or_create(session, conversation)
+        if topic_id is None:
+            return
+        if not await service.set_topic(session, conversation.id, topic_id):
+            # Another bot process opened it first: keep theirs, drop ours if it is a new one.
+            await session.refresh(conversation)
+            if conversation.topic_id != topic_id:
+                assert self.bot is not None
+                with contextlib.suppress(TelegramAPIError):
+                    await self.bot.delete_forum_topic(conversation.staff_chat_id, topic_id)
+            return
+        await session.commit()
+        await session.refresh(conversation)
+        await self.post_card(session, conversation)
 
     async def post_card(self, session: AsyncSession, conversation: Conversation) -> None:
         self.queue.put(await self._card_post(session, conversation))

@@ -137,8 +137,12 @@ async def test_outsider_cannot_act_in_staff_group(desk: BotHarness) -> None:
         9002, card["message_id"], button_data(card, t("en", "handoff.button.claim")), chat_id=GROUP
     )
     await topic_text(sandbox, thread, t("en", "handoff.staff.claimed", name="Staff 9002"))
-    [conversation] = await conversations(desk)
-    assert conversation.assigned_staff_id == 9002
+
+    async def claimed() -> bool:
+        [conversation] = await conversations(desk)
+        return conversation.assigned_staff_id == 9002
+
+    await eventually(claimed)
     # Someone who left the group (their message was sent while they still were in it) is ignored.
     await desk.stop()
     sandbox.staff_post(GROUP, 9002, "psst, a secret offer", message_thread_id=thread)

@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from sqlalchemy import func, text
+from sqlalchemy import func, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -158,6 +158,16 @@ async def conversation_by_topic(
         .limit(1)
     )
     return (await session.exec(query)).first()
+
+
+async def set_topic(session: AsyncSession, conversation_id: int, topic_id: int) -> bool:
+    """Record the conversation's topic unless another process already did (then False)."""
+    result = await session.execute(
+        update(Conversation)
+        .where(col(Conversation.id) == conversation_id, col(Conversation.topic_id).is_(None))
+        .values(topic_id=topic_id)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def conversations_without_topic(session: AsyncSession) -> list[Conversation]:
