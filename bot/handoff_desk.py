@@ -87,7 +87,7 @@ class StaffDesk:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_follow_up = next_prune = loop.time()
+        next_follow_up = next_prune = loop.time() + FOLLOW_UP_S
         while True:
             await asyncio.sleep(TICK_S)
             now = loop.time()
