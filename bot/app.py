@@ -11,6 +11,7 @@ from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
 from bot.handlers import all_routers
+from bot.handoff_desk import StaffDesk
 from bot.middlewares import (
     BehaviourEvents,
     CustomerI18n,
@@ -18,13 +19,15 @@ from bot.middlewares import (
     DeduplicateUpdates,
     FloodControl,
     KnownCustomer,
+    SerializePerChat,
 )
+from bot.transcript import CaptureReplies, RecordTranscript
 from touchpoint.channels.flood import MemoryFloodGate
 from touchpoint.config import SUPPORTED_LOCALES, TELEGRAM_API_BASE, Settings
 from touchpoint.db import Database
 from touchpoint.i18n import DOMAIN, compile_catalogs, find_locales_dir
 
-BOT_COMMANDS = ("start", "help", "language", "stop")
+BOT_COMMANDS = ("start", "help", "human", "language", "stop")
 
 
 def create_bot(settings: Settings, token: str | None = None) -> Bot:
@@ -32,7 +35,9 @@ def create_bot(settings: Settings, token: str | None = None) -> Bot:
     session = None
     if settings.telegram_api_base.rstrip("/") != TELEGRAM_API_BASE:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
-    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+    bot.session.middleware(CaptureReplies())
+    return bot
 
 
 def create_i18n(settings: Settings) -> I18n:
@@ -48,13 +53,18 @@ def create_dispatcher(
     gate = flood_gate or MemoryFloodGate(
         settings.flood_max_messages, settings.flood_window_s, settings.flood_mute_s
     )
-    dp = Dispatcher(settings=settings, db=db, i18n=i18n)
+    desk = StaffDesk(settings, db)
+    dp = Dispatcher(settings=settings, db=db, i18n=i18n, handoff_desk=desk)
+    dp.startup.register(desk.start)
+    dp.shutdown.register(desk.stop)
     # Outer middlewares run in registration order for every update.
+    dp.update.outer_middleware(SerializePerChat())
     dp.update.outer_middleware(DeduplicateUpdates(db))
     dp.update.outer_middleware(DatabaseSession(db))
     dp.update.outer_middleware(KnownCustomer(settings))
     dp.update.outer_middleware(FloodControl(gate, i18n))
     dp.update.outer_middleware(CustomerI18n(i18n))
+    dp.update.outer_middleware(RecordTranscript(desk.touched))
     behaviour = BehaviourEvents()
     dp.message.middleware(behaviour)
     dp.callback_query.middleware(behaviour)

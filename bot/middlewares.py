@@ -5,6 +5,7 @@ Behaviour events are recorded by an inner middleware from the handler's ``event`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,10 +23,39 @@ from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import ChatUser, record_event, upsert_customer
 from touchpoint.db import Database
+from touchpoint.handoff.service import has_active_handoff
 from touchpoint.i18n import resolve_locale
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class SerializePerChat(BaseMiddleware):
+    """Updates of one chat (one forum topic) are handled one after another, in arrival order.
+
+    Polling handles updates concurrently; without this a customer's second message could
+    overtake the first on its way to staff. Registered first: the lock is taken before any
+    await, and asyncio locks are fair, so the order is the order updates arrived in.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[int, int | None], asyncio.Lock] = {}
+        self._users: dict[tuple[int, int | None], int] = {}
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        chat: Chat | None = data.get("event_chat")
+        if chat is None:
+            return await handler(event, data)
+        key = (chat.id, data.get("event_thread_id"))
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                return await handler(event, data)
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
 
 
 class DeduplicateUpdates(BaseMiddleware):
@@ -101,7 +131,8 @@ class FloodControl(BaseMiddleware):
         if customer is None or (event.message is None and event.callback_query is None):
             return await handler(event, data)
         verdict = await self.gate.check(customer.telegram_id)
-        if verdict is FloodVerdict.ALLOW:
+        # A customer talking to staff may paste many lines: the relay coalesces, nothing is dropped.
+        if verdict is FloodVerdict.ALLOW or await has_active_handoff(data["session"], customer.id):
             return await handler(event, data)
         if verdict is FloodVerdict.WARN:
             text = self.i18n.gettext("flood.slow_down", locale=data["locale"])

@@ -6,12 +6,13 @@ attached to one dispatcher only, and tests build many dispatchers in one process
 
 from aiogram import Router
 
-from bot.handlers import aftersales, common, errors, fallback, orders, presale
+from bot.handlers import aftersales, common, errors, fallback, handoff, orders, presale
 
 
 def all_routers() -> list[Router]:
     """Feature routers go between errors and common: they answer their own menu buttons first."""
     features: list[Router] = [
+        handoff.create_router(),  # first: during a handoff the customer's messages go to staff
         orders.create_router(),
         aftersales.create_router(),
         presale.create_router(),

@@ -81,6 +81,36 @@ class Settings(BaseSettings):
     # --- catalog ---
     reservation_hold_hours: int = Field(default=24, ge=1, le=24 * 14)  # click-and-collect hold
 
+    # --- handoff ---
+    # Staff supergroups beyond `staff_chat_id`; customers are spread over all of them.
+    handoff_extra_staff_chat_ids: list[int] = Field(default_factory=list)
+    # Staff working hours in `handoff_timezone` (end exclusive), weekdays 0=Monday.
+    handoff_timezone: str = "Europe/Berlin"
+    handoff_hours_start: int = Field(default=9, ge=0, le=23)
+    handoff_hours_end: int = Field(default=18, ge=1, le=24)
+    handoff_work_days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    handoff_minutes_per_customer: int = Field(default=4, ge=1)  # wait estimate per customer ahead
+    handoff_reminder_minutes: int = Field(default=10, ge=1)  # no staff answer → reminder in the topic
+    # Bot posts into one group: Telegram allows ~20 per minute per group.
+    handoff_group_max_posts: int = Field(default=20, ge=1)
+    handoff_group_window_s: float = Field(default=60.0, gt=0)
+    handoff_staff_cache_s: float = Field(default=60.0, gt=0)
+    handoff_transcript_keep: int = Field(default=20, ge=1)  # card context: last N messages
+    # Distress/anger lexicon: a message with any of these (whole word; zh by substring) escalates.
+    handoff_distress_words: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "en": ["angry", "furious", "terrible", "awful", "scam", "fraud", "disgusting",
+                   "unacceptable", "worst", "lawyer", "refund now", "ridiculous", "useless"],
+            "ru": ["ужас", "ужасно", "отвратительно", "обман", "мошенники", "безобразие",
+                   "возмутительно", "кошмар", "верните деньги", "худший", "бесит"],
+            "zh": ["生气", "愤怒", "太差", "垃圾", "骗子", "欺骗", "投诉", "气死", "糟糕"],
+        }
+    )
+    # Canned replies for /t NAME: {name: {locale: text}}; an empty dict uses locales' handoff.canned.NAME.
+    handoff_canned: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {"hello": {}, "wait": {}, "thanks": {}}
+    )
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:

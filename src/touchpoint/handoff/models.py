@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field
 
 from touchpoint.db.base import SQLModel
@@ -10,6 +11,7 @@ from touchpoint.db.types import bigint_field, utc_field
 
 class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_topic", "staff_chat_id", "topic_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customers.id", index=True)
@@ -21,6 +23,10 @@ class Conversation(SQLModel, table=True):
     opened_at: datetime = utc_field()
     first_response_at: datetime | None = utc_field(nullable=True, default=None)
     closed_at: datetime | None = utc_field(nullable=True, default=None)
+    out_of_hours: bool = False  # opened while staff were away: announced when they are back
+    announced_at: datetime | None = utc_field(nullable=True, default=None)
+    reminded_at: datetime | None = utc_field(nullable=True, default=None)
+    csat: int | None = None
 
 
 class TranscriptMessage(SQLModel, table=True):

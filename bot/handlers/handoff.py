@@ -1,0 +1,429 @@
+"""Handoff: escalation ("Talk to a person", /human, distress), the relay both ways, staff commands.
+
+Included FIRST among the feature routers: while a conversation is with staff, every customer
+message goes to the staff topic and the bot does not answer by itself.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramForbiddenError
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.handoff_desk import HandoffCallback, StaffDesk
+from bot.keyboards import MenuCallback
+from bot.transcript import TranscriptRecorder
+from touchpoint.aftersales.policy import KINDS
+from touchpoint.aftersales.service import create_ticket_from_conversation
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
+from touchpoint.handoff import service
+from touchpoint.handoff.card import money
+from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.handoff.relay import Post
+from touchpoint.handoff.rules import is_distress
+from touchpoint.i18n import get_translator
+from touchpoint.orders.models import Order, OrderItem
+
+log = logging.getLogger(__name__)
+NOTE_PREFIXES = ("#", "/note")
+
+
+# ------------------------------------------------------------------ filters
+
+
+async def in_handoff(_event: Any, customer: Customer | None, session: AsyncSession) -> bool | dict[str, Any]:
+    """The customer's open conversation, handed to the handler as ``conversation``."""
+    if customer is None or customer.id is None:
+        return False
+    conversation = await service.active_conversation(session, customer.id)
+    return {"conversation": conversation} if conversation is not None else False
+
+
+def distressed(message: Message, settings: Settings) -> bool:
+    text = message.text or ""
+    return not text.startswith("/") and is_distress(text, settings.handoff_distress_words)
+
+
+async def from_staff(
+    event: Message | CallbackQuery, event_from_user: User | None, handoff_desk: StaffDesk
+) -> bool:
+    """Only members of the staff group act; anyone else is ignored (and logged, without names)."""
+    chat = event.chat if isinstance(event, Message) else (event.message.chat if event.message else None)
+    if chat is None or chat.id not in service.staff_chat_ids(handoff_desk.settings):
+        return False
+    if event_from_user is not None and await handoff_desk.is_staff(chat.id, event_from_user.id):
+        return True
+    log.warning("ignored a non-staff %s in staff group %s", type(event).__name__, chat.id)
+    return False
+
+
+# ------------------------------------------------------------------ customer side
+
+
+async def _escalate(
+    session: AsyncSession, customer: Customer, settings: Settings, desk: StaffDesk, reason: str
+) -> str:
+    result = await service.escalate(session, customer, reason, settings=settings)
+    if result.created and result.conversation is not None:
+        await session.commit()
+        await desk.ensure_topic(session, result.conversation)
+    return result.text
+
+
+async def human_button(
+    query: CallbackQuery,
+    session: AsyncSession,
+    customer: Customer,
+    settings: Settings,
+    handoff_desk: StaffDesk,
+) -> None:
+    await query.answer()
+    text = await _escalate(session, customer, settings, handoff_desk, "button")
+    assert query.message is not None
+    await query.message.answer(text)
+
+
+async def human_command(
+    message: Message,
+    session: AsyncSession,
+    customer: Customer,
+    settings: Settings,
+    handoff_desk: StaffDesk,
+) -> None:
+    await message.answer(await _escalate(session, customer, settings, handoff_desk, "command"))
+
+
+async def distress(
+    message: Message,
+    session: AsyncSession,
+    customer: Customer,
+    settings: Settings,
+    handoff_desk: StaffDesk,
+) -> None:
+    await message.answer(await _escalate(session, customer, settings, handoff_desk, "distress"))
+
+
+async def relay_to_staff(
+    message: Message,
+    session: AsyncSession,
+    customer: Customer,
+    conversation: Conversation,
+    handoff_desk: StaffDesk,
+    transcript: TranscriptRecorder,
+) -> None:
+    """The customer's message goes to their topic; the bot itself stays quiet."""
+    assert conversation.id is not None
+    transcript.attach(conversation.id)
+    topic_id = await handoff_desk.ensure_topic(session, conversation)
+    if topic_id is None or conversation.staff_chat_id is None:
+        return  # kept in the transcript: the card shows it once the topic exists
+    if message.text:
+        post = Post(conversation.staff_chat_id, topic_id, [message.html_text], coalesce_key=f"c{customer.id}")
+    else:
+        post = Post(conversation.staff_chat_id, topic_id, copy_from=(message.chat.id, message.message_id))
+    handoff_desk.queue.put(post)
+
+
+async def busy_button(query: CallbackQuery) -> None:
+    await query.answer(_("handoff.busy"), show_alert=True)
+
+
+async def csat_rated(
+    query: CallbackQuery,
+    callback_data: HandoffCallback,
+    session: AsyncSession,
+    customer: Customer,
+    settings: Settings,
+    handoff_desk: StaffDesk,
+) -> None:
+    conversation = await service.record_csat(
+        session, customer, callback_data.conversation_id, callback_data.score
+    )
+    if conversation is None:
+        await query.answer(_("handoff.csat.invalid"))
+        return
+    await query.answer()
+    handoff_desk.say(conversation, handoff_desk.t("handoff.staff.csat", score=callback_data.score))
+    if query.message is not None and isinstance(query.message, Message):
+        await query.message.edit_text(_("handoff.csat.thanks"))
+    if callback_data.score <= service.LOW_CSAT:
+        assert query.message is not None
+        await query.message.answer(await _escalate(session, customer, settings, handoff_desk, "low_csat"))
+
+
+def csat_keyboard(conversation_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for score in range(1, 6):
+        builder.button(
+            text="⭐" * score,
+            callback_data=HandoffCallback(action="csat", conversation_id=conversation_id, score=score),
+        )
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+# ------------------------------------------------------------------ staff side
+
+
+async def _topic_conversation(message: Message, session: AsyncSession) -> Conversation | None:
+    if message.message_thread_id is None or not message.is_topic_message:
+        return None
+    return await service.conversation_by_topic(session, message.chat.id, message.message_thread_id)
+
+
+async def _customer(session: AsyncSession, conversation: Conversation) -> Customer:
+    customer = await session.get(Customer, conversation.customer_id)
+    assert customer is not None
+    return customer
+
+
+async def staff_message(message: Message, session: AsyncSession, bot: Bot, handoff_desk: StaffDesk) -> None:
+    """Staff write in the topic: relayed to the customer, unless it is an internal note."""
+    conversation = await _topic_conversation(message, session)
+    if conversation is None or conversation.id is None:
+        return
+    assert message.from_user is not None
+    body = message.text or message.caption or ""
+    if body.startswith(NOTE_PREFIXES):
+        service.add_transcript(
+            session,
+            conversation.customer_id,
+            "note",
+            body,
+            author=message.from_user.first_name,
+            conversation_id=conversation.id,
+        )
+        return
+    if conversation.status != "open":
+        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.not_open"))
+        return
+    customer = await _customer(session, conversation)
+    try:
+        await bot.copy_message(customer.telegram_id, message.chat.id, message.message_id)
+    except TelegramForbiddenError:
+        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
+        return
+    kind = "text" if message.text else (message.content_type or "media")
+    service.add_transcript(
+        session,
+        customer.id or 0,
+        "staff",
+        body,
+        kind=kind,
+        author=message.from_user.first_name,
+        conversation_id=conversation.id,
+        telegram_message_id=message.message_id,
+    )
+    service.record_staff_reply(session, conversation)
+
+
+async def _close(
+    session: AsyncSession,
+    bot: Bot,
+    desk: StaffDesk,
+    settings: Settings,
+    conversation: Conversation,
+    staff: User,
+) -> None:
+    if not service.close(session, conversation):
+        desk.say(conversation, desk.t("handoff.staff.not_open"))
+        return
+    assert conversation.id is not None
+    await session.commit()
+    customer = await _customer(session, conversation)
+    locale = service.customer_locale(customer, settings)
+    try:
+        await bot.send_message(
+            customer.telegram_id,
+            get_translator()(locale, "handoff.csat.ask"),
+            reply_markup=csat_keyboard(conversation.id),
+        )
+    except TelegramForbiddenError:
+        desk.say(conversation, desk.t("handoff.staff.blocked"))
+    desk.say(conversation, desk.t("handoff.staff.closed", name=html.escape(staff.first_name)))
+    await desk.close_topic(conversation)
+
+
+async def close_command(
+    message: Message, session: AsyncSession, bot: Bot, handoff_desk: StaffDesk, settings: Settings
+) -> None:
+    conversation = await _topic_conversation(message, session)
+    if conversation is not None and message.from_user is not None:
+        await _close(session, bot, handoff_desk, settings, conversation, message.from_user)
+
+
+def _claim(session: AsyncSession, desk: StaffDesk, conversation: Conversation, staff: User) -> None:
+    service.claim(session, conversation, staff.id)
+    desk.say(conversation, desk.t("handoff.staff.claimed", name=html.escape(staff.first_name)))
+
+
+async def claim_command(message: Message, session: AsyncSession, handoff_desk: StaffDesk) -> None:
+    conversation = await _topic_conversation(message, session)
+    if conversation is not None and message.from_user is not None:
+        _claim(session, handoff_desk, conversation, message.from_user)
+
+
+async def card_button(
+    query: CallbackQuery,
+    callback_data: HandoffCallback,
+    session: AsyncSession,
+    bot: Bot,
+    handoff_desk: StaffDesk,
+    settings: Settings,
+) -> None:
+    await query.answer()
+    conversation = await session.get(Conversation, callback_data.conversation_id)
+    if conversation is None:
+        return
+    if callback_data.action == "claim":
+        _claim(session, handoff_desk, conversation, query.from_user)
+    else:
+        await _close(session, bot, handoff_desk, settings, conversation, query.from_user)
+
+
+async def canned_command(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    bot: Bot,
+    handoff_desk: StaffDesk,
+    settings: Settings,
+) -> None:
+    conversation = await _topic_conversation(message, session)
+    if conversation is None or conversation.id is None:
+        return
+    name = (command.args or "").strip().lower()
+    if name not in settings.handoff_canned:
+        names = ", ".join(sorted(settings.handoff_canned))
+        handoff_desk.say(
+            conversation, handoff_desk.t("handoff.staff.canned_unknown", names=html.escape(names))
+        )
+        return
+    if conversation.status != "open":
+        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.not_open"))
+        return
+    customer = await _customer(session, conversation)
+    locale = service.customer_locale(customer, settings)
+    text = settings.handoff_canned[name].get(locale) or get_translator()(locale, f"handoff.canned.{name}")
+    try:
+        await bot.send_message(customer.telegram_id, html.escape(text))
+    except TelegramForbiddenError:
+        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
+        return
+    assert message.from_user is not None
+    service.add_transcript(
+        session,
+        customer.id or 0,
+        "staff",
+        text,
+        author=message.from_user.first_name,
+        conversation_id=conversation.id,
+    )
+    service.record_staff_reply(session, conversation)
+
+
+async def order_command(
+    message: Message, command: CommandObject, session: AsyncSession, handoff_desk: StaffDesk
+) -> None:
+    conversation = await _topic_conversation(message, session)
+    if conversation is None:
+        return
+    number = (command.args or "").strip().lstrip("#")
+    if not number:
+        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.order_usage"))
+        return
+    order = (await session.exec(select(Order).where(Order.number == number))).first()
+    if order is None:
+        handoff_desk.say(
+            conversation, handoff_desk.t("handoff.staff.order_missing", number=html.escape(number))
+        )
+        return
+    items = (await session.exec(select(OrderItem).where(OrderItem.order_id == order.id))).all()
+    staff = handoff_desk.staff_locale
+    lines = ", ".join(
+        f"{item.quantity}× {item.name.get(staff) or next(iter(item.name.values()), item.sku)}"
+        for item in items
+    )
+    handoff_desk.say(
+        conversation,
+        handoff_desk.t(
+            "handoff.staff.order",
+            number=html.escape(order.number),
+            status=html.escape(order.status),
+            total=money(order.total_minor, order.currency),
+            items=html.escape(lines or "—"),
+            tracking=html.escape(order.tracking_number or "—"),
+        ),
+    )
+
+
+async def ticket_command(
+    message: Message, command: CommandObject, session: AsyncSession, handoff_desk: StaffDesk,
+    settings: Settings,
+) -> None:
+    """`/ticket [kind] [details]`: the conversation becomes an after-sales ticket; without details
+    the customer's own recent words are the ticket's details."""
+    conversation = await _topic_conversation(message, session)
+    if conversation is None or message.from_user is None:
+        return
+    words = (command.args or "").split(maxsplit=1)
+    kind = words[0].lower() if words and words[0].lower() in KINDS else "complaint"
+    details = (words[1] if len(words) > 1 else "") if words and words[0].lower() in KINDS else (
+        command.args or "")
+    if not details.strip():
+        recent = await session.exec(
+            select(TranscriptMessage.text)
+            .where(TranscriptMessage.conversation_id == conversation.id,
+                   TranscriptMessage.direction == "in", TranscriptMessage.text != "")
+            .order_by(col(TranscriptMessage.id).desc()).limit(5)
+        )
+        details = "\n".join(reversed(list(recent.all())))
+    ticket = await create_ticket_from_conversation(
+        session, settings, conversation.customer_id, kind, details or "—",
+        staff=str(message.from_user.id),
+    )
+    handoff_desk.say(
+        conversation, handoff_desk.t("handoff.staff.ticket_created", number=html.escape(ticket.number))
+    )
+
+
+# ------------------------------------------------------------------ router
+
+
+def create_router() -> Router:
+    router = Router(name="handoff")
+    private_msg, private_cb = F.chat.type == "private", F.message.chat.type == "private"
+    group_msg, group_cb = F.chat.type == "supergroup", F.message.chat.type == "supergroup"
+    # Customer side: the rating first, then everything during a handoff, then the ways in.
+    router.callback_query.register(
+        csat_rated,
+        private_cb,
+        HandoffCallback.filter(F.action == "csat"),
+        flags={"event": "handoff.csat_given"},
+    )
+    router.message.register(relay_to_staff, private_msg, in_handoff)
+    router.callback_query.register(busy_button, private_cb, in_handoff)
+    router.callback_query.register(human_button, private_cb, MenuCallback.filter(F.action == "human"))
+    router.message.register(human_command, private_msg, Command("human"))
+    router.message.register(distress, private_msg, F.text, distressed)
+    # Staff side: only members of the staff group, only inside a customer's topic.
+    router.callback_query.register(
+        card_button, group_cb, HandoffCallback.filter(F.action.in_({"claim", "close"})), from_staff
+    )
+    router.message.register(close_command, group_msg, Command("close"), from_staff)
+    router.message.register(claim_command, group_msg, Command("claim"), from_staff)
+    router.message.register(canned_command, group_msg, Command("t"), from_staff)
+    router.message.register(order_command, group_msg, Command("order"), from_staff)
+    router.message.register(ticket_command, group_msg, Command("ticket"), from_staff)
+    router.message.register(staff_message, group_msg, from_staff)
+    return router

@@ -1,0 +1,345 @@
+"""The staff desk: forum topics, the context card, the paced group queue, staff checks, follow-ups.
+
+One desk per dispatcher (``dp["handoff_desk"]``), started and stopped with polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from touchpoint.channels.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
+from touchpoint.clock import utcnow
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
+from touchpoint.db import Database
+from touchpoint.handoff import service
+from touchpoint.handoff.card import build_card
+from touchpoint.handoff.models import Conversation
+from touchpoint.handoff.relay import GroupQueue, Post
+from touchpoint.i18n import get_translator
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0  # new conversations (escalated anywhere, e.g. by the FAQ) get their topic this fast
+FOLLOW_UP_S = 30.0
+PRUNE_S = 300.0
+TOPIC_GONE = ("message thread not found", "TOPIC_ID_INVALID", "TOPIC_DELETED")
+
+
+class HandoffCallback(CallbackData, prefix="ho"):
+    action: str  # claim | close (staff, on the card) | csat (customer)
+    conversation_id: int
+    score: int = 0
+
+
+class StaffDesk:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.bot: Bot | None = None
+        self.queue = GroupQueue(self, settings.handoff_group_max_posts, settings.handoff_group_window_s)
+        self._members: dict[tuple[int, int], tuple[bool, float]] = {}
+        self._topic_locks: dict[int, asyncio.Lock] = {}
+        self.touched: set[int] = set()  # customers with new transcript lines since the last prune
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def staff_locale(self) -> str:
+        return self.settings.default_locale
+
+    def t(self, key: str, /, **params: object) -> str:
+        return get_translator()(self.staff_locale, key, **params)
+
+    # ------------------------------------------------------------ life cycle
+
+    async def start(self, bot: Bot) -> None:
+        self.bot = bot
+        for chat_id in service.staff_chat_ids(self.settings):
+            for problem in await self.check_group(chat_id):
+                log.error("staff group %s: %s", chat_id, problem)
+        self._loop_task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        await self.queue.close()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_follow_up = next_prune = loop.time() + FOLLOW_UP_S
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = loop.time()
+            try:
+                await self.tick(follow_up=now >= next_follow_up, prune=now >= next_prune)
+            except Exception:
+                log.exception("staff desk tick failed")
+            if now >= next_follow_up:
+                next_follow_up = now + FOLLOW_UP_S
+            if now >= next_prune:
+                next_prune = now + PRUNE_S
+
+    async def tick(self, *, follow_up: bool = True, prune: bool = True) -> None:
+        """Open topics for new conversations, remind, announce, forget old chat lines."""
+        async with self.db.session() as session:
+            for conversation in await service.conversations_without_topic(session):
+                await self.ensure_topic(session, conversation)
+            if follow_up:
+                await self.follow_up(session)
+            if prune and self.touched:
+                touched = set(self.touched)
+                self.touched.clear()  # the same set object the transcript middleware fills
+                await service.prune_transcripts(session, self.settings.handoff_transcript_keep, touched)
+
+    # ------------------------------------------------------------ start-up check
+
+    async def check_group(self, chat_id: int) -> list[str]:
+        """What stops the bot from running topics in this group, in plain words (empty: all good)."""
+        assert self.bot is not None
+        try:
+            chat = await self.bot.get_chat(chat_id)
+        except TelegramAPIError as exc:
+            return [f"the bot cannot see this chat ({exc.message}); add the bot to the group"]
+        problems = []
+        if chat.type != "supergroup":
+            problems.append("it is not a supergroup; convert the group to a supergroup")
+        if not chat.is_forum:
+            problems.append("topics are off; turn on Topics in the group settings")
+        member = await self.bot.get_chat_member(chat_id, self.bot.id)
+        if member.status != "administrator":
+            problems.append("the bot is not an administrator; promote it")
+        elif not getattr(member, "can_manage_topics", False):
+            problems.append("the bot may not manage topics; give it the 'Manage topics' right")
+        return problems
+
+    # ------------------------------------------------------------ staff
+
+    async def is_staff(self, chat_id: int, user_id: int) -> bool:
+        """Members of a configured staff group, asked from Telegram and cached briefly."""
+        if chat_id not in service.staff_chat_ids(self.settings):
+            return False
+        now = time.monotonic()
+        cached = self._members.get((chat_id, user_id))
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        assert self.bot is not None
+        try:
+            member = await self.bot.get_chat_member(chat_id, user_id)
+            allowed = member.status in ("creator", "administrator", "member") and not member.user.is_bot
+        except TelegramBadRequest:
+            allowed = False
+        self._members[(chat_id, user_id)] = (allowed, now + self.settings.handoff_staff_cache_s)
+        return allowed
+
+    # ------------------------------------------------------------ topics
+
+    async def ensure_topic(self, session: AsyncSession, conversation: Conversation) -> int | None:
+        """The conversation's topic: the customer's earlier one (reopened), else a new one.
+
+        The context card is queued as the topic's first post of this conversation.
+        """
+        assert conversation.id is not None
+        if conversation.topic_id is not None or conversation.staff_chat_id is None:
+            return conversation.topic_id
+        lock = self._topic_locks.setdefault(conversation.id, asyncio.Lock())
+        try:
+            async with lock:
+                await session.refresh(conversation)
+                if conversation.topic_id is None:
+                    await self._open_topic(session, conversation)
+        finally:
+            self._topic_locks.pop(conversation.id, None)
+        return conversation.topic_id
+
+    async def _open_topic(self, session: AsyncSession, conversation: Conversation) -> None:
+        assert conversation.id is not None and conversation.staff_chat_id is not None
+        topic_id = await self._reopen_or_create(session, conversation)
+        if topic_id is None:
+            return
+        if not await service.set_topic(session, conversation.id, topic_id):
+            # Another bot process opened it first: keep theirs, drop ours if it is a new one.
+            await session.refresh(conversation)
+            if conversation.topic_id != topic_id:
+                assert self.bot is not None
+                with contextlib.suppress(TelegramAPIError):
+                    await self.bot.delete_forum_topic(conversation.staff_chat_id, topic_id)
+            return
+        await session.commit()
+        await session.refresh(conversation)
+        await self.post_card(session, conversation)
+
+    async def post_card(self, session: AsyncSession, conversation: Conversation) -> None:
+        self.queue.put(await self._card_post(session, conversation))
+
+    async def _card_post(self, session: AsyncSession, conversation: Conversation) -> Post:
+        assert conversation.staff_chat_id is not None and conversation.id is not None
+        card = await build_card(session, conversation, self.settings)
+        buttons = [
+            [
+                (
+                    self.t("handoff.button.claim"),
+                    HandoffCallback(action="claim", conversation_id=conversation.id).pack(),
+                ),
+                (
+                    self.t("handoff.button.close"),
+                    HandoffCallback(action="close", conversation_id=conversation.id).pack(),
+                ),
+            ]
+        ]
+        return Post(
+            conversation.staff_chat_id,
+            conversation.topic_id,
+            [card],
+            buttons=buttons,
+            coalesce_key=f"c{conversation.customer_id}",
+        )
+
+    async def _reopen_or_create(
+        self, session: AsyncSession, conversation: Conversation, skip: int | None = None
+    ) -> int | None:
+        assert self.bot is not None and conversation.staff_chat_id is not None
+        chat_id = conversation.staff_chat_id
+        previous = await service.previous_topic(session, conversation.customer_id, chat_id)
+        if previous is not None and previous != skip:
+            try:
+                await self.bot.reopen_forum_topic(chat_id, previous)
+                return previous
+            except TelegramBadRequest as exc:
+                if "TOPIC_NOT_MODIFIED" in exc.message:  # it was open already
+                    return previous
+                log.info("topic %s of group %s is gone, creating a new one", previous, chat_id)
+        customer = await session.get(Customer, conversation.customer_id)
+        assert customer is not None
+        name = f"{customer.first_name or '—'} · #{customer.id}"[:128]
+        try:
+            topic = await self.bot.create_forum_topic(chat_id, name)
+        except TelegramAPIError:
+            log.exception("could not create a topic in group %s", chat_id)
+            return None
+        return topic.message_thread_id
+
+    async def close_topic(self, conversation: Conversation) -> None:
+        assert self.bot is not None
+        if conversation.staff_chat_id is None or conversation.topic_id is None:
+            return
+        with contextlib.suppress(TelegramBadRequest):
+            await self.bot.close_forum_topic(conversation.staff_chat_id, conversation.topic_id)
+
+    def say(self, conversation: Conversation, text: str) -> None:
+        """A bot line in the conversation's topic, through the paced queue."""
+        if conversation.staff_chat_id is None:
+            return
+        self.queue.put(Post(conversation.staff_chat_id, conversation.topic_id, [text]))
+
+    # ------------------------------------------------------------ follow-up
+
+    async def follow_up(self, session: AsyncSession) -> None:
+        """Remind about unanswered conversations; announce the night's ones when staff are back."""
+        now = utcnow()
+        hours = service.working_hours(self.settings)
+        if not hours.is_open(now):
+            return
+        query = (
+            select(Conversation)
+            .where(
+                Conversation.status == "open",
+                col(Conversation.topic_id).is_not(None),
+                col(Conversation.first_response_at).is_(None),
+            )
+            .order_by(col(Conversation.id))
+        )
+        due = now - timedelta(minutes=self.settings.handoff_reminder_minutes)
+        for conversation in (await session.exec(query)).all():
+            if conversation.out_of_hours and conversation.announced_at is None:
+                conversation.announced_at = now
+                self.say(conversation, self.t("handoff.staff.announce"))
+            elif (
+                conversation.announced_at or conversation.opened_at
+            ) <= due and conversation.reminded_at is None:
+                # Out-of-hours conversations wait from the moment staff came in, not from the night.
+                conversation.reminded_at = now
+                since = conversation.announced_at or conversation.opened_at
+                minutes = int((now - since).total_seconds() // 60)
+                self.say(conversation, self.t("handoff.staff.reminder", minutes=minutes))
+            else:
+                continue
+            session.add(conversation)
+
+    # ------------------------------------------------------------ GroupSender
+
+    async def post(self, post: Post) -> None:
+        try:
+            await self._post(post)
+        except TelegramBadRequest as exc:
+            gone = post.thread_id is not None and any(mark in exc.message for mark in TOPIC_GONE)
+            new_thread = await self._replace_topic(post.chat_id, post.thread_id) if gone else None
+            if new_thread is None or post.thread_id is None:
+                raise ChannelRejected(exc.message) from exc
+            # Someone deleted the topic mid-conversation: this and every queued post move over.
+            self.queue.retarget(post.chat_id, post.thread_id, new_thread)
+            post.thread_id = new_thread
+            raise ChannelRetryAfter(0) from exc
+
+    async def _replace_topic(self, chat_id: int, thread_id: int) -> int | None:
+        """A new topic (with a fresh card, sent first) for the open conversation of a deleted one."""
+        async with self.db.session() as session:
+            conversation = await service.conversation_by_topic(session, chat_id, thread_id)
+            if conversation is None or conversation.status != "open":
+                return None
+            conversation.topic_id = None
+            new_thread = await self._reopen_or_create(session, conversation, skip=thread_id)
+            if new_thread is None:
+                return None
+            conversation.topic_id = new_thread
+            session.add(conversation)
+            card = await self._card_post(session, conversation)
+        with contextlib.suppress(TelegramAPIError):
+            await self._post(card)
+        return new_thread
+
+    async def _post(self, post: Post) -> None:
+        assert self.bot is not None
+        markup = None
+        if post.buttons:
+            markup = InlineKeyboardMarkup(
+                inline_keyboard=[
+                    [InlineKeyboardButton(text=label, callback_data=data) for label, data in row]
+                    for row in post.buttons
+                ]
+            )
+        try:
+            if post.copy_from is not None:
+                await self.bot.copy_message(
+                    post.chat_id, post.copy_from[0], post.copy_from[1], message_thread_id=post.thread_id
+                )
+            else:
+                await self.bot.send_message(
+                    post.chat_id, post.text, message_thread_id=post.thread_id, reply_markup=markup
+                )
+        except TelegramRetryAfter as exc:
+            raise ChannelRetryAfter(exc.retry_after) from exc
+        except TelegramForbiddenError as exc:
+            raise ChannelRejected(exc.message) from exc
+        except (TimeoutError, TelegramNetworkError, TelegramServerError) as exc:
+            raise ChannelUnavailable(str(exc)) from exc
