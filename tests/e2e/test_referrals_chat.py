@@ -180,3 +180,17 @@ async def test_menu_invite_button_opens_the_invite_screen(harness: BotHarness) -
     assert await code_of(harness, 1401) in invite["text"]
     back = await harness.press(1401, invite, t("ru", "button.menu"))
     assert back["text"] == t("ru", "menu.title")
+
+
+async def test_second_code_and_cycle_are_refused(harness: BotHarness) -> None:
+    for user_id, name in ((1501, "Ada"), (1502, "Ben"), (1503, "Cy")):
+        harness.sandbox.user(user_id, first_name=name, language_code="en")
+        await harness.say(user_id, "/invite")
+    ada, ben, cy = [await code_of(harness, user_id) for user_id in (1501, 1502, 1503)]
+
+    assert (await harness.say(1502, f"/start ref_{ada}"))["text"] == t(
+        "en", "referrals.code.joined", name="Ada", minimum="20.00 EUR", points=300)
+    second = await harness.say(1502, f"/code {cy}")
+    assert second["text"] == t("en", "referrals.code.already_referred")
+    cycle = await harness.say(1501, f"/code {ben}")  # Ben, whom Ada invited, cannot invite Ada
+    assert cycle["text"] == t("en", "referrals.code.not_allowed")
