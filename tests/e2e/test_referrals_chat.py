@@ -106,6 +106,8 @@ async def test_link_join_delivered_order_rewards_both_then_return_reverses(harne
 
     joined = await harness.say(1102, f"/start ref_{code}")
     assert joined["text"] == t("ru", "referrals.code.joined", name="Mia", minimum="20.00 EUR", points=300)
+    welcome = t("ru", "start.welcome", name="Ivan", brand="Brewhaus")
+    await harness.sandbox.wait_for_bot_message(1102, predicate=lambda m: m.get("text") == welcome)
 
     await send_outbox(harness)
     assert t("en", "referrals.notify.friend_joined", name="Ivan", points=500) in texts(harness, 1101)
@@ -190,6 +192,8 @@ async def test_second_code_and_cycle_are_refused(harness: BotHarness) -> None:
 
     assert (await harness.say(1502, f"/start ref_{ada}"))["text"] == t(
         "en", "referrals.code.joined", name="Ada", minimum="20.00 EUR", points=300)
+    welcome = t("en", "start.welcome", name="Ben", brand="Brewhaus")
+    await harness.sandbox.wait_for_bot_message(1502, predicate=lambda m: m.get("text") == welcome)
     second = await harness.say(1502, f"/code {cy}")
     assert second["text"] == t("en", "referrals.code.already_referred")
     cycle = await harness.say(1501, f"/code {ben}")  # Ben, whom Ada invited, cannot invite Ada
