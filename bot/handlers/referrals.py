@@ -20,8 +20,8 @@ from bot.keyboards import MenuCallback
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.referrals import ledger
-from touchpoint.referrals.rules import invite_link, share_url
-from touchpoint.referrals.service import Attribution, code_for, enter_code, invite_stats
+from touchpoint.referrals.rules import format_money, invite_link, share_url
+from touchpoint.referrals.service import Attribution, code_for, enter_code, invite_stats, vouchers_of
 
 # Answers that end the "type your code" step; "unknown" lets the customer try again.
 _FINAL = {"joined", "own", "already_referred", "already_customer", "too_late", "cycle"}
@@ -41,7 +41,7 @@ def attribution_text(result: Attribution, settings: Settings) -> str:
         assert result.referrer is not None
         return _("referrals.code.joined").format(
             name=html.escape(result.referrer.first_name or "🙂"),
-            minimum=_money(settings.referral_min_order_minor, settings.referral_currency),
+            minimum=format_money(settings.referral_min_order_minor, settings.referral_currency),
             points=settings.referral_referee_points,
         )
     if result.outcome in ("too_late", "already_customer"):
@@ -49,10 +49,6 @@ def attribution_text(result: Attribution, settings: Settings) -> str:
     if result.outcome == "cycle":
         return _("referrals.code.not_allowed")
     return _(f"referrals.code.{result.outcome}")  # unknown | own | already_referred
-
-
-def _money(minor: int, currency: str) -> str:
-    return f"{minor / 100:.2f} {currency}"
 
 
 async def _invite_screen(
@@ -63,7 +59,7 @@ async def _invite_screen(
     stats = await invite_stats(session, customer)
     text = _("referrals.invite.text").format(
         brand=html.escape(settings.brand_name), code=code, link=invite_link(me.username or "", code),
-        minimum=_money(settings.referral_min_order_minor, settings.referral_currency),
+        minimum=format_money(settings.referral_min_order_minor, settings.referral_currency),
         referee_points=settings.referral_referee_points, referrer_points=settings.referral_referrer_points,
         joined=stats.joined, pending=stats.pending, rewarded=stats.rewarded, earned=stats.earned_points,
         balance=stats.balance,
@@ -147,6 +143,11 @@ async def code_command(
 async def points(session: AsyncSession, customer: Customer) -> str:
     assert customer.id is not None
     lines = [_("referrals.points.title").format(balance=await ledger.balance(session, customer.id))]
+    lines += [
+        _("referrals.points.voucher").format(
+            voucher=voucher.code, amount=format_money(voucher.amount_minor, voucher.currency))
+        for voucher in await vouchers_of(session, customer.id)
+    ]
     entries = await ledger.recent(session, customer.id)
     if not entries:
         lines.append(_("referrals.points.empty"))

@@ -12,10 +12,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.factories import make_customer
+from touchpoint.channels.all_templates import load_all_templates
+from touchpoint.channels.templates import render
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings, load_settings
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.db import Database
+from touchpoint.i18n import get_translator
 from touchpoint.journeys.models import OutboxMessage
 from touchpoint.orders.models import Order
 from touchpoint.referrals import ledger
@@ -28,8 +31,10 @@ from touchpoint.referrals.service import (
     invite_stats,
     on_order_status,
     review,
+    vouchers_of,
 )
 
+load_all_templates()
 SETTINGS = load_settings(_env_file=None, referral_referrer_points=500, referral_referee_points=300,
                          referral_min_order_minor=2000, loyalty_points_per_unit=1)
 _order_numbers = iter(range(1, 10_000))
@@ -344,3 +349,26 @@ async def test_concurrent_redemptions_never_overdraw(db: Database) -> None:
     assert sum(results) == 3
     async with db.session() as session:
         assert await ledger.balance(session, holder.id) == 10
+
+
+async def test_welcome_voucher_issued_once_and_voided_on_return(db: Database) -> None:
+    settings = SETTINGS.model_copy(update={"referral_referee_voucher_minor": 500})
+    async with db.session() as session:
+        _, referee = await pair(session)
+        first = await order(session, referee)
+        await deliver(session, first, settings)
+        await deliver(session, first, settings)
+        vouchers = await vouchers_of(session, referee.id)
+        assert [(v.amount_minor, v.currency, len(v.code)) for v in vouchers] == [(500, "EUR", 8)]
+        welcome = (await session.exec(select(OutboxMessage).where(
+            OutboxMessage.template == "referral.welcome_reward"))).one()
+        rendered = render(get_translator(), "en", welcome.template, welcome.params)
+        assert rendered.text == "\n\n".join([
+            get_translator()("en", "referrals.notify.welcome_reward", name="Test", points=300),
+            get_translator()("en", "referrals.notify.welcome_voucher", name="Test", voucher=vouchers[0].code,
+                             amount="5.00 EUR"),
+        ])
+
+        await on_order_status(session, settings, first, "returned")
+        assert await vouchers_of(session, referee.id) == []
+        assert any("voucher_minor" in e for e in await events(session, "reward.reversed"))

@@ -8,11 +8,11 @@ from touchpoint.db.base import metadata
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
 from touchpoint.orders.models import Order, OrderItem, OrderStatus, ShipmentEvent
-from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode
+from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, Voucher
 
 __all__ = [
     "BehaviourEvent", "Category", "Conversation", "Customer", "Delivery", "Enrolment",
     "FaqEntry", "LedgerEntry", "Order", "OrderItem", "OrderStatus", "OutboxMessage",
     "ProcessedUpdate", "Product", "Referral", "ReferralCode", "ShipmentEvent", "Stock", "Store",
-    "StoreCustomer", "Ticket", "TranscriptMessage", "metadata",
+    "StoreCustomer", "Ticket", "TranscriptMessage", "Voucher", "metadata",
 ]

@@ -62,3 +62,21 @@ class LedgerEntry(SQLModel, table=True):
     reason: str = Field(max_length=64)
     reference: str = Field(max_length=128)  # what caused it, for idempotency
     created_at: datetime = utc_field()
+
+
+class Voucher(SQLModel, table=True):
+    """A money-off code for the store's checkout (the newcomer's welcome voucher).
+
+    The store redeems it; ``status`` becomes "void" when the reward is reversed."""
+
+    __tablename__ = "vouchers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=16)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    amount_minor: int
+    currency: str = Field(max_length=3)
+    reference: str = Field(unique=True, max_length=128)  # what earned it, for idempotency
+    status: str = Field(default="issued", max_length=8)  # issued | void
+    created_at: datetime = utc_field()
+    voided_at: datetime | None = utc_field(nullable=True, default=None)

@@ -24,13 +24,21 @@ from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.rules import Lane
 from touchpoint.orders.models import Order, OrderStatus
 from touchpoint.referrals import ledger
-from touchpoint.referrals.models import LedgerEntry, LedgerKind, Referral, ReferralCode, ReferralStatus
+from touchpoint.referrals.models import (
+    LedgerEntry,
+    LedgerKind,
+    Referral,
+    ReferralCode,
+    ReferralStatus,
+    Voucher,
+)
 from touchpoint.referrals.rules import Party, new_code, normalize_code, payout_decision, self_referral
 
 DELIVERED = (OrderStatus.DELIVERED.value, OrderStatus.PICKED_UP.value)
 CAME_BACK = (OrderStatus.RETURNED.value, OrderStatus.REFUNDED.value)
 PAID_STATUSES = (ReferralStatus.QUALIFIED.value, ReferralStatus.CAPPED.value)
 _MAX_CHAIN = 100
+VOUCHER_CODE_LENGTH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,23 +342,64 @@ async def _pay(
     session: AsyncSession, settings: Settings, referral: Referral, referrer: Customer,
     referee: Customer, *, both: bool,
 ) -> None:
-    """The double-sided reward: a welcome bonus for the newcomer, points for the referrer."""
-    sides = [(referee, settings.referral_referee_points, "referee", "referral.welcome_reward")]
+    """The double-sided reward: a welcome bonus (points and/or a voucher) for the newcomer, points
+    for the referrer. Each part is written once, however often the store repeats its event."""
+    sides = [(referee, referrer, settings.referral_referee_points, "referee", "referral.welcome_reward")]
     if both:
-        sides.append((referrer, settings.referral_referrer_points, "referrer", "referral.reward_earned"))
-    for customer, points, side, template in sides:
+        sides.append((referrer, referee, settings.referral_referrer_points, "referrer",
+                      "referral.reward_earned"))
+    for customer, other, points, side, template in sides:
         assert customer.id is not None
         reference = f"referral:{referral.id}:{side}"
-        if points <= 0 or not await ledger.add_entry(
+        params: dict[str, object] = {"points": 0, "name": other.first_name}
+        if points > 0 and await ledger.add_entry(
             session, customer.id, LedgerKind.EARN, points, f"referral_{side}", reference
         ):
-            continue
-        record_event(session, "reward.issued", customer_id=customer.id,
-                     payload={"points": points, "reason": f"referral_{side}", "referral_id": referral.id})
-        # A reward is an account fact (transactional), but it still waits for the morning.
-        await enqueue(session, settings, customer, template,
-                      {"points": points, "name": (referee if side == "referrer" else referrer).first_name},
-                      lane=Lane.TRANSACTIONAL, dedupe_key=reference)
+            params["points"] = points
+            record_event(session, "reward.issued", customer_id=customer.id,
+                         payload={"points": points, "reason": f"referral_{side}", "referral_id": referral.id})
+        if side == "referee" and settings.referral_referee_voucher_minor > 0:
+            voucher = await _issue_voucher(session, settings, customer, reference)
+            if voucher is not None:
+                params.update(voucher=voucher.code, amount_minor=voucher.amount_minor,
+                              currency=voucher.currency)
+                record_event(session, "reward.issued", customer_id=customer.id, payload={
+                    "voucher_minor": voucher.amount_minor, "reason": "referral_referee_voucher",
+                    "referral_id": referral.id,
+                })
+        if params["points"] or "voucher" in params:
+            # A reward is an account fact (transactional), but it still waits for the morning.
+            await enqueue(session, settings, customer, template, params,
+                          lane=Lane.TRANSACTIONAL, dedupe_key=reference)
+
+
+async def _issue_voucher(
+    session: AsyncSession, settings: Settings, customer: Customer, reference: str
+) -> Voucher | None:
+    """The voucher earned by ``reference``, issued once; None if it was issued before."""
+    for _ in range(10):
+        if (await session.exec(select(Voucher.id).where(Voucher.reference == reference))).first():
+            return None
+        inserted = await session.exec(
+            insert_ignoring_conflicts(session, Voucher).values(
+                code=new_code(VOUCHER_CODE_LENGTH), customer_id=customer.id, reference=reference,
+                amount_minor=settings.referral_referee_voucher_minor, currency=settings.referral_currency,
+                status="issued", created_at=utcnow(),
+            ).returning(col(Voucher.id))
+        )
+        voucher_id = inserted.first()
+        if voucher_id is not None:
+            return await session.get(Voucher, voucher_id)
+    raise RuntimeError("could not allocate a voucher code")
+
+
+async def vouchers_of(session: AsyncSession, customer_id: int) -> list[Voucher]:
+    """Issued (not void) vouchers, newest first: what the store's checkout may accept."""
+    rows = await session.exec(
+        select(Voucher).where(Voucher.customer_id == customer_id, Voucher.status == "issued")
+        .order_by(col(Voucher.id).desc())
+    )
+    return list(rows.all())
 
 
 async def _reverse_referral(
@@ -370,7 +419,10 @@ async def _reverse_referral(
         return
     _decide(session, referral, ReferralStatus.REVERSED, "order_returned")
     for customer_id, side in ((referee.id, "referee"), (referral.referrer_id, "referrer")):
-        taken = await ledger.reverse(session, customer_id, f"referral:{referral.id}:{side}", "order_returned")
+        reference = f"referral:{referral.id}:{side}"
+        if side == "referee":
+            await _void_voucher(session, customer_id, referral, reference)
+        taken = await ledger.reverse(session, customer_id, reference, "order_returned")
         if not taken:
             continue
         record_event(session, "reward.reversed", customer_id=customer_id,
@@ -381,6 +433,19 @@ async def _reverse_referral(
             await enqueue(session, settings, referrer, "referral.reward_reversed",
                           {"points": taken, "name": referee.first_name},
                           lane=Lane.TRANSACTIONAL, dedupe_key=f"referral:{referral.id}:reversed")
+
+
+async def _void_voucher(session: AsyncSession, customer_id: int, referral: Referral, reference: str) -> None:
+    voucher = (await session.exec(
+        select(Voucher).where(Voucher.reference == reference, Voucher.status == "issued")
+    )).first()
+    if voucher is None:
+        return
+    voucher.status, voucher.voided_at = "void", utcnow()
+    session.add(voucher)
+    record_event(session, "reward.reversed", customer_id=customer_id, payload={
+        "voucher_minor": voucher.amount_minor, "reason": "order_returned", "referral_id": referral.id,
+    })
 
 
 # --- staff review ------------------------------------------------------------------------------
