@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -372,3 +372,14 @@ async def test_welcome_voucher_issued_once_and_voided_on_return(db: Database) ->
         await on_order_status(session, settings, first, "returned")
         assert await vouchers_of(session, referee.id) == []
         assert any("voucher_minor" in e for e in await events(session, "reward.reversed"))
+
+
+async def test_friend_joined_at_night_waits_for_the_morning(db: Database) -> None:
+    night = datetime(2026, 6, 1, 21, 30, tzinfo=UTC)  # 23:30 in Berlin
+    with time_machine.travel(night):
+        async with db.session() as session:
+            referrer, _ = await pair(session)
+            queued = (await session.exec(select(OutboxMessage))).one()
+    assert (queued.template, queued.customer_id, queued.reason) == (
+        "referral.friend_joined", referrer.id, "quiet_hours")
+    assert queued.due_at == datetime(2026, 6, 2, 7, tzinfo=UTC)  # 09:00 in Berlin

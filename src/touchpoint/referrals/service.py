@@ -136,9 +136,11 @@ async def attribute(
     assert referral is not None
     record_event(session, "referral.joined", customer_id=customer.id,
                  payload={"referral_id": referral.id, "source": source})
+    # News about the customer's own programme account: transactional (each friend counts, no
+    # weekly repeat rule), still held back until quiet hours end.
     await enqueue(session, settings, owner, "referral.friend_joined",
                   {"name": customer.first_name, "points": settings.referral_referrer_points},
-                  lane=Lane.SERVICE, dedupe_key=f"referral:{referral.id}:joined")
+                  lane=Lane.TRANSACTIONAL, dedupe_key=f"referral:{referral.id}:joined")
     return Attribution("joined", owner, referral, new=True)
 
 
