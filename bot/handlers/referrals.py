@@ -20,10 +20,10 @@ from bot.keyboards import MenuCallback
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.referrals import ledger
-from touchpoint.referrals.rules import format_money, invite_link, share_url
+from touchpoint.referrals.rules import format_money, invite_link, normalize_code, share_url
 from touchpoint.referrals.service import Attribution, code_for, enter_code, invite_stats, vouchers_of
 
-# Answers that end the "type your code" step; "unknown" lets the customer try again.
+# Answers that end the "type your code" step; an unknown code may be typed again.
 _FINAL = {"joined", "own", "already_referred", "already_customer", "too_late", "cycle"}
 
 
@@ -121,8 +121,10 @@ async def ask_code(query: CallbackQuery, state: FSMContext) -> None:
 async def code_typed(
     message: Message, state: FSMContext, session: AsyncSession, settings: Settings, customer: Customer
 ) -> None:
-    result = await enter_code(session, settings, customer, message.text or "")
-    if result.outcome in _FINAL:
+    text = message.text or ""
+    result = await enter_code(session, settings, customer, text)
+    # A code-shaped typo may be retried; a sentence means the customer has moved on.
+    if result.outcome in _FINAL or normalize_code(text) is None:
         await state.clear()
     await message.answer(attribution_text(result, settings), reply_markup=_back_to_invite())
 

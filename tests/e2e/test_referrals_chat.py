@@ -164,6 +164,14 @@ async def test_typed_code_variants_and_clear_refusals(harness: BotHarness) -> No
     assert (await harness.say(1202, "hello"))["text"] == t("zh", "menu.not_understood")
 
 
+async def test_a_sentence_instead_of_a_code_ends_the_code_step(harness: BotHarness) -> None:
+    harness.sandbox.user(1251, language_code="en")
+    menu = await harness.say(1251, "/invite")
+    await harness.press(1251, menu, t("en", "referrals.button.have_code"))
+    assert (await harness.say(1251, "where is my order?"))["text"] == t("en", "referrals.code.unknown")
+    assert (await harness.say(1251, "where is my order?"))["text"] == t("en", "menu.not_understood")
+
+
 async def test_code_from_an_old_customer_is_too_late(harness: BotHarness) -> None:
     harness.sandbox.user(1301, first_name="Ana", language_code="en")
     harness.sandbox.user(1302, first_name="Bo", language_code="en")
