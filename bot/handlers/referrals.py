@@ -11,7 +11,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,6 +24,7 @@ from touchpoint.referrals.rules import format_money, invite_link, normalize_code
 from touchpoint.referrals.service import Attribution, code_for, enter_code, invite_stats, vouchers_of
 
 # Answers that end the "type your code" step; an unknown code may be typed again.
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # the invite link would otherwise preview the bot
 _FINAL = {"joined", "own", "already_referred", "already_customer", "too_late", "cycle"}
 
 
@@ -84,7 +85,7 @@ async def invite_command(
     message: Message, bot: Bot, session: AsyncSession, settings: Settings, customer: Customer
 ) -> None:
     text, markup = await _invite_screen(bot, session, settings, customer)
-    await message.answer(text, reply_markup=markup, disable_web_page_preview=True)
+    await message.answer(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
 
 
 async def invite_button(
@@ -108,7 +109,7 @@ async def share(
     builder = InlineKeyboardBuilder()
     builder.button(text=_("referrals.button.send"), url=share_url(link, text.removesuffix(link).strip()))
     await query.message.answer(_("referrals.share.intro"))
-    await query.message.answer(text, reply_markup=builder.as_markup(), disable_web_page_preview=True)
+    await query.message.answer(text, reply_markup=builder.as_markup(), link_preview_options=NO_PREVIEW)
 
 
 async def ask_code(query: CallbackQuery, state: FSMContext) -> None:
@@ -179,7 +180,7 @@ async def _show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -
     """Replace the message the button was on; send anew if it cannot be edited."""
     if isinstance(query.message, Message):
         try:
-            await query.message.edit_text(text, reply_markup=markup, disable_web_page_preview=True)
+            await query.message.edit_text(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
             return
         except TelegramBadRequest:
             pass
