@@ -74,7 +74,8 @@ def sender(db: Database, channel: ScriptedChannel) -> OutboxSender:
 
 
 @pytest.fixture(autouse=True)
-def noon() -> Any:
+def noon(db: Database) -> Any:
+    # After `db`: the clock must not tick through database set-up (slow on a busy PostgreSQL).
     with time_machine.travel(NOON, tick=True) as traveller:
         yield traveller
 
