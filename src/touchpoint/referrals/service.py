@@ -9,7 +9,7 @@ decision stores its reason on the referral and as a behaviour event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_
@@ -286,8 +286,7 @@ async def _fraud_reason(
 ) -> str | None:
     """The first rule the qualifying order breaks, or None. Phones and store records are often
     known only now, so self-referral is checked again, also against the order's own contact."""
-    buyer = Party(_party(referee).customer_id, referee.telegram_id, order.contact_phone,
-                  order.store_customer_id)
+    buyer = replace(_party(referee), phone=order.contact_phone, store_customer_id=order.store_customer_id)
     reason = self_referral(_party(referrer), _party(referee)) or self_referral(_party(referrer), buyer)
     if reason is not None:
         return reason
