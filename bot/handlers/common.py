@@ -12,11 +12,13 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.handlers.referrals import attribution_text
 from bot.keyboards import LanguageCallback, MenuCallback, back_to_menu, language_menu, main_menu
 from touchpoint.channels.deeplink import parse_start_payload
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event, set_locale, set_nudges_paused
+from touchpoint.referrals.service import attribute_start
 
 
 async def start(
@@ -33,6 +35,9 @@ async def start(
         customer_id=customer.id,
         payload={"payload_kind": payload.kind} if payload else {},
     )
+    if payload is not None and payload.kind == "ref":
+        result = await attribute_start(session, settings, customer, payload.value)
+        await message.answer(attribution_text(result, settings))
     if customer.nudges_paused:
         set_nudges_paused(session, customer, False)
         await message.answer(_("start.resumed"))

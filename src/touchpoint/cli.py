@@ -15,6 +15,7 @@ from touchpoint.db import Database
 from touchpoint.db.migrate import downgrade_database, upgrade_database
 from touchpoint.events_api.cli import events_app
 from touchpoint.i18n import compile_catalogs, find_locales_dir
+from touchpoint.referrals.cli import app as referrals_app
 
 app = typer.Typer(help="Touchpoint: a retail customer-journey assistant on Telegram.",
                   no_args_is_help=True)
@@ -27,6 +28,7 @@ app.add_typer(i18n_app, name="i18n")
 app.add_typer(events_app, name="events")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(import_app, name="import")
+app.add_typer(referrals_app, name="referrals")
 
 
 def configure_logging(level: int = logging.INFO) -> None:

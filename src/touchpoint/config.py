@@ -111,6 +111,19 @@ class Settings(BaseSettings):
         default_factory=lambda: {"hello": {}, "wait": {}, "thanks": {}}
     )
 
+    # --- referrals ---
+    referral_join_window_days: int = Field(default=7, ge=0)  # a code counts only this soon after joining
+    referral_min_order_minor: int = Field(default=2000, ge=0)  # the first order must reach this…
+    referral_currency: str = "EUR"  # …in this currency (how the minimum is shown)
+    referral_return_window_days: int = Field(default=30, ge=0)  # a return within it reverses rewards
+    referral_referrer_points: int = Field(default=500, ge=0)
+    referral_referee_points: int = Field(default=300, ge=0)  # the newcomer's welcome bonus…
+    referral_referee_voucher_minor: int = Field(default=0, ge=0)  # …and/or a welcome voucher (0: none)
+    referral_monthly_cap: int = Field(default=10, ge=0)  # paid referrals per referrer per month
+    referral_velocity_max: int = Field(default=5, ge=1)  # more joins than this within the window…
+    referral_velocity_hours: int = Field(default=24, ge=1)  # …are held for staff review
+    loyalty_points_per_unit: int = Field(default=1, ge=0)  # points per major currency unit delivered
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:

@@ -8,6 +8,7 @@ import importlib
 TEMPLATE_MODULES: list[str] = [
     "touchpoint.orders.templates",
     "touchpoint.aftersales.templates",
+    "touchpoint.referrals.templates",
 ]
 
 

@@ -17,12 +17,12 @@ from touchpoint.orders.models import (
     OrderStatus,
     ShipmentEvent,
 )
-from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode
+from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, Voucher
 
 __all__ = [
     "AftersalesDraft", "BehaviourEvent", "Cart", "Category", "Conversation", "Customer", "Delivery",
     "Enrolment", "FaqEntry", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
     "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral",
     "ReferralCode", "Reservation", "ShipmentEvent", "Stock", "Store", "StoreCustomer", "Ticket",
-    "TicketEvent", "TranscriptMessage", "WarrantyRegistration", "metadata",
+    "TicketEvent", "TranscriptMessage", "Voucher", "WarrantyRegistration", "metadata",
 ]

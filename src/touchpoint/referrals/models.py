@@ -1,6 +1,7 @@
 """Referral codes, referrals and the immutable reward ledger."""
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field
@@ -17,6 +18,15 @@ class ReferralCode(SQLModel, table=True):
     created_at: datetime = utc_field()
 
 
+class ReferralStatus(StrEnum):
+    PENDING = "pending"  # joined through a code, waiting for a first delivered order
+    QUALIFIED = "qualified"  # both sides rewarded
+    CAPPED = "capped"  # newcomer rewarded, referrer over the monthly cap
+    HELD = "held"  # velocity: waiting for staff review, nothing paid
+    REJECTED = "rejected"  # a fraud rule said no (see reason)
+    REVERSED = "reversed"  # the qualifying order came back within the return window
+
+
 class Referral(SQLModel, table=True):
     __tablename__ = "referrals"
 
@@ -24,10 +34,19 @@ class Referral(SQLModel, table=True):
     code: str = Field(foreign_key="referral_codes.code", max_length=16)
     referrer_id: int = Field(foreign_key="customers.id", index=True)
     referee_id: int = Field(foreign_key="customers.id", unique=True)  # one referrer per referee
-    status: str = Field(default="pending", max_length=16)
-    reason: str | None = None
+    status: str = Field(default=ReferralStatus.PENDING, max_length=16)
+    reason: str | None = None  # why the last decision was taken (a rule name)
+    source: str = Field(default="link", max_length=8)  # link | typed
+    order_id: int | None = Field(default=None, foreign_key="orders.id")  # the qualifying order
     created_at: datetime = utc_field()
     decided_at: datetime | None = utc_field(nullable=True, default=None)
+
+
+class LedgerKind(StrEnum):
+    EARN = "earn"
+    REDEEM = "redeem"
+    REVERSE = "reverse"
+    EXPIRE = "expire"
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -38,8 +57,26 @@ class LedgerEntry(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customers.id", index=True)
-    kind: str = Field(max_length=16)  # earn | redeem | reverse | expire
+    kind: str = Field(max_length=16)  # earn | redeem | reverse | expire (see LedgerKind)
     points: int
     reason: str = Field(max_length=64)
     reference: str = Field(max_length=128)  # what caused it, for idempotency
     created_at: datetime = utc_field()
+
+
+class Voucher(SQLModel, table=True):
+    """A money-off code for the store's checkout (the newcomer's welcome voucher).
+
+    The store redeems it; ``status`` becomes "void" when the reward is reversed."""
+
+    __tablename__ = "vouchers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=16)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    amount_minor: int
+    currency: str = Field(max_length=3)
+    reference: str = Field(unique=True, max_length=128)  # what earned it, for idempotency
+    status: str = Field(default="issued", max_length=8)  # issued | void
+    created_at: datetime = utc_field()
+    voided_at: datetime | None = utc_field(nullable=True, default=None)

@@ -1,0 +1,210 @@
+"""Invite friends: the code, link and share button, typed codes, stats and the points balance."""
+
+from __future__ import annotations
+
+import html
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.keyboards import MenuCallback
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
+from touchpoint.referrals import ledger
+from touchpoint.referrals.rules import format_money, invite_link, normalize_code, share_url
+from touchpoint.referrals.service import Attribution, code_for, enter_code, invite_stats, vouchers_of
+
+# Answers that end the "type your code" step; an unknown code may be typed again.
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # the invite link would otherwise preview the bot
+_FINAL = {"joined", "own", "already_referred", "already_customer", "too_late", "cycle"}
+
+
+class ReferralCallback(CallbackData, prefix="rf"):
+    action: str  # share | code | points
+
+
+class EnteringCode(StatesGroup):
+    code = State()
+
+
+def attribution_text(result: Attribution, settings: Settings) -> str:
+    """What the customer reads after a code (from a link or typed)."""
+    if result.outcome == "joined":
+        assert result.referrer is not None
+        return _("referrals.code.joined").format(
+            name=html.escape(result.referrer.first_name or "🙂"),
+            minimum=format_money(settings.referral_min_order_minor, settings.referral_currency),
+            points=settings.referral_referee_points,
+        )
+    if result.outcome in ("too_late", "already_customer"):
+        return _("referrals.code.too_late").format(days=settings.referral_join_window_days)
+    if result.outcome == "cycle":
+        return _("referrals.code.not_allowed")
+    return _(f"referrals.code.{result.outcome}")  # unknown | own | already_referred
+
+
+async def _invite_screen(
+    bot: Bot, session: AsyncSession, settings: Settings, customer: Customer
+) -> tuple[str, InlineKeyboardMarkup]:
+    code = await code_for(session, customer)
+    me = await bot.me()
+    stats = await invite_stats(session, customer)
+    text = _("referrals.invite.text").format(
+        brand=html.escape(settings.brand_name), code=code, link=invite_link(me.username or "", code),
+        minimum=format_money(settings.referral_min_order_minor, settings.referral_currency),
+        referee_points=settings.referral_referee_points, referrer_points=settings.referral_referrer_points,
+        joined=stats.joined, pending=stats.pending, rewarded=stats.rewarded, earned=stats.earned_points,
+        balance=stats.balance,
+    )
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("referrals.button.share"), callback_data=ReferralCallback(action="share"))
+    builder.button(text=_("referrals.button.have_code"), callback_data=ReferralCallback(action="code"))
+    builder.button(text=_("referrals.button.points"), callback_data=ReferralCallback(action="points"))
+    builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
+    builder.adjust(1, 2, 1)
+    return text, builder.as_markup()
+
+
+def _back_to_invite() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("referrals.button.invite"), callback_data=MenuCallback(action="invite"))
+    builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
+    return builder.as_markup()
+
+
+async def invite_command(
+    message: Message, bot: Bot, session: AsyncSession, settings: Settings, customer: Customer
+) -> None:
+    text, markup = await _invite_screen(bot, session, settings, customer)
+    await message.answer(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
+
+
+async def invite_button(
+    query: CallbackQuery, bot: Bot, session: AsyncSession, settings: Settings, customer: Customer
+) -> None:
+    await query.answer()
+    text, markup = await _invite_screen(bot, session, settings, customer)
+    await _show(query, text, markup)
+
+
+async def share(
+    query: CallbackQuery, bot: Bot, session: AsyncSession, settings: Settings, customer: Customer
+) -> None:
+    """A message ready to forward, and Telegram's share sheet with the same text prepared."""
+    await query.answer()
+    assert query.message is not None
+    link = invite_link((await bot.me()).username or "", await code_for(session, customer))
+    text = _("referrals.share.message").format(
+        brand=html.escape(settings.brand_name), points=settings.referral_referee_points, link=link
+    )
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("referrals.button.send"), url=share_url(link, text.removesuffix(link).strip()))
+    await query.message.answer(_("referrals.share.intro"))
+    await query.message.answer(text, reply_markup=builder.as_markup(), link_preview_options=NO_PREVIEW)
+
+
+async def ask_code(query: CallbackQuery, state: FSMContext) -> None:
+    await query.answer()
+    await state.set_state(EnteringCode.code)
+    assert query.message is not None
+    await query.message.answer(_("referrals.code.ask"))
+
+
+async def code_typed(
+    message: Message, state: FSMContext, session: AsyncSession, settings: Settings, customer: Customer
+) -> None:
+    text = message.text or ""
+    result = await enter_code(session, settings, customer, text)
+    # A code-shaped typo may be retried; a sentence means the customer has moved on.
+    if result.outcome in _FINAL or normalize_code(text) is None:
+        await state.clear()
+    await message.answer(attribution_text(result, settings), reply_markup=_back_to_invite())
+
+
+async def code_command(
+    message: Message, command: CommandObject, state: FSMContext, session: AsyncSession,
+    settings: Settings, customer: Customer,
+) -> None:
+    """`/code K7XM2Q`, or `/code` alone to be asked for it."""
+    if not command.args:
+        await state.set_state(EnteringCode.code)
+        await message.answer(_("referrals.code.ask"))
+        return
+    result = await enter_code(session, settings, customer, command.args)
+    await message.answer(attribution_text(result, settings), reply_markup=_back_to_invite())
+
+
+async def points(session: AsyncSession, customer: Customer) -> str:
+    assert customer.id is not None
+    lines = [_("referrals.points.title").format(balance=await ledger.balance(session, customer.id))]
+    lines += [
+        _("referrals.points.voucher").format(
+            voucher=voucher.code, amount=format_money(voucher.amount_minor, voucher.currency))
+        for voucher in await vouchers_of(session, customer.id)
+    ]
+    entries = await ledger.recent(session, customer.id)
+    if not entries:
+        lines.append(_("referrals.points.empty"))
+    else:
+        zone = ZoneInfo(customer.timezone)
+        lines.append(_("referrals.points.recent"))
+        lines += [
+            _("referrals.points.line").format(
+                date=entry.created_at.astimezone(zone).strftime("%d.%m"), points=f"{entry.points:+d}",
+                reason=_(f"referrals.reason.{entry.reason}"),
+            )
+            for entry in entries
+        ]
+    return "\n".join(lines)
+
+
+async def points_command(message: Message, session: AsyncSession, customer: Customer) -> None:
+    await message.answer(await points(session, customer), reply_markup=_back_to_invite())
+
+
+async def points_button(query: CallbackQuery, session: AsyncSession, customer: Customer) -> None:
+    await query.answer()
+    await _show(query, await points(session, customer), _back_to_invite())
+
+
+async def _show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
+    """Replace the message the button was on; send anew if it cannot be edited."""
+    if isinstance(query.message, Message):
+        try:
+            await query.message.edit_text(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
+            return
+        except TelegramBadRequest:
+            pass
+    assert query.bot is not None and query.from_user is not None
+    await query.bot.send_message(query.from_user.id, text, reply_markup=markup)
+
+
+def create_router() -> Router:
+    router = Router(name="referrals")
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.register(invite_command, Command("invite"), flags={"event": "referral.invite_opened"})
+    router.message.register(points_command, Command("points"), flags={"event": "referral.points_viewed"})
+    router.message.register(code_command, Command("code"))
+    router.message.register(code_typed, EnteringCode.code, F.text, ~F.text.startswith("/"))
+    router.callback_query.register(
+        invite_button, MenuCallback.filter(F.action == "invite"), flags={"event": "referral.invite_opened"}
+    )
+    router.callback_query.register(
+        share, ReferralCallback.filter(F.action == "share"), flags={"event": "referral.code_shared"}
+    )
+    router.callback_query.register(ask_code, ReferralCallback.filter(F.action == "code"))
+    router.callback_query.register(
+        points_button, ReferralCallback.filter(F.action == "points"),
+        flags={"event": "referral.points_viewed"},
+    )
+    return router
