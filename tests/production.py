@@ -11,6 +11,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
+from aiohttp import web
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
@@ -38,12 +40,12 @@ def free_port() -> int:
 
 
 def webhook_settings(base_url: str, database_url: str, port: int, **overrides: Any) -> Settings:
-    return load_settings(
-        _env_file=None, database_url=database_url, telegram_api_base=base_url,
-        bot_token=SecretStr(SANDBOX_TOKEN), webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
-        webhook_host="127.0.0.1", webhook_port=port, webhook_secret=SecretStr(SECRET),
-        shutdown_grace_s=5.0, **overrides,
-    )
+    values: dict[str, Any] = {
+        "database_url": database_url, "telegram_api_base": base_url, "bot_token": SecretStr(SANDBOX_TOKEN),
+        "webhook_url": f"http://127.0.0.1:{port}/telegram/webhook", "webhook_host": "127.0.0.1",
+        "webhook_port": port, "webhook_secret": SecretStr(SECRET), "shutdown_grace_s": 5.0,
+    }
+    return load_settings(_env_file=None, **(values | overrides))
 
 
 class WebhookBot:
@@ -130,3 +132,52 @@ class CuttableLink:
 
         await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
         self._writers.difference_update({writer, up_writer})
+
+
+class RoundRobinProxy:
+    """A tiny load balancer: each request goes to the next backend in turn; a refused or
+    unreachable backend gets the request retried on the next one, as a real balancer would."""
+
+    def __init__(self, backends: list[str]) -> None:
+        self.backends = backends
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.hits: dict[str, int] = {backend: 0 for backend in backends}
+        self._next = 0
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._http is not None:
+            await self._http.close()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        assert self._http is not None
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        status, payload, content_type = 502, b"no backend", "text/plain"
+        for _attempt in range(len(self.backends)):
+            backend = self.backends[self._next % len(self.backends)]
+            self._next += 1
+            try:
+                async with self._http.request(
+                    request.method, backend + request.path_qs, data=body, headers=headers
+                ) as response:
+                    status, payload = response.status, await response.read()
+                    content_type = response.headers.get("Content-Type", "application/json")
+            except aiohttp.ClientError:
+                continue
+            if status != 503:
+                self.hits[backend] += 1
+                break
+        return web.Response(status=status, body=payload, headers={"Content-Type": content_type})
