@@ -27,6 +27,7 @@ from touchpoint.observability import (
     TELEGRAM_RETRY_AFTER,
     UPDATES,
     bind_ids,
+    start_context,
 )
 
 
@@ -38,14 +39,14 @@ class ObserveUpdates(BaseMiddleware):
         kind = event.event_type
         UPDATES.labels(kind).inc()
         started = time.perf_counter()
-        with bind_ids(update_id=event.update_id):
-            try:
-                return await handler(event, data)
-            except Exception as exc:
-                HANDLER_ERRORS.labels(kind, type(exc).__name__).inc()
-                raise
-            finally:
-                HANDLER_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        start_context(update_id=event.update_id)
+        try:
+            return await handler(event, data)
+        except Exception as exc:
+            HANDLER_ERRORS.labels(kind, type(exc).__name__).inc()
+            raise
+        finally:
+            HANDLER_SECONDS.labels(kind).observe(time.perf_counter() - started)
 
 
 class BindCustomer(BaseMiddleware):
@@ -53,8 +54,8 @@ class BindCustomer(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         customer: Customer | None = data.get("customer")
-        with bind_ids(customer_id=customer.id if customer else None):
-            return await handler(event, data)
+        bind_ids(customer_id=customer.id if customer else None)
+        return await handler(event, data)
 
 
 class TelegramRequestMetrics(BaseRequestMiddleware):

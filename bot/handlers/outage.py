@@ -12,9 +12,10 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.types import ErrorEvent, User
 from aiogram.utils.i18n import I18n
+from asyncpg.exceptions import CannotConnectNowError, ConnectionDoesNotExistError, PostgresConnectionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from touchpoint.i18n import resolve_locale
@@ -24,6 +25,7 @@ log = logging.getLogger("touchpoint.outage")
 OUTAGE_ERRORS = (
     OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, TimeoutError,
     RedisConnectionError, RedisTimeoutError,
+    ConnectionDoesNotExistError, PostgresConnectionError, CannotConnectNowError,
 )
 
 
@@ -32,6 +34,8 @@ def is_outage(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OUTAGE_ERRORS):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -145,8 +143,12 @@ def configure_json_logging(level: int = logging.INFO, stream: Any = None) -> Non
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-@contextmanager
-def bind_ids(**ids: int | str | None) -> Iterator[None]:
-    """Ids (never personal data) added to every log line written inside the block."""
-    with structlog.contextvars.bound_contextvars(**{k: v for k, v in ids.items() if v is not None}):
-        yield
+def start_context(**ids: int | str | None) -> None:
+    """A fresh log context for one unit of work (an update runs in its own task and context)."""
+    structlog.contextvars.clear_contextvars()
+    bind_ids(**ids)
+
+
+def bind_ids(**ids: int | str | None) -> None:
+    """Ids (never personal data) added to every later log line of this context, error logs included."""
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in ids.items() if v is not None})
