@@ -18,19 +18,23 @@ from redis.asyncio import Redis
 
 from bot.webhook import WebhookServer, build_server
 from tests.databases import IN_CI, unavailable
-from tests.e2e.harness import eventually
+from touchpoint.channels import Rendered, template
 from touchpoint.config import SANDBOX_TOKEN, Settings, load_settings
 from touchpoint.db import Database
+from touchpoint.i18n import Translator
 
 REDIS_URL = os.environ.get("TOUCHPOINT_TEST_REDIS_URL") or ("redis://127.0.0.1:6379/0" if IN_CI else None)
 SECRET = "test-secret-token"
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async def holds() -> bool:
-        return condition()
-
-    await eventually(holds, timeout)
+async def until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
+    """Wait until ``condition()`` holds (a slow check gets a longer ``interval``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition did not hold within {timeout}s")
+        await asyncio.sleep(interval)
 
 
 def free_port() -> int:
@@ -181,3 +185,9 @@ class RoundRobinProxy:
                 self.hits[backend] += 1
                 break
         return web.Response(status=status, body=payload, headers={"Content-Type": content_type})
+
+
+@template("test.process_note")
+def _process_note(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
+    """A proactive message for the multi-process test (its bot processes import this module)."""
+    return Rendered(f"note for {params['n']}", ())
