@@ -37,7 +37,7 @@ from touchpoint.i18n import get_translator
 from touchpoint.journeys.models import OutboxMessage
 from touchpoint.journeys.scheduler import create_scheduler
 from touchpoint.journeys.sender import OutboxSender
-from touchpoint.observability import refresh_database_gauges, render_metrics
+from touchpoint.observability import DB_UP, refresh_database_gauges, render_metrics
 
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT_S = 2.0
@@ -226,8 +226,10 @@ class WebhookServer:
         return "ok"
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(refresh_database_gauges(self.db), CHECK_TIMEOUT_S)
+        except TimeoutError:
+            DB_UP.set(0)
         return web.Response(body=render_metrics(), content_type="text/plain", charset="utf-8")
 
 

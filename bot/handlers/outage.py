@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent, User
 from aiogram.utils.i18n import I18n
 from asyncpg.exceptions import CannotConnectNowError, ConnectionDoesNotExistError, PostgresConnectionError
@@ -33,6 +34,8 @@ def is_outage(exc: BaseException) -> bool:
     """A storage service is down (as opposed to a bug): walks the cause chain."""
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, TelegramAPIError):  # Telegram's trouble, not ours: the apology handles it
+            return False
         if isinstance(seen, OUTAGE_ERRORS):
             return True
         if isinstance(seen, DBAPIError) and seen.connection_invalidated:
