@@ -14,10 +14,12 @@ import pytest
 import structlog
 from aiogram import F
 from aiogram.types import Message
+from sqlalchemy.exc import IntegrityError
 
 from tests.factories import make_customer
 from tests.production import WebhookBot, free_port, until, webhook_settings
 from touchpoint.clock import utcnow
+from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.journeys.models import Enrolment, OutboxMessage
 from touchpoint.observability import configure_json_logging
@@ -123,3 +125,12 @@ async def test_json_logs_carry_ids_but_no_personal_data(
     assert isinstance(failure["customer_id"], int)
     for personal in ("Zebediah", "zeb_the_great", "4915112345678", "call me"):
         assert personal not in output
+
+
+async def test_database_errors_do_not_carry_personal_data(db: Database) -> None:
+    async with db.session() as session:
+        await make_customer(session, 904, first_name="Zebediah", phone="+4915112345678")
+    with pytest.raises(IntegrityError) as raised:
+        async with db.session() as session:
+            await make_customer(session, 904, first_name="Zebediah", phone="+4915112345678")
+    assert "Zebediah" not in str(raised.value) and "4915112345678" not in str(raised.value)
