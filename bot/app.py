@@ -7,11 +7,14 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
-from bot.handlers import all_routers
+from bot.handlers import all_routers, outage
 from bot.handoff_desk import StaffDesk
+from bot.metrics import BindCustomer, ObserveUpdates, TelegramRequestMetrics
 from bot.middlewares import (
     BehaviourEvents,
     CustomerI18n,
@@ -22,7 +25,8 @@ from bot.middlewares import (
     SerializePerChat,
 )
 from bot.transcript import CaptureReplies, RecordTranscript
-from touchpoint.channels.flood import MemoryFloodGate
+from touchpoint.channels.flood import FloodGate, MemoryFloodGate
+from touchpoint.channels.redis_flood import RedisFloodGate
 from touchpoint.config import SUPPORTED_LOCALES, TELEGRAM_API_BASE, Settings
 from touchpoint.db import Database
 from touchpoint.i18n import DOMAIN, compile_catalogs, find_locales_dir
@@ -37,6 +41,7 @@ def create_bot(settings: Settings, token: str | None = None) -> Bot:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
     bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
     bot.session.middleware(CaptureReplies())
+    bot.session.middleware(TelegramRequestMetrics())
     return bot
 
 
@@ -47,17 +52,35 @@ def create_i18n(settings: Settings) -> I18n:
 
 
 def create_dispatcher(
-    settings: Settings, db: Database, *, flood_gate: MemoryFloodGate | None = None
+    settings: Settings, db: Database, *, flood_gate: FloodGate | None = None
 ) -> Dispatcher:
     i18n = create_i18n(settings)
-    gate = flood_gate or MemoryFloodGate(
-        settings.flood_max_messages, settings.flood_window_s, settings.flood_mute_s
-    )
+    storage: BaseStorage | None = None
+    isolation: BaseEventIsolation | None = None
+    if settings.redis_url:
+        # Several processes behind one webhook: FSM state, per-chat locks and flood counts in Redis.
+        storage = RedisStorage.from_url(
+            settings.redis_url, key_builder=DefaultKeyBuilder(prefix=settings.redis_prefix, with_bot_id=True)
+        )
+        isolation = storage.create_isolation()
+        gate: FloodGate = flood_gate or RedisFloodGate(
+            storage.redis, settings.flood_max_messages, settings.flood_window_s,
+            settings.flood_mute_s, prefix=settings.redis_prefix,
+        )
+    else:
+        gate = flood_gate or MemoryFloodGate(
+            settings.flood_max_messages, settings.flood_window_s, settings.flood_mute_s
+        )
     desk = StaffDesk(settings, db)
-    dp = Dispatcher(settings=settings, db=db, i18n=i18n, handoff_desk=desk)
+    dp = Dispatcher(
+        storage=storage, events_isolation=isolation, settings=settings, db=db, i18n=i18n,
+        handoff_desk=desk,
+    )
     dp.startup.register(desk.start)
     dp.shutdown.register(desk.stop)
+    outage.register(dp)
     # Outer middlewares run in registration order for every update.
+    dp.update.outer_middleware(ObserveUpdates())
     dp.update.outer_middleware(SerializePerChat())
     dp.update.outer_middleware(DeduplicateUpdates(db))
     dp.update.outer_middleware(DatabaseSession(db))
@@ -65,6 +88,7 @@ def create_dispatcher(
     dp.update.outer_middleware(FloodControl(gate, i18n))
     dp.update.outer_middleware(CustomerI18n(i18n))
     dp.update.outer_middleware(RecordTranscript(desk.touched))
+    dp.update.middleware(BindCustomer())
     behaviour = BehaviourEvents()
     dp.message.middleware(behaviour)
     dp.callback_query.middleware(behaviour)

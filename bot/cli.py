@@ -5,18 +5,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import typer
+
 from touchpoint.cli import app, configure_logging
 from touchpoint.config import get_settings
 
 
 @app.command()
-def run() -> None:
-    """Start the bot (long polling) and the scheduler with TOUCHPOINT_BOT_TOKEN."""
+def run(
+    webhook: bool = typer.Option(False, "--webhook", help="Serve a webhook (production) instead of polling."),
+) -> None:
+    """Start the bot and the scheduler with TOUCHPOINT_BOT_TOKEN (long polling, or --webhook)."""
     from bot.runner import run_bot
 
-    configure_logging()
     settings = get_settings()
+    if settings.log_format == "json":
+        from touchpoint.observability import configure_json_logging
+
+        configure_json_logging()
+    else:
+        configure_logging()
     settings.require_bot_token()
+    if webhook:
+        from bot.webhook import run_webhook
+
+        asyncio.run(run_webhook(settings))
+        return
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_bot(settings))
 

@@ -16,7 +16,7 @@ from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update, 
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy.exc import IntegrityError
 
-from touchpoint.channels.flood import FloodVerdict, MemoryFloodGate
+from touchpoint.channels.flood import FloodGate, FloodVerdict
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
@@ -121,7 +121,7 @@ class KnownCustomer(BaseMiddleware):
 class FloodControl(BaseMiddleware):
     """Too many messages too fast: one localised "slow down", then silence for a moment."""
 
-    def __init__(self, gate: MemoryFloodGate, i18n: I18n) -> None:
+    def __init__(self, gate: FloodGate, i18n: I18n) -> None:
         self.gate = gate
         self.i18n = i18n
 

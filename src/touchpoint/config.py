@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -124,6 +125,18 @@ class Settings(BaseSettings):
     referral_velocity_hours: int = Field(default=24, ge=1)  # …are held for staff review
     loyalty_points_per_unit: int = Field(default=1, ge=0)  # points per major currency unit delivered
 
+    # --- production ---
+    # Webhook mode (`touchpoint run --webhook`): Telegram posts to `webhook_url`, which a load
+    # balancer forwards to `webhook_host:webhook_port` + `webhook_path` of every process.
+    webhook_url: str | None = None
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = Field(default=8080, ge=0, le=65535)
+    webhook_path: str = "/telegram/webhook"
+    webhook_secret: SecretStr | None = None  # default: derived from the bot token
+    shutdown_grace_s: float = Field(default=20.0, ge=0)
+    redis_prefix: str = "touchpoint"
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:
@@ -161,6 +174,13 @@ class Settings(BaseSettings):
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
             raise ConfigError("TOUCHPOINT_BOT_TOKEN is not set: get one from @BotFather")
         return self.bot_token.get_secret_value()
+
+    def webhook_secret_token(self) -> str:
+        """The same in every process: set explicitly, or derived from the token (never the token)."""
+        if self.webhook_secret is not None and self.webhook_secret.get_secret_value():
+            return self.webhook_secret.get_secret_value()
+        digest = hashlib.sha256(b"touchpoint-webhook:" + self.require_bot_token().encode()).hexdigest()
+        return digest[:48]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -6,12 +6,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
+from typing import Protocol
 
 
 class FloodVerdict(Enum):
     ALLOW = "allow"
     WARN = "warn"  # first message over the limit: tell the customer once
     DROP = "drop"  # muted: ignore silently
+
+
+class FloodGate(Protocol):
+    async def check(self, user_id: int) -> FloodVerdict: ...
 
 
 class MemoryFloodGate:
