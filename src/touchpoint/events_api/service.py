@@ -42,15 +42,39 @@ class _Context:
         self.session, self.settings, self.now = session, settings, now
         self.customers: dict[str, Customer | None] = {}
         self.orders: dict[str, Order | None] = {}
+        self.carts: dict[str, Cart | None] = {}
 
     async def preload(self, events: Sequence[Any]) -> None:
+        """Load (and on PostgreSQL lock) every row the batch will change, each table in key order:
+        concurrent batches then queue behind each other instead of deadlocking."""
+        keys: dict[str, set[Any]] = {name: set() for name in ("store_customers", "numbers", "carts", "stock")}
+        for event in events:
+            data = event.data
+            if event.type == "customer.upserted":
+                keys["store_customers"].add(data.id)
+            elif event.type.startswith("order."):
+                keys["numbers"].add(data.number)
+            elif event.type.startswith("cart."):
+                keys["carts"].add(data.customer_id)
+            elif event.type == "stock.changed":
+                keys["stock"].add((data.store_id, data.sku))
+        await self._lock(StoreCustomer, col(StoreCustomer.id), keys["store_customers"])
+        found = await self._lock(Order, col(Order.number), keys["numbers"])
+        self.orders = {n: None for n in keys["numbers"]} | {o.number: o for o in found}
+        carts = await self._lock(Cart, col(Cart.store_customer_id), keys["carts"])
+        self.carts = {c: None for c in keys["carts"]} | {c.store_customer_id: c for c in carts}
+        for store_id, sku in sorted(keys["stock"]):
+            await self.session.exec(select(Stock).where(Stock.store_id == store_id, Stock.sku == sku)
+                                    .with_for_update())
         store_ids = {getattr(e.data, "customer_id", None) for e in events} - {None}
-        numbers = {e.data.number for e in events if hasattr(e.data, "number")}
-        if numbers:
-            found = (await self.session.exec(select(Order).where(col(Order.number).in_(numbers)))).all()
-            self.orders = {n: None for n in numbers} | {o.number: o for o in found}
-            store_ids |= {o.store_customer_id for o in found if o.store_customer_id}
-        await self.load_customers(store_ids)
+        await self.load_customers(store_ids | {o.store_customer_id for o in found if o.store_customer_id})
+
+    async def _lock(self, model: Any, key: Any, values: set[Any]) -> list[Any]:
+        """Rows land in the session's identity map, so later ``session.get`` calls cost no query."""
+        if not values:
+            return []
+        query = select(model).where(key.in_(values)).order_by(key).with_for_update()
+        return list((await self.session.exec(query)).all())
 
     async def load_customers(self, store_ids: set[str]) -> None:
         missing = {s for s in store_ids if s not in self.customers}
@@ -78,19 +102,21 @@ async def apply_events(session: AsyncSession, settings: Settings, events: Sequen
     await context.preload(fresh)
     results: list[dict[str, str]] = []
     recorded: list[tuple[BehaviourEvent, Any]] = []
-    for index, event in enumerate(events):
-        if event.id not in new_ids:
-            results.append({"id": event.id, "status": "duplicate"})
-            continue
-        new_ids.discard(event.id)  # a repeat later in the same batch is a duplicate
-        try:
-            behaviour = await APPLIERS[event.type](context, event)
-        except EventError as exc:
-            exc.index = index
-            raise
-        session.add(behaviour)
-        recorded.append((behaviour, event))
-        results.append({"id": event.id, "status": "applied"})
+    # Rows are written in one flush at the end (multi-row INSERTs), not before every read.
+    with session.sync_session.no_autoflush:
+        for index, event in enumerate(events):
+            if event.id not in new_ids:
+                results.append({"id": event.id, "status": "duplicate"})
+                continue
+            new_ids.discard(event.id)  # a repeat later in the same batch is a duplicate
+            try:
+                behaviour = await APPLIERS[event.type](context, event)
+            except EventError as exc:
+                exc.index = index
+                raise
+            session.add(behaviour)
+            recorded.append((behaviour, event))
+            results.append({"id": event.id, "status": "applied"})
     await session.flush()
     applied = [AppliedEvent(e.id, b.type, b.id, b.customer_id, b.store_customer_id, b.payload)
                for b, e in recorded]
@@ -164,7 +190,8 @@ async def _cart_updated(context: _Context, event: Any) -> BehaviourEvent:
     items = [item.model_dump() for item in data.items]
     total = data.total_minor if data.total_minor is not None else sum(
         i.quantity * i.unit_price_minor for i in data.items)
-    cart = await context.session.get(Cart, data.customer_id) or Cart(store_customer_id=data.customer_id)
+    cart = context.carts.get(data.customer_id) or Cart(store_customer_id=data.customer_id)
+    context.carts[data.customer_id] = cart
     cart.items, cart.total_minor, cart.currency, cart.updated_at = items, total, data.currency, context.now
     context.session.add(cart)
     customer = await context.customer(data.customer_id)
@@ -176,9 +203,12 @@ async def _cart_updated(context: _Context, event: Any) -> BehaviourEvent:
 
 async def _cart_cleared(context: _Context, event: Any) -> BehaviourEvent:
     data = event.data
-    cart = await context.session.get(Cart, data.customer_id)
-    if cart is not None:
+    cart = context.carts.get(data.customer_id)
+    if cart is not None and cart in context.session.new:  # created earlier in this batch
+        context.session.expunge(cart)
+    elif cart is not None:
         await context.session.delete(cart)
+        context.carts[data.customer_id] = None
     customer = await context.customer(data.customer_id)
     return _behaviour(context, event, customer, data.customer_id, {"reason": data.reason})
 
