@@ -43,6 +43,7 @@ class _Context:
         self.customers: dict[str, Customer | None] = {}
         self.orders: dict[str, Order | None] = {}
         self.carts: dict[str, Cart | None] = {}
+        self.order_rows = orders.OrderRows()
 
     async def preload(self, events: Sequence[Any]) -> None:
         """Load (and on PostgreSQL lock) every row the batch will change, each table in key order:
@@ -117,6 +118,7 @@ async def apply_events(session: AsyncSession, settings: Settings, events: Sequen
             session.add(behaviour)
             recorded.append((behaviour, event))
             results.append({"id": event.id, "status": "applied"})
+    await context.order_rows.flush(session)
     await session.flush()
     applied = [AppliedEvent(e.id, b.type, b.id, b.customer_id, b.store_customer_id, b.payload)
                for b, e in recorded]
@@ -159,7 +161,7 @@ async def _order_created(context: _Context, event: Any) -> BehaviourEvent:
     if data.pickup_store_id and await context.session.get(Store, data.pickup_store_id) is None:
         raise EventError(None, "data.pickup_store_id", "unknown store")
     order = await orders.upsert_order(context.session, data, context.orders.get(data.number),
-                                      event_time(event, context.now))
+                                      event_time(event, context.now), context.order_rows)
     context.orders[data.number] = order
     customer = await context.customer(order.store_customer_id)
     if customer is not None:
@@ -176,7 +178,8 @@ async def _order_status_changed(context: _Context, event: Any) -> BehaviourEvent
     if order is None:
         raise EventError(None, "data.number", "unknown order")
     previous = order.status
-    orders.change_status(context.session, order, data, event_time(event, context.now))
+    orders.change_status(order, data, event_time(event, context.now), context.order_rows)
+    context.session.add(order)
     customer = await context.customer(order.store_customer_id)
     if customer is not None and previous != order.status:
         await orders.notify_status(context.session, context.settings, customer, order, event.id)
@@ -204,11 +207,9 @@ async def _cart_updated(context: _Context, event: Any) -> BehaviourEvent:
 async def _cart_cleared(context: _Context, event: Any) -> BehaviourEvent:
     data = event.data
     cart = context.carts.get(data.customer_id)
-    if cart is not None and cart in context.session.new:  # created earlier in this batch
-        context.session.expunge(cart)
-    elif cart is not None:
-        await context.session.delete(cart)
-        context.carts[data.customer_id] = None
+    if cart is not None:  # emptied, not deleted: a delete of a row added earlier in the batch is messy
+        cart.items, cart.total_minor, cart.updated_at = [], 0, context.now
+        context.session.add(cart)
     customer = await context.customer(data.customer_id)
     return _behaviour(context, event, customer, data.customer_id, {"reason": data.reason})
 
