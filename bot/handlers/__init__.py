@@ -6,12 +6,14 @@ attached to one dispatcher only, and tests build many dispatchers in one process
 
 from aiogram import Router
 
-from bot.handlers import common, errors, fallback, orders
+from bot.handlers import aftersales, common, errors, fallback, orders, presale
 
 
 def all_routers() -> list[Router]:
     """Feature routers go between errors and common: they answer their own menu buttons first."""
     features: list[Router] = [
         orders.create_router(),
+        aftersales.create_router(),
+        presale.create_router(),
     ]
     return [errors.create_router(), *features, common.create_router(), fallback.create_router()]

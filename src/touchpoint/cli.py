@@ -8,6 +8,8 @@ import logging
 
 import typer
 
+from touchpoint.aftersales.cli import app as tickets_app
+from touchpoint.catalog.cli import import_app
 from touchpoint.config import get_settings
 from touchpoint.db import Database
 from touchpoint.db.migrate import downgrade_database, upgrade_database
@@ -23,6 +25,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(i18n_app, name="i18n")
 app.add_typer(events_app, name="events")
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(import_app, name="import")
 
 
 def configure_logging(level: int = logging.INFO) -> None:

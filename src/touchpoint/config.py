@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     events_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     events_max_batch: int = Field(default=500, ge=1)
 
+    # --- aftersales ---
+    return_window_days: int = Field(default=30, ge=0)  # from delivery
+    return_window_days_by_category: dict[str, int] = Field(default_factory=dict)  # JSON in env
+    non_returnable_categories: list[str] = Field(default_factory=list)  # on top of Category.returnable
+    ticket_first_response_hours: int = Field(default=24, ge=1)
+    ticket_max_photos: int = Field(default=5, ge=0, le=10)
+
+    # --- catalog ---
+    reservation_hold_hours: int = Field(default=24, ge=1, le=24 * 14)  # click-and-collect hold
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:

@@ -130,15 +130,17 @@ async def test_handler_crash_apologises_and_keeps_serving(
 async def test_menu_buttons_answer_and_navigate_back(harness: BotHarness) -> None:
     harness.sandbox.user(701, language_code="en")
     menu = await harness.say(701, "/start")
-    soon = await harness.press(701, menu, t("en", "menu.products"))
-    assert soon["text"] == t("en", "menu.coming_soon")
-    back = await harness.press(701, soon, t("en", "button.menu"))
+    catalogue = await harness.press(701, menu, t("en", "menu.products"))
+    assert catalogue["text"] == t("en", "presale.categories.title")
+    back = await harness.press(701, catalogue, t("en", "button.menu"))
     assert back["text"] == t("en", "menu.title")
     assert t("en", "menu.orders") in button_texts(back)
 
 
-async def test_free_text_gets_the_menu(harness: BotHarness) -> None:
+async def test_anything_else_gets_the_menu(harness: BotHarness) -> None:
+    # Free text goes to the FAQ matcher (tests/e2e/test_presale_chat.py); a sticker lands here.
     harness.sandbox.user(801, language_code="zh")
-    reply = await harness.say(801, "hello???")
+    harness.sandbox.send_sticker(801)
+    reply = await harness.sandbox.wait_for_bot_message(801)
     assert reply["text"] == t("zh", "menu.not_understood")
     assert button_texts(reply)

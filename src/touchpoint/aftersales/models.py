@@ -29,3 +29,50 @@ class Ticket(SQLModel, table=True):
     closed_at: datetime | None = utc_field(nullable=True, default=None)
     csat: int | None = None
     csat_comment: str | None = None
+    resolution: str | None = None  # staff's last word: return instructions or the reason for a no
+
+
+class TicketEvent(SQLModel, table=True):
+    """A ticket's history: status changes and messages (customer, staff, notes), oldest first."""
+
+    __tablename__ = "ticket_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    kind: str = Field(max_length=16)  # status | message | rating
+    author: str = Field(default="customer", max_length=64)  # customer | staff:<id> | system
+    status: str | None = Field(default=None, max_length=24)
+    text: str = ""
+    photos: list[str] = json_field(default_factory=list)
+    created_at: datetime = utc_field()
+
+
+class AftersalesDraft(SQLModel, table=True):
+    """The request a customer is in the middle of: one per customer, so it survives restarts
+    and any bot process can take the next step."""
+
+    __tablename__ = "aftersales_drafts"
+
+    customer_id: int = Field(foreign_key="customers.id", primary_key=True)
+    step: str = Field(max_length=24)
+    data: dict[str, Any] = json_field()
+    updated_at: datetime = utc_field()
+
+
+class WarrantyRegistration(SQLModel, table=True):
+    """A product bought elsewhere or offline, registered for warranty; staff verify the receipt."""
+
+    __tablename__ = "warranty_registrations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    sku: str = Field(max_length=64)
+    serial_number: str = Field(max_length=64)
+    receipt_photo: str  # Telegram file id
+    purchased_at: datetime = utc_field()
+    warranty_ends_at: datetime = utc_field(index=True)
+    status: str = Field(default="pending", max_length=16)  # pending | verified | rejected
+    verified_by: str | None = Field(default=None, max_length=64)
+    verified_at: datetime | None = utc_field(nullable=True, default=None)
+    reminded_at: datetime | None = utc_field(nullable=True, default=None)
+    created_at: datetime = utc_field()

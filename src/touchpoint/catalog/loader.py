@@ -15,7 +15,11 @@ from touchpoint.catalog.models import Category, FaqEntry, Product, Stock, Store
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES
 
-Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+# Shorter ids where they travel in a button's callback_data (Telegram allows 64 bytes in all).
+Sku = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+StoreId = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_.-]+$")]
+CategoryId = Annotated[str, Field(min_length=1, max_length=24, pattern=r"^[A-Za-z0-9_.-]+$")]
+FaqId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -38,14 +42,14 @@ class Translations(_Strict):
 
 
 class CategoryIn(_Strict):
-    id: Slug
+    id: CategoryId
     name: Translations
     returnable: bool = True
 
 
 class ProductIn(_Strict):
-    sku: Slug
-    category: Slug
+    sku: Sku
+    category: CategoryId
     name: Translations
     description: Translations
     specs: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -58,7 +62,7 @@ class ProductIn(_Strict):
 
 
 class StoreIn(_Strict):
-    id: Slug
+    id: StoreId
     name: Translations
     address: Translations
     phone: str | None = None
@@ -77,8 +81,8 @@ class StoreIn(_Strict):
 
 
 class StockIn(_Strict):
-    store: Slug
-    sku: Slug
+    store: StoreId
+    sku: Sku
     quantity: int = Field(ge=0)
 
 
@@ -105,7 +109,7 @@ class CatalogFile(_Strict):
 
 
 class FaqIn(_Strict):
-    id: Slug
+    id: FaqId
     tags: list[str] = Field(default_factory=list)
     questions: dict[str, list[str]]
     answer: Translations

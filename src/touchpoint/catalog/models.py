@@ -65,3 +65,18 @@ class FaqEntry(SQLModel, table=True):
     questions: dict[str, list[str]] = json_field()
     answer: dict[str, str] = json_field()
     updated_at: datetime = utc_field()
+
+
+class Reservation(SQLModel, table=True):
+    """Click-and-collect: one unit held in a store for a customer until ``expires_at``."""
+
+    __tablename__ = "reservations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    store_id: str = Field(foreign_key="stores.id", max_length=64)
+    sku: str = Field(foreign_key="products.sku", max_length=64)
+    quantity: int = 1
+    status: str = Field(default="active", max_length=16, index=True)  # active | collected | expired
+    created_at: datetime = utc_field()
+    expires_at: datetime = utc_field(index=True)

@@ -7,6 +7,7 @@ import importlib
 
 TEMPLATE_MODULES: list[str] = [
     "touchpoint.orders.templates",
+    "touchpoint.aftersales.templates",
 ]
 
 

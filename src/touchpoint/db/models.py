@@ -1,7 +1,7 @@
 """Imports every model so the metadata (and alembic) sees the whole schema."""
 
-from touchpoint.aftersales.models import Ticket
-from touchpoint.catalog.models import Category, FaqEntry, Product, Stock, Store
+from touchpoint.aftersales.models import AftersalesDraft, Ticket, TicketEvent, WarrantyRegistration
+from touchpoint.catalog.models import Category, FaqEntry, Product, Reservation, Stock, Store
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db.base import metadata
@@ -20,8 +20,9 @@ from touchpoint.orders.models import (
 from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode
 
 __all__ = [
-    "BehaviourEvent", "Cart", "Category", "Conversation", "Customer", "Delivery", "Enrolment",
-    "FaqEntry", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem", "OrderStatus",
-    "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral", "ReferralCode",
-    "ShipmentEvent", "Stock", "Store", "StoreCustomer", "Ticket", "TranscriptMessage", "metadata",
+    "AftersalesDraft", "BehaviourEvent", "Cart", "Category", "Conversation", "Customer", "Delivery",
+    "Enrolment", "FaqEntry", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
+    "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral",
+    "ReferralCode", "Reservation", "ShipmentEvent", "Stock", "Store", "StoreCustomer", "Ticket",
+    "TicketEvent", "TranscriptMessage", "WarrantyRegistration", "metadata",
 ]

@@ -8,6 +8,7 @@ from datetime import timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete
 
+from touchpoint.catalog.service import release_expired_reservations
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.db import Database
@@ -30,4 +31,5 @@ def create_scheduler(db: Database) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     scheduler.add_job(prune_processed_updates, "interval", hours=1, args=[db],
                       id="prune_processed_updates")
+    scheduler.add_job(release_expired_reservations, "interval", minutes=5, args=[db], id="release_holds")
     return scheduler

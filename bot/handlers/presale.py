@@ -1,0 +1,516 @@
+"""Presale: browse the catalogue, stores and stock, reserve for pickup, compare, free-text FAQ."""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.filters import StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from babel.dates import format_date, format_time
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.keyboards import MenuCallback
+from touchpoint.catalog import service
+from touchpoint.catalog.hours import store_status
+from touchpoint.catalog.matcher import Match
+from touchpoint.catalog.models import Product, Store
+from touchpoint.clock import utcnow
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
+from touchpoint.customers.service import record_event
+
+log = logging.getLogger(__name__)
+COMPARE_MAX = 3
+NAME_IN_BUTTON = 40
+DESCRIPTION_IN_CARD = 300
+
+
+class CategoryCb(CallbackData, prefix="pc"):
+    id: str
+    page: int = 0
+
+
+class ProductCb(CallbackData, prefix="pp"):
+    sku: str
+
+
+class StockCb(CallbackData, prefix="ps"):
+    sku: str
+
+
+class ReserveCb(CallbackData, prefix="pr"):
+    store: str
+    sku: str
+
+
+class CompareCb(CallbackData, prefix="pk"):
+    action: str  # add | show | clear
+    sku: str = ""
+
+
+class StoresCb(CallbackData, prefix="pt"):
+    pass
+
+
+class AskCb(CallbackData, prefix="pq"):
+    sku: str
+
+
+class FaqCb(CallbackData, prefix="pf"):
+    id: str
+
+
+class FeedbackCb(CallbackData, prefix="pb"):
+    kind: str  # f (FAQ) | p (product)
+    id: str
+    helpful: int
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def text_of(texts: dict[str, Any], locale: str, limit: int = 200) -> str:
+    """Catalogue text for a message: localised, kept short, HTML-escaped."""
+    return esc(short(service.localized(texts, locale), limit))
+
+
+# --- browse ---
+
+async def categories(query: CallbackQuery, session: AsyncSession, locale: str) -> None:
+    await query.answer()
+    builder = InlineKeyboardBuilder()
+    for category in await service.list_categories(session):
+        builder.button(text=short(service.localized(category.name, locale), NAME_IN_BUTTON),
+                       callback_data=CategoryCb(id=category.id))
+    builder.button(text=_("presale.button.stores"), callback_data=StoresCb())
+    builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
+    builder.adjust(1)
+    await show(query, _("presale.categories.title"), builder.as_markup())
+
+
+async def category(
+    query: CallbackQuery, callback_data: CategoryCb, session: AsyncSession, locale: str,
+    customer: Customer,
+) -> None:
+    await query.answer()
+    found = await service.get_category(session, callback_data.id)
+    if found is None:
+        await show(query, _("presale.not_found"), back_to_categories())
+        return
+    products, pages = await service.list_products(session, found.id, callback_data.page)
+    page = min(max(callback_data.page, 0), pages - 1)
+    track(session, customer, "presale.category_viewed", {"category": found.id, "page": page})
+    builder = InlineKeyboardBuilder()
+    for product in products:
+        label = f"{service.localized(product.name, locale)} · " \
+                f"{service.format_price(product.price_minor, product.currency, locale)}"
+        builder.button(text=short(label, 60), callback_data=ProductCb(sku=product.sku))
+    nav = []
+    if page > 0:
+        nav.append(("◀️", CategoryCb(id=found.id, page=page - 1)))
+    if page < pages - 1:
+        nav.append(("▶️", CategoryCb(id=found.id, page=page + 1)))
+    for text, data_ in nav:
+        builder.button(text=text, callback_data=data_)
+    builder.button(text=_("button.back"), callback_data=MenuCallback(action="products"))
+    builder.adjust(*([1] * len(products)), *([len(nav)] if nav else []), 1)
+    title = _("presale.category.title").format(
+        name=text_of(found.name, locale), page=page + 1, pages=pages
+    )
+    await show(query, title, builder.as_markup())
+
+
+def product_card_text(product: Product, locale: str, stock: list[service.StoreStock]) -> str:
+    lines = [
+        f"<b>{text_of(product.name, locale)}</b>",
+        service.format_price(product.price_minor, product.currency, locale),
+        "",
+        esc(short(service.localized(product.description, locale), DESCRIPTION_IN_CARD)),
+    ]
+    specs = product.specs.get(locale) or product.specs.get("en") or {}
+    if specs:
+        lines.append("")
+        lines += [f"• {esc(short(str(key), 60))}: {esc(short(str(value), 100))}"
+                  for key, value in list(specs.items())[:6]]
+    in_stores = sum(1 for s in stock if s.available > 0)
+    lines += ["", _("presale.card.in_stores").format(count=in_stores) if in_stores
+              else _("presale.card.no_stores")]
+    return "\n".join(lines)
+
+
+def product_card_markup(product: Product) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("presale.button.stock"), callback_data=StockCb(sku=product.sku))
+    builder.button(text=_("presale.button.compare_add"),
+                   callback_data=CompareCb(action="add", sku=product.sku))
+    builder.button(text=_("presale.button.ask"), callback_data=AskCb(sku=product.sku))
+    builder.button(text=_("button.back"), callback_data=CategoryCb(id=product.category_id))
+    builder.adjust(1, 1, 1, 1)
+    return builder.as_markup()
+
+
+async def product(
+    query: CallbackQuery, callback_data: ProductCb, session: AsyncSession, locale: str,
+    customer: Customer,
+) -> None:
+    await query.answer()
+    found = await service.get_product(session, callback_data.sku)
+    if found is None:
+        await show(query, _("presale.not_found"), back_to_categories())
+        return
+    track(session, customer, "presale.product_viewed", {"sku": found.sku})
+    text = product_card_text(found, locale, await service.stock_by_store(session, found.sku))
+    await show(query, text, product_card_markup(found), photo=found.photo_url)
+
+
+# --- stores and stock ---
+
+def store_line(store: Store, locale: str) -> str:
+    status = store_status(store.hours, store.timezone, utcnow())
+    if status.is_open:
+        assert status.closes_at is not None
+        closes = format_time(status.closes_at, "HH:mm", locale=locale)
+        state = _("presale.store.open_until").format(time=closes)
+    elif status.opens_at is None:
+        state = _("presale.store.closed")
+    else:
+        when = format_time(status.opens_at, "HH:mm", locale=locale)
+        if status.opens_in_days == 0:
+            state = _("presale.store.opens_today").format(time=when)
+        elif status.opens_in_days == 1:
+            state = _("presale.store.opens_tomorrow").format(time=when)
+        else:
+            day = format_date(status.opens_at.date(), "EEEE", locale=locale)
+            state = _("presale.store.opens_on").format(day=day, time=when)
+    today = _("presale.store.today").format(hours=status.today) if status.today \
+        else _("presale.store.today_closed")
+    return "\n".join([
+        f"<b>{text_of(store.name, locale)}</b>",
+        text_of(store.address, locale),
+        f"{today} · {state}",
+    ])
+
+
+async def stores(query: CallbackQuery, session: AsyncSession, locale: str) -> None:
+    await query.answer()
+    lines = [_("presale.stores.title"), ""]
+    for store in await service.list_stores(session):
+        lines += [store_line(store, locale), ""]
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("button.back"), callback_data=MenuCallback(action="products"))
+    await show(query, "\n".join(lines).strip(), builder.as_markup())
+
+
+async def stock(
+    query: CallbackQuery, callback_data: StockCb, session: AsyncSession, locale: str,
+    customer: Customer,
+) -> None:
+    await query.answer()
+    found = await service.get_product(session, callback_data.sku)
+    if found is None:
+        await show(query, _("presale.not_found"), back_to_categories())
+        return
+    track(session, customer, "presale.stock_checked", {"sku": found.sku})
+    lines = [_("presale.stock.title").format(name=text_of(found.name, locale)), ""]
+    builder = InlineKeyboardBuilder()
+    for row in await service.stock_by_store(session, found.sku):
+        count = _("presale.stock.available").format(count=row.available) if row.available \
+            else _("presale.stock.none")
+        lines += [store_line(row.store, locale), count, ""]
+        if row.available:
+            name = short(service.localized(row.store.name, locale), NAME_IN_BUTTON)
+            builder.button(text=_("presale.button.reserve").format(store=name),
+                           callback_data=ReserveCb(store=row.store.id, sku=found.sku))
+    builder.button(text=_("button.back"), callback_data=ProductCb(sku=found.sku))
+    builder.adjust(1)
+    await show(query, "\n".join(lines).strip(), builder.as_markup())
+
+
+async def reserve(
+    query: CallbackQuery, callback_data: ReserveCb, session: AsyncSession, customer: Customer,
+    settings: Settings, locale: str, bot: Bot, i18n: I18n,
+) -> None:
+    await query.answer()
+    outcome = await service.reserve(session, customer.id or 0, callback_data.store, callback_data.sku,
+                                    timedelta(hours=settings.reservation_hold_hours))
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("button.back"), callback_data=ProductCb(sku=callback_data.sku))
+    if outcome.reservation is None:
+        key = "presale.reserve.out_of_stock" if outcome.reason == "out_of_stock" else "presale.not_found"
+        await show(query, _(key), builder.as_markup())
+        return
+    reservation = outcome.reservation
+    product_ = await service.get_product(session, reservation.sku)
+    store = await session.get(Store, reservation.store_id)
+    assert product_ is not None and store is not None
+    until = reservation.expires_at.astimezone(ZoneInfo(customer.timezone))
+    text = _("presale.reserve.done").format(
+        name=text_of(product_.name, locale),
+        store=text_of(store.name, locale),
+        address=text_of(store.address, locale),
+        until=f"{format_date(until.date(), 'd MMM', locale=locale)} "
+              f"{format_time(until, 'HH:mm', locale=locale)}",
+        number=reservation.id,
+    )
+    if not outcome.already:
+        track(session, customer, "presale.reservation_made",
+              {"reservation": reservation.id, "store": store.id, "sku": product_.sku})
+        await notify_staff(bot, settings, i18n, reservation.id or 0, product_.sku, store.id)
+    await show(query, text, builder.as_markup())
+
+
+async def notify_staff(bot: Bot, settings: Settings, i18n: I18n, number: int, sku: str, store: str) -> None:
+    """A short note in the staff chat; the customer's reservation stands even if it fails."""
+    if settings.staff_chat_id is None:
+        return
+    text = i18n.gettext("presale.staff.reservation", locale=settings.default_locale).format(
+        number=number, sku=esc(sku), store=esc(store), hours=settings.reservation_hold_hours)
+    try:
+        await bot.send_message(settings.staff_chat_id, text)
+    except TelegramAPIError as exc:
+        log.warning("staff reservation notice %s not sent: %s", number, exc)
+
+
+# --- compare ---
+
+async def compare_add(
+    query: CallbackQuery, callback_data: CompareCb, state: FSMContext, session: AsyncSession,
+    locale: str, customer: Customer,
+) -> None:
+    await query.answer()
+    skus = [s for s in (await state.get_data()).get("compare", []) if s != callback_data.sku]
+    skus = [*skus, callback_data.sku][-COMPARE_MAX:]
+    await state.update_data(compare=skus)
+    track(session, customer, "presale.compare_added", {"sku": callback_data.sku})
+    products = await service.get_products(session, skus)
+    names = ", ".join(text_of(p.name, locale) for p in products)
+    builder = InlineKeyboardBuilder()
+    if len(products) >= 2:
+        builder.button(text=_("presale.button.compare_show"), callback_data=CompareCb(action="show"))
+    builder.button(text=_("presale.button.compare_clear"), callback_data=CompareCb(action="clear"))
+    builder.button(text=_("presale.button.more_products"), callback_data=MenuCallback(action="products"))
+    builder.adjust(1)
+    text = _("presale.compare.added").format(count=len(products), names=names)
+    if len(products) < 2:
+        text += "\n" + _("presale.compare.need_two")
+    assert query.message is not None
+    await query.message.answer(text, reply_markup=builder.as_markup())
+
+
+async def compare_show(
+    query: CallbackQuery, state: FSMContext, session: AsyncSession, locale: str, customer: Customer,
+) -> None:
+    await query.answer()
+    products = await service.get_products(session, (await state.get_data()).get("compare", []))
+    builder = InlineKeyboardBuilder()
+    for index, item in enumerate(products):
+        builder.button(text=f"{index + 1}. {short(service.localized(item.name, locale), NAME_IN_BUTTON)}",
+                       callback_data=ProductCb(sku=item.sku))
+    builder.button(text=_("presale.button.compare_clear"), callback_data=CompareCb(action="clear"))
+    builder.adjust(1)
+    if len(products) < 2:
+        await show(query, _("presale.compare.need_two"), builder.as_markup())
+        return
+    track(session, customer, "presale.compared", {"skus": [p.sku for p in products]})
+    await show(query, compare_text(products, locale), builder.as_markup())
+
+
+def compare_text(products: list[Product], locale: str) -> str:
+    """One block per attribute, one short line per product: reads well on a narrow phone screen."""
+    marks = ("1️⃣", "2️⃣", "3️⃣")
+    lines = [_("presale.compare.title"), ""]
+    lines += [f"{marks[i]} <b>{text_of(p.name, locale)}</b>" for i, p in enumerate(products)]
+    rows: list[tuple[str, list[str]]] = [
+        (_("presale.compare.price"),
+         [service.format_price(p.price_minor, p.currency, locale) for p in products]),
+        (_("presale.compare.warranty"),
+         [_("presale.compare.months").format(count=p.warranty_months) if p.warranty_months else "—"
+          for p in products]),
+    ]
+    specs = [p.specs.get(locale) or p.specs.get("en") or {} for p in products]
+    keys: list[str] = []
+    for spec in specs:
+        keys += [k for k in spec if k not in keys]
+    rows += [(key, [str(spec.get(key, "—")) for spec in specs]) for key in keys[:8]]
+    for label, values in rows:
+        lines += ["", f"<b>{esc(short(label, 60))}</b>"]
+        lines += [f"{marks[i]} {esc(short(value, 60))}" for i, value in enumerate(values)]
+    return "\n".join(lines)
+
+
+async def compare_clear(query: CallbackQuery, state: FSMContext) -> None:
+    await query.answer()
+    await state.update_data(compare=[])
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("presale.button.more_products"), callback_data=MenuCallback(action="products"))
+    await show(query, _("presale.compare.cleared"), builder.as_markup())
+
+
+# --- free-text questions ---
+
+async def ask_about(query: CallbackQuery) -> None:
+    await query.answer()
+    assert query.message is not None
+    await query.message.answer(_("presale.ask.prompt"))
+
+
+async def question(message: Message, session: AsyncSession, customer: Customer, locale: str) -> None:
+    text = (message.text or "").strip()
+    match, misses = await service.answer_question(session, customer.id or 0, text)
+    if match.verdict == "answer":
+        await send_answer(message, session, match, locale)
+    elif match.verdict == "suggest":
+        await send_suggestions(message, session, match, locale)
+    else:
+        builder = InlineKeyboardBuilder()
+        builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action="human"))
+        builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
+        builder.adjust(1)
+        key = "presale.answer.two_misses" if misses >= 2 else "presale.answer.none"
+        await message.answer(_(key), reply_markup=builder.as_markup())
+
+
+async def send_answer(message: Message, session: AsyncSession, match: Match, locale: str) -> None:
+    best = match.best
+    assert best is not None
+    builder = InlineKeyboardBuilder()
+    if best.target.kind == "faq":
+        entry = await service.get_faq(session, best.target.id)
+        assert entry is not None
+        text = esc(service.localized(entry.answer, locale))
+        kind = "f"
+    else:
+        found = await service.get_product(session, best.target.id)
+        assert found is not None
+        text = _("presale.answer.product").format(
+            name=text_of(found.name, locale),
+            price=service.format_price(found.price_minor, found.currency, locale))
+        builder.button(text=_("presale.button.open_product"), callback_data=ProductCb(sku=found.sku))
+        kind = "p"
+    builder.button(text="👍", callback_data=FeedbackCb(kind=kind, id=best.target.id, helpful=1))
+    builder.button(text="👎", callback_data=FeedbackCb(kind=kind, id=best.target.id, helpful=0))
+    builder.adjust(*([1] if kind == "p" else []), 2)
+    await message.answer(f"{text}\n\n{_('presale.answer.helpful')}", reply_markup=builder.as_markup())
+
+
+async def send_suggestions(message: Message, session: AsyncSession, match: Match, locale: str) -> None:
+    builder = InlineKeyboardBuilder()
+    for hit in match.hits[:3]:
+        if hit.target.kind == "faq":
+            entry = await service.get_faq(session, hit.target.id)
+            if entry is not None:
+                questions = entry.questions.get(locale) or entry.questions.get("en") or [entry.id]
+                builder.button(text=short(questions[0], 60), callback_data=FaqCb(id=entry.id))
+        else:
+            found = await service.get_product(session, hit.target.id)
+            if found is not None:
+                builder.button(text=short(service.localized(found.name, locale), 60),
+                               callback_data=ProductCb(sku=found.sku))
+    builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action="human"))
+    builder.adjust(1)
+    await message.answer(_("presale.answer.suggest"), reply_markup=builder.as_markup())
+
+
+async def faq_chosen(
+    query: CallbackQuery, callback_data: FaqCb, session: AsyncSession, locale: str, customer: Customer,
+) -> None:
+    await query.answer()
+    entry = await service.get_faq(session, callback_data.id)
+    if entry is None:
+        await show(query, _("presale.not_found"), back_to_categories())
+        return
+    track(session, customer, "presale.suggestion_chosen", {"kind": "faq", "id": entry.id})
+    builder = InlineKeyboardBuilder()
+    builder.button(text="👍", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=1))
+    builder.button(text="👎", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=0))
+    await show(query, f"{esc(service.localized(entry.answer, locale))}\n\n{_('presale.answer.helpful')}",
+               builder.as_markup())
+
+
+async def feedback(
+    query: CallbackQuery, callback_data: FeedbackCb, session: AsyncSession, customer: Customer
+) -> None:
+    kind = "faq" if callback_data.kind == "f" else "product"
+    track(session, customer, "presale.feedback",
+          {"kind": kind, "id": callback_data.id, "helpful": bool(callback_data.helpful)})
+    await query.answer(_("presale.feedback.thanks"))
+    builder = InlineKeyboardBuilder()
+    if not callback_data.helpful:
+        builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action="human"))
+    builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
+    builder.adjust(1)
+    assert query.message is not None
+    key = "presale.feedback.thanks" if callback_data.helpful else "presale.feedback.sorry"
+    await query.message.answer(_(key), reply_markup=builder.as_markup())
+
+
+# --- helpers ---
+
+def track(session: AsyncSession, customer: Customer, event: str, payload: dict[str, Any]) -> None:
+    record_event(session, event, customer_id=customer.id, payload={"via": "button", **payload})
+
+
+def back_to_categories() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("button.back"), callback_data=MenuCallback(action="products"))
+    return builder.as_markup()
+
+
+async def show(
+    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup, photo: str | None = None
+) -> None:
+    """Edit the message the button was on (send anew when it cannot be edited, or for a photo)."""
+    message = query.message
+    if photo and isinstance(message, Message):
+        # Captions stop at 1024 characters: a long card keeps its first lines (name, price), whole.
+        caption = text if len(text) <= 1024 else "\n".join(text.split("\n")[:2])
+        await message.answer_photo(photo, caption=caption, reply_markup=markup)
+        return
+    if isinstance(message, Message) and message.text is not None:
+        try:
+            await message.edit_text(text, reply_markup=markup)
+            return
+        except TelegramBadRequest as exc:
+            if "not modified" in exc.message:
+                return
+    if isinstance(message, Message):
+        await message.answer(text, reply_markup=markup)
+
+
+def create_router() -> Router:
+    router = Router(name="presale")
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    cb = router.callback_query.register
+    cb(categories, MenuCallback.filter(F.action == "products"), flags={"event": "presale.catalogue_opened"})
+    cb(category, CategoryCb.filter())
+    cb(product, ProductCb.filter())
+    cb(stores, StoresCb.filter(), flags={"event": "presale.stores_viewed"})
+    cb(stock, StockCb.filter())
+    cb(reserve, ReserveCb.filter())
+    cb(compare_add, CompareCb.filter(F.action == "add"))
+    cb(compare_show, CompareCb.filter(F.action == "show"))
+    cb(compare_clear, CompareCb.filter(F.action == "clear"))
+    cb(ask_about, AskCb.filter())
+    cb(faq_chosen, FaqCb.filter())
+    cb(feedback, FeedbackCb.filter())
+    # Free text no earlier router took (commands excluded) is a question for the FAQ matcher;
+    # never in the middle of another feature's conversation (an FSM state is set then).
+    router.message.register(question, StateFilter(None), F.text, ~F.text.startswith("/"), F.from_user)
+    return router

@@ -1,0 +1,59 @@
+"""Proactive after-sales messages: status changes, staff replies and the CSAT question.
+
+Button data follows the bot's ``AftersalesCallback`` layout: ``as:<action>:<id>:<value>``.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import date
+from typing import Any
+
+from babel.dates import format_date
+
+from touchpoint.channels.base import Button
+from touchpoint.channels.templates import Rendered, template
+from touchpoint.i18n import Translator
+
+NEEDS_INSTRUCTIONS = ("return", "exchange", "repair")
+
+
+def open_button(translate: Translator, locale: str, ticket_id: int) -> Button:
+    return Button(translate(locale, "aftersales.button.open"), callback_data=f"as:ticket:{ticket_id}:")
+
+
+@template("aftersales.status")
+def status_changed(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
+    status = translate(locale, f"aftersales.status.{params['status']}")
+    lines = [translate(locale, "aftersales.notify.status", number=params["number"], status=status)]
+    if params.get("note"):
+        lines.append(translate(locale, "aftersales.notify.note", note=html.escape(params["note"])))
+    elif params["status"] == "approved" and params.get("kind") in NEEDS_INSTRUCTIONS:
+        lines.append(translate(locale, "aftersales.notify.instructions", number=params["number"]))
+    return Rendered("\n\n".join(lines), ((open_button(translate, locale, params["ticket_id"]),),))
+
+
+@template("aftersales.staff_message")
+def staff_message(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
+    text = translate(locale, "aftersales.notify.staff_message", number=params["number"],
+                     text=html.escape(params["text"]))
+    return Rendered(text, ((open_button(translate, locale, params["ticket_id"]),),))
+
+
+@template("aftersales.csat")
+def csat_question(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
+    ticket_id = params["ticket_id"]
+    scores = tuple(
+        Button(f"{score} ⭐", callback_data=f"as:rate:{ticket_id}:{score}") for score in range(1, 6)
+    )
+    return Rendered(translate(locale, "aftersales.csat.ask", number=params["number"]), (scores,))
+
+
+@template("aftersales.warranty_expiring")
+def warranty_expiring(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
+    names = params.get("name") or {}
+    product = html.escape(names.get(locale) or names.get("en") or params["sku"])
+    ends = format_date(date.fromisoformat(params["ends"]), "medium", locale=locale)
+    text = translate(locale, "aftersales.warranty.expiring", product=product, date=ends)
+    menu = Button(translate(locale, "menu.returns"), callback_data="m:returns")
+    return Rendered(text, ((menu,),))

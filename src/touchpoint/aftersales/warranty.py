@@ -1,0 +1,120 @@
+"""Warranty registration for products bought elsewhere or offline, and the expiry reminder."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from touchpoint.aftersales.models import WarrantyRegistration
+from touchpoint.aftersales.policy import add_months
+from touchpoint.catalog.models import Product
+from touchpoint.clock import utcnow
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
+from touchpoint.customers.service import record_event
+
+SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-/.]{2,63}$")
+DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y")
+OLDEST_PURCHASE_YEARS = 10
+STEPS = ("w_product", "w_date", "w_serial", "w_receipt")  # the chat flow, kept in the draft row
+
+
+def parse_purchase_date(text: str, today: date) -> date | None:
+    """A purchase date as people type it; None if unreadable, in the future or too old."""
+    for fmt in DATE_FORMATS:
+        try:
+            day = datetime.strptime(text.strip(), fmt).date()
+        except ValueError:
+            continue
+        oldest = today.replace(year=today.year - OLDEST_PURCHASE_YEARS)
+        return day if oldest <= day <= today else None
+    return None
+
+
+def clean_serial(text: str) -> str | None:
+    serial = text.strip().upper()
+    return serial if SERIAL.match(serial) else None
+
+
+async def find_products(session: AsyncSession, text: str, limit: int = 5) -> list[Product]:
+    """By exact code first, else by a word of the name in any language."""
+    query = text.strip()
+    if not query or len(query) > 100:
+        return []
+    exact = await session.get(Product, query.upper())
+    if exact is not None:
+        return [exact]
+    # Names are JSON per locale: a retailer's catalogue is small enough to match in Python.
+    needle = query.casefold()
+    products = (await session.exec(select(Product).order_by(col(Product.sku)))).all()
+    found = [p for p in products if any(needle in name.casefold() for name in p.name.values())]
+    return found[:limit]
+
+
+async def register_warranty(
+    session: AsyncSession, customer: Customer, product: Product, purchased_on: date, serial: str,
+    receipt_photo: str,
+) -> WarrantyRegistration:
+    purchased_at = datetime(purchased_on.year, purchased_on.month, purchased_on.day, tzinfo=UTC)
+    ends = add_months(purchased_on, product.warranty_months)
+    registration = WarrantyRegistration(
+        customer_id=customer.id or 0, sku=product.sku, serial_number=serial, receipt_photo=receipt_photo,
+        purchased_at=purchased_at, warranty_ends_at=datetime(ends.year, ends.month, ends.day, tzinfo=UTC),
+        created_at=utcnow(),
+    )
+    session.add(registration)
+    record_event(session, "aftersales.warranty_registered", customer_id=customer.id,
+                 payload={"sku": product.sku, "warranty_ends": ends.isoformat()})
+    return registration
+
+
+async def verify_warranty(
+    session: AsyncSession, registration_id: int, *, staff: str, valid: bool
+) -> WarrantyRegistration | None:
+    registration = await session.get(WarrantyRegistration, registration_id)
+    if registration is None:
+        return None
+    registration.status = "verified" if valid else "rejected"
+    registration.verified_by, registration.verified_at = staff, utcnow()
+    session.add(registration)
+    return registration
+
+
+async def remind_expiring_warranties(
+    session: AsyncSession, settings: Settings, *, days_before: int = 30, now: datetime | None = None
+) -> int:
+    """Queues one "your warranty ends soon" message per registration (service lane).
+
+    Meant for a periodic tick (scheduler or journey engine); safe to run often and from several
+    processes: ``reminded_at`` and the outbox dedupe key make it once per registration.
+    """
+    from touchpoint.journeys.outbox import enqueue  # the contact rules import aftersales
+    from touchpoint.journeys.rules import Lane
+
+    now = now or utcnow()
+    due = await session.exec(select(WarrantyRegistration).where(
+        col(WarrantyRegistration.status) != "rejected", col(WarrantyRegistration.reminded_at).is_(None),
+        col(WarrantyRegistration.warranty_ends_at) > now,
+        col(WarrantyRegistration.warranty_ends_at) <= now + timedelta(days=days_before),
+    ))
+    count = 0
+    for registration in due.all():
+        customer = await session.get(Customer, registration.customer_id)
+        product = await session.get(Product, registration.sku)
+        if customer is None:
+            continue
+        registration.reminded_at = now
+        session.add(registration)
+        await enqueue(
+            session, settings, customer, "aftersales.warranty_expiring",
+            {"name": product.name if product else {}, "sku": registration.sku,
+             "ends": registration.warranty_ends_at.date().isoformat()},
+            lane=Lane.SERVICE, dedupe_key=f"warranty:{registration.id}:expiring",
+        )
+        record_event(session, "aftersales.warranty_expiring", customer_id=customer.id,
+                     payload={"sku": registration.sku}, source="system")
+        count += 1
+    return count

@@ -1,0 +1,45 @@
+"""Warranty registration and the expiry reminder."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlmodel import select
+
+from tests.aftersales_factories import make_catalogue, make_linked_customer
+from touchpoint.aftersales import warranty
+from touchpoint.catalog.models import Product
+from touchpoint.channels import render
+from touchpoint.channels.all_templates import load_all_templates
+from touchpoint.clock import utcnow
+from touchpoint.config import load_settings
+from touchpoint.db import Database
+from touchpoint.i18n import get_translator
+from touchpoint.journeys.models import OutboxMessage
+
+settings = load_settings(_env_file=None)
+
+
+async def test_register_find_and_remind_once(db: Database) -> None:
+    load_all_templates()
+    async with db.session() as session:
+        await make_catalogue(session)
+        customer = await make_linked_customer(session, 21, locale="en")
+        assert [p.sku for p in await warranty.find_products(session, "barista")] == ["ESP-1"]
+        assert [p.sku for p in await warranty.find_products(session, "grd-1")] == ["GRD-1"]
+        assert await warranty.find_products(session, "kettle") == []
+        product = await session.get(Product, "ESP-1")
+        assert product is not None
+        today = utcnow().date()
+        bought = today.replace(year=today.year - 2) + timedelta(days=10)  # 24 months: ends in 10 days
+        registration = await warranty.register_warranty(session, customer, product, bought, "SN1", "file1")
+        await session.flush()
+        assert registration.warranty_ends_at.date() == bought.replace(year=bought.year + 2)
+        assert await warranty.remind_expiring_warranties(session, settings, days_before=5) == 0
+        assert await warranty.remind_expiring_warranties(session, settings, days_before=30) == 1
+        assert await warranty.remind_expiring_warranties(session, settings, days_before=30) == 0
+        [row] = (await session.exec(select(OutboxMessage))).all()
+    assert row.template == "aftersales.warranty_expiring" and row.lane == "service"
+    text = render(get_translator(), "en", row.template, row.params).text
+    assert text.startswith("Heads-up: the warranty for Barista One ends on ")
+    assert isinstance(date.fromisoformat(row.params["ends"]), date)
