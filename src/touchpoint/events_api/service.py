@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -102,7 +103,7 @@ async def apply_events(session: AsyncSession, settings: Settings, events: Sequen
     fresh = [e for e in events if e.id in new_ids]
     await context.preload(fresh)
     results: list[dict[str, str]] = []
-    recorded: list[tuple[BehaviourEvent, Any]] = []
+    recorded: list[dict[str, Any]] = []
     # Rows are written in one flush at the end (multi-row INSERTs), not before every read.
     with session.sync_session.no_autoflush:
         for index, event in enumerate(events):
@@ -115,14 +116,23 @@ async def apply_events(session: AsyncSession, settings: Settings, events: Sequen
             except EventError as exc:
                 exc.index = index
                 raise
-            session.add(behaviour)
-            recorded.append((behaviour, event))
+            recorded.append(behaviour)
             results.append({"id": event.id, "status": "applied"})
     await context.order_rows.flush(session)
-    await session.flush()
-    applied = [AppliedEvent(e.id, b.type, b.id, b.customer_id, b.store_customer_id, b.payload)
-               for b, e in recorded]
+    ids = await _insert_behaviour(session, recorded)
+    applied = [AppliedEvent(b["payload"]["event_id"], b["type"], behaviour_id, b["customer_id"],
+                            b["store_customer_id"], b["payload"])
+               for b, behaviour_id in zip(recorded, ids, strict=True)]
     return BatchResult(results, applied)
+
+
+async def _insert_behaviour(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """One bulk INSERT without building ORM objects (the hot path of a batch); ids in row order."""
+    if not rows:
+        return []
+    await session.flush()
+    statement = insert(BehaviourEvent).returning(BehaviourEvent.id, sort_by_parameter_order=True)
+    return list((await session.execute(statement, rows)).scalars().all())
 
 
 async def _claim_ids(session: AsyncSession, events: Sequence[Any], now: datetime) -> set[str]:
@@ -136,15 +146,16 @@ async def _claim_ids(session: AsyncSession, events: Sequence[Any], now: datetime
 
 
 def _behaviour(context: _Context, event: Any, customer: Customer | None, store_customer_id: str | None,
-               payload: dict[str, Any]) -> BehaviourEvent:
-    return BehaviourEvent(
+               payload: dict[str, Any]) -> dict[str, Any]:
+    """The BehaviourEvent row for a store event (journeys trigger on these)."""
+    return dict(
         customer_id=customer.id if customer else None, store_customer_id=store_customer_id,
         type=event.type, source="store", payload={"event_id": event.id, **payload},
         occurred_at=event_time(event, context.now),
     )
 
 
-async def _customer_upserted(context: _Context, event: Any) -> BehaviourEvent:
+async def _customer_upserted(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     record = await context.session.get(StoreCustomer, data.id)
     if record is None:
@@ -156,7 +167,7 @@ async def _customer_upserted(context: _Context, event: Any) -> BehaviourEvent:
     return _behaviour(context, event, customer, data.id, {})
 
 
-async def _order_created(context: _Context, event: Any) -> BehaviourEvent:
+async def _order_created(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     if data.pickup_store_id and await context.session.get(Store, data.pickup_store_id) is None:
         raise EventError(None, "data.pickup_store_id", "unknown store")
@@ -172,7 +183,7 @@ async def _order_created(context: _Context, event: Any) -> BehaviourEvent:
     })
 
 
-async def _order_status_changed(context: _Context, event: Any) -> BehaviourEvent:
+async def _order_status_changed(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     order = context.orders.get(data.number)
     if order is None:
@@ -188,7 +199,7 @@ async def _order_status_changed(context: _Context, event: Any) -> BehaviourEvent
     })
 
 
-async def _cart_updated(context: _Context, event: Any) -> BehaviourEvent:
+async def _cart_updated(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     items = [item.model_dump() for item in data.items]
     total = data.total_minor if data.total_minor is not None else sum(
@@ -204,7 +215,7 @@ async def _cart_updated(context: _Context, event: Any) -> BehaviourEvent:
     })
 
 
-async def _cart_cleared(context: _Context, event: Any) -> BehaviourEvent:
+async def _cart_cleared(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     cart = context.carts.get(data.customer_id)
     if cart is not None:  # emptied, not deleted: a delete of a row added earlier in the batch is messy
@@ -214,13 +225,13 @@ async def _cart_cleared(context: _Context, event: Any) -> BehaviourEvent:
     return _behaviour(context, event, customer, data.customer_id, {"reason": data.reason})
 
 
-async def _product_viewed(context: _Context, event: Any) -> BehaviourEvent:
+async def _product_viewed(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     customer = await context.customer(data.customer_id)
     return _behaviour(context, event, customer, data.customer_id, {"sku": data.sku, "url": data.url})
 
 
-async def _stock_changed(context: _Context, event: Any) -> BehaviourEvent:
+async def _stock_changed(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     session = context.session
     stock = await session.get(Stock, (data.store_id, data.sku))
