@@ -190,7 +190,8 @@ async def test_every_event_type_is_applied(client: TestClient[Any, Any], db: Dat
         steps = (await session.exec(select(ShipmentEvent.status).where(ShipmentEvent.order_id == order.id)
                                     .order_by(ShipmentEvent.id))).all()
         assert steps == ["placed", "paid", "shipped"]
-        assert await session.get(Cart, "C-9") is None
+        cart = await session.get(Cart, "C-9")
+        assert cart is not None and cart.items == []
         stock = await session.get(Stock, ("mitte", "ESP-001"))
         assert stock is not None and stock.quantity == 7
         types = (await session.exec(select(BehaviourEvent.type).order_by(BehaviourEvent.id))).all()

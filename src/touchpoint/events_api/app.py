@@ -11,14 +11,17 @@ shape; 401 unsigned, stale or bad signature; 413 too large; 422 an invalid event
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from touchpoint.config import Settings
 from touchpoint.db import Database
@@ -30,6 +33,8 @@ from touchpoint.events_api.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, ve
 from touchpoint.orders.service import issue_link_token
 
 log = logging.getLogger(__name__)
+APPLY_ATTEMPTS = 5
+TRANSIENT_SQLSTATES = {"40P01", "40001", "23505"}  # deadlock, serialization failure, unique race
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("db", Database)
 SECRET = web.AppKey("secret", str)
@@ -76,17 +81,33 @@ async def post_events(request: web.Request) -> web.Response:
         return _error(422, "invalid_event", errors=[e.as_json() for e in exc.errors])
     except ValueError as exc:
         return _error(400, "invalid_body", message=str(exc))
-    try:
-        async with db.session() as session:
-            result = await apply_events(session, settings, events)
-    except EventError as exc:
-        if not is_batch:
-            exc.index = None
-        return _error(422, "invalid_event", errors=[exc.as_json()])
+    for attempt in range(APPLY_ATTEMPTS):
+        try:
+            async with db.session() as session:
+                result = await apply_events(session, settings, events)
+            break
+        except EventError as exc:
+            if not is_batch:
+                exc.index = None
+            return _error(422, "invalid_event", errors=[exc.as_json()])
+        except DBAPIError as exc:
+            # Concurrent batches touching the same orders or carts may deadlock or race on an insert;
+            # the transaction rolled back as a whole, so applying it again is safe.
+            if not _transient(exc):
+                raise
+            log.info("events batch hit %s, attempt %d", type(exc.orig).__name__, attempt + 1)
+            await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+    else:
+        return _error(503, "busy", retry_after_s=1)
     await notify_listeners(db, result.applied)
     applied = sum(r["status"] == "applied" for r in result.results)
     return web.json_response({"applied": applied, "duplicates": len(result.results) - applied,
                               "results": result.results})
+
+
+def _transient(exc: DBAPIError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return state in TRANSIENT_SQLSTATES or "database is locked" in str(exc.orig)
 
 
 async def post_link_token(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -42,15 +43,40 @@ class _Context:
         self.session, self.settings, self.now = session, settings, now
         self.customers: dict[str, Customer | None] = {}
         self.orders: dict[str, Order | None] = {}
+        self.carts: dict[str, Cart | None] = {}
+        self.order_rows = orders.OrderRows()
 
     async def preload(self, events: Sequence[Any]) -> None:
+        """Load (and on PostgreSQL lock) every row the batch will change, each table in key order:
+        concurrent batches then queue behind each other instead of deadlocking."""
+        keys: dict[str, set[Any]] = {name: set() for name in ("store_customers", "numbers", "carts", "stock")}
+        for event in events:
+            data = event.data
+            if event.type == "customer.upserted":
+                keys["store_customers"].add(data.id)
+            elif event.type.startswith("order."):
+                keys["numbers"].add(data.number)
+            elif event.type.startswith("cart."):
+                keys["carts"].add(data.customer_id)
+            elif event.type == "stock.changed":
+                keys["stock"].add((data.store_id, data.sku))
+        await self._lock(StoreCustomer, col(StoreCustomer.id), keys["store_customers"])
+        found = await self._lock(Order, col(Order.number), keys["numbers"])
+        self.orders = {n: None for n in keys["numbers"]} | {o.number: o for o in found}
+        carts = await self._lock(Cart, col(Cart.store_customer_id), keys["carts"])
+        self.carts = {c: None for c in keys["carts"]} | {c.store_customer_id: c for c in carts}
+        for store_id, sku in sorted(keys["stock"]):
+            await self.session.exec(select(Stock).where(Stock.store_id == store_id, Stock.sku == sku)
+                                    .with_for_update())
         store_ids = {getattr(e.data, "customer_id", None) for e in events} - {None}
-        numbers = {e.data.number for e in events if hasattr(e.data, "number")}
-        if numbers:
-            found = (await self.session.exec(select(Order).where(col(Order.number).in_(numbers)))).all()
-            self.orders = {n: None for n in numbers} | {o.number: o for o in found}
-            store_ids |= {o.store_customer_id for o in found if o.store_customer_id}
-        await self.load_customers(store_ids)
+        await self.load_customers(store_ids | {o.store_customer_id for o in found if o.store_customer_id})
+
+    async def _lock(self, model: Any, key: Any, values: set[Any]) -> list[Any]:
+        """Rows land in the session's identity map, so later ``session.get`` calls cost no query."""
+        if not values:
+            return []
+        query = select(model).where(key.in_(values)).order_by(key).with_for_update()
+        return list((await self.session.exec(query)).all())
 
     async def load_customers(self, store_ids: set[str]) -> None:
         missing = {s for s in store_ids if s not in self.customers}
@@ -77,24 +103,36 @@ async def apply_events(session: AsyncSession, settings: Settings, events: Sequen
     fresh = [e for e in events if e.id in new_ids]
     await context.preload(fresh)
     results: list[dict[str, str]] = []
-    recorded: list[tuple[BehaviourEvent, Any]] = []
-    for index, event in enumerate(events):
-        if event.id not in new_ids:
-            results.append({"id": event.id, "status": "duplicate"})
-            continue
-        new_ids.discard(event.id)  # a repeat later in the same batch is a duplicate
-        try:
-            behaviour = await APPLIERS[event.type](context, event)
-        except EventError as exc:
-            exc.index = index
-            raise
-        session.add(behaviour)
-        recorded.append((behaviour, event))
-        results.append({"id": event.id, "status": "applied"})
-    await session.flush()
-    applied = [AppliedEvent(e.id, b.type, b.id, b.customer_id, b.store_customer_id, b.payload)
-               for b, e in recorded]
+    recorded: list[dict[str, Any]] = []
+    # Rows are written in one flush at the end (multi-row INSERTs), not before every read.
+    with session.sync_session.no_autoflush:
+        for index, event in enumerate(events):
+            if event.id not in new_ids:
+                results.append({"id": event.id, "status": "duplicate"})
+                continue
+            new_ids.discard(event.id)  # a repeat later in the same batch is a duplicate
+            try:
+                behaviour = await APPLIERS[event.type](context, event)
+            except EventError as exc:
+                exc.index = index
+                raise
+            recorded.append(behaviour)
+            results.append({"id": event.id, "status": "applied"})
+    await context.order_rows.flush(session)
+    ids = await _insert_behaviour(session, recorded)
+    applied = [AppliedEvent(b["payload"]["event_id"], b["type"], behaviour_id, b["customer_id"],
+                            b["store_customer_id"], b["payload"])
+               for b, behaviour_id in zip(recorded, ids, strict=True)]
     return BatchResult(results, applied)
+
+
+async def _insert_behaviour(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """One bulk INSERT without building ORM objects (the hot path of a batch); ids in row order."""
+    if not rows:
+        return []
+    await session.flush()
+    statement = insert(BehaviourEvent).returning(BehaviourEvent.id, sort_by_parameter_order=True)
+    return list((await session.execute(statement, rows)).scalars().all())
 
 
 async def _claim_ids(session: AsyncSession, events: Sequence[Any], now: datetime) -> set[str]:
@@ -108,15 +146,16 @@ async def _claim_ids(session: AsyncSession, events: Sequence[Any], now: datetime
 
 
 def _behaviour(context: _Context, event: Any, customer: Customer | None, store_customer_id: str | None,
-               payload: dict[str, Any]) -> BehaviourEvent:
-    return BehaviourEvent(
+               payload: dict[str, Any]) -> dict[str, Any]:
+    """The BehaviourEvent row for a store event (journeys trigger on these)."""
+    return dict(
         customer_id=customer.id if customer else None, store_customer_id=store_customer_id,
         type=event.type, source="store", payload={"event_id": event.id, **payload},
         occurred_at=event_time(event, context.now),
     )
 
 
-async def _customer_upserted(context: _Context, event: Any) -> BehaviourEvent:
+async def _customer_upserted(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     record = await context.session.get(StoreCustomer, data.id)
     if record is None:
@@ -128,12 +167,12 @@ async def _customer_upserted(context: _Context, event: Any) -> BehaviourEvent:
     return _behaviour(context, event, customer, data.id, {})
 
 
-async def _order_created(context: _Context, event: Any) -> BehaviourEvent:
+async def _order_created(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     if data.pickup_store_id and await context.session.get(Store, data.pickup_store_id) is None:
         raise EventError(None, "data.pickup_store_id", "unknown store")
     order = await orders.upsert_order(context.session, data, context.orders.get(data.number),
-                                      event_time(event, context.now))
+                                      event_time(event, context.now), context.order_rows)
     context.orders[data.number] = order
     customer = await context.customer(order.store_customer_id)
     if customer is not None:
@@ -144,13 +183,14 @@ async def _order_created(context: _Context, event: Any) -> BehaviourEvent:
     })
 
 
-async def _order_status_changed(context: _Context, event: Any) -> BehaviourEvent:
+async def _order_status_changed(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     order = context.orders.get(data.number)
     if order is None:
         raise EventError(None, "data.number", "unknown order")
     previous = order.status
-    orders.change_status(context.session, order, data, event_time(event, context.now))
+    orders.change_status(order, data, event_time(event, context.now), context.order_rows)
+    context.session.add(order)
     customer = await context.customer(order.store_customer_id)
     if customer is not None and previous != order.status:
         await orders.notify_status(context.session, context.settings, customer, order, event.id)
@@ -159,12 +199,13 @@ async def _order_status_changed(context: _Context, event: Any) -> BehaviourEvent
     })
 
 
-async def _cart_updated(context: _Context, event: Any) -> BehaviourEvent:
+async def _cart_updated(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     items = [item.model_dump() for item in data.items]
     total = data.total_minor if data.total_minor is not None else sum(
         i.quantity * i.unit_price_minor for i in data.items)
-    cart = await context.session.get(Cart, data.customer_id) or Cart(store_customer_id=data.customer_id)
+    cart = context.carts.get(data.customer_id) or Cart(store_customer_id=data.customer_id)
+    context.carts[data.customer_id] = cart
     cart.items, cart.total_minor, cart.currency, cart.updated_at = items, total, data.currency, context.now
     context.session.add(cart)
     customer = await context.customer(data.customer_id)
@@ -174,22 +215,23 @@ async def _cart_updated(context: _Context, event: Any) -> BehaviourEvent:
     })
 
 
-async def _cart_cleared(context: _Context, event: Any) -> BehaviourEvent:
+async def _cart_cleared(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
-    cart = await context.session.get(Cart, data.customer_id)
-    if cart is not None:
-        await context.session.delete(cart)
+    cart = context.carts.get(data.customer_id)
+    if cart is not None:  # emptied, not deleted: a delete of a row added earlier in the batch is messy
+        cart.items, cart.total_minor, cart.updated_at = [], 0, context.now
+        context.session.add(cart)
     customer = await context.customer(data.customer_id)
     return _behaviour(context, event, customer, data.customer_id, {"reason": data.reason})
 
 
-async def _product_viewed(context: _Context, event: Any) -> BehaviourEvent:
+async def _product_viewed(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     customer = await context.customer(data.customer_id)
     return _behaviour(context, event, customer, data.customer_id, {"sku": data.sku, "url": data.url})
 
 
-async def _stock_changed(context: _Context, event: Any) -> BehaviourEvent:
+async def _stock_changed(context: _Context, event: Any) -> dict[str, Any]:
     data = event.data
     session = context.session
     stock = await session.get(Stock, (data.store_id, data.sku))

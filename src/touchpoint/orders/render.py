@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -11,7 +11,9 @@ from babel.numbers import format_currency
 
 from touchpoint.channels.base import Button
 from touchpoint.i18n import Translator
-from touchpoint.orders.service import OrderView
+
+if TYPE_CHECKING:  # the outbox sender imports the card template: keep that import light
+    from touchpoint.orders.service import OrderView
 
 
 def money(minor: int, currency: str, locale: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,23 @@ FINAL_STATUSES = (OrderStatus.DELIVERED, OrderStatus.PICKED_UP)
 
 # --- store events -------------------------------------------------------------------------------
 
-async def upsert_order(session: AsyncSession, data: Any, order: Order | None, at: datetime) -> Order:
+@dataclass(slots=True)
+class OrderRows:
+    """Items and timeline rows waiting for their order's id: a batch of events then writes each
+    table with one multi-row INSERT instead of flushing once per order."""
+
+    rows: list[tuple[Order, OrderItem | ShipmentEvent]] = field(default_factory=list)
+
+    async def flush(self, session: AsyncSession) -> None:
+        await session.flush()  # new orders get their ids
+        for order, row in self.rows:
+            row.order_id = order.id  # type: ignore[assignment]
+        session.add_all(row for _, row in self.rows)
+        self.rows.clear()
+
+
+async def upsert_order(session: AsyncSession, data: Any, order: Order | None, at: datetime,
+                       rows: OrderRows) -> Order:
     """Create the order from ``order.created``; a repeat for a known number replaces its contents."""
     total = data.total_minor if data.total_minor is not None else sum(
         i.quantity * i.unit_price_minor for i in data.items)
@@ -43,21 +59,21 @@ async def upsert_order(session: AsyncSession, data: Any, order: Order | None, at
     if order is None:
         order = Order(number=data.number, created_at=at, **fields)
         session.add(order)
-        await session.flush()
     else:
         for name, value in fields.items():
             setattr(order, name, value)
-        await session.exec(delete(OrderItem).where(col(OrderItem.order_id) == order.id))  # type: ignore[call-overload]
-    session.add_all(
-        OrderItem(order_id=order.id, sku=i.sku, quantity=i.quantity, unit_price_minor=i.unit_price_minor,
-                  name=i.name if isinstance(i.name, dict) else {"en": i.name})
-        for i in data.items
-    )
-    session.add(ShipmentEvent(order_id=order.id, status=data.status.value, details={}, occurred_at=at))
+        rows.rows = [(o, r) for o, r in rows.rows if o is not order or not isinstance(r, OrderItem)]
+        if order.id is not None:
+            await session.exec(delete(OrderItem).where(col(OrderItem.order_id) == order.id))  # type: ignore[call-overload]
+    for item in data.items:
+        name = item.name if isinstance(item.name, dict) else {"en": item.name}
+        rows.rows.append((order, OrderItem(sku=item.sku, quantity=item.quantity, name=name,
+                                           unit_price_minor=item.unit_price_minor)))
+    rows.rows.append((order, ShipmentEvent(status=data.status.value, details={}, occurred_at=at)))
     return order
 
 
-def change_status(session: AsyncSession, order: Order, data: Any, at: datetime) -> None:
+def change_status(order: Order, data: Any, at: datetime, rows: OrderRows) -> None:
     details = {k: v for k, v in (("carrier", data.carrier), ("tracking_number", data.tracking_number),
                                  ("tracking_url", data.tracking_url), ("note", data.note)) if v}
     order.status = data.status.value
@@ -67,8 +83,7 @@ def change_status(session: AsyncSession, order: Order, data: Any, at: datetime) 
     order.updated_at = at
     if data.status in FINAL_STATUSES:
         order.delivered_at = at
-    session.add(order)
-    session.add(ShipmentEvent(order_id=order.id, status=data.status.value, details=details, occurred_at=at))
+    rows.rows.append((order, ShipmentEvent(status=data.status.value, details=details, occurred_at=at)))
 
 
 def card_params(order: Order) -> dict[str, Any]:
