@@ -12,6 +12,7 @@ from touchpoint.config import get_settings
 from touchpoint.db import Database
 from touchpoint.db.migrate import downgrade_database, upgrade_database
 from touchpoint.i18n import compile_catalogs, find_locales_dir
+from touchpoint.journeys.cli import campaign_app, journeys_app
 
 app = typer.Typer(help="Touchpoint: a retail customer-journey assistant on Telegram.",
                   no_args_is_help=True)
@@ -21,6 +22,8 @@ i18n_app = typer.Typer(help="Translations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(i18n_app, name="i18n")
+app.add_typer(journeys_app, name="journeys")
+app.add_typer(campaign_app, name="campaign")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
