@@ -11,6 +11,7 @@ from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
 from bot.handlers import all_routers
+from bot.handlers.journeys import TrackClicks
 from bot.middlewares import (
     BehaviourEvents,
     CustomerI18n,
@@ -58,6 +59,7 @@ def create_dispatcher(
     behaviour = BehaviourEvents()
     dp.message.middleware(behaviour)
     dp.callback_query.middleware(behaviour)
+    dp.callback_query.outer_middleware(TrackClicks())
     dp.include_routers(*all_routers())
     return dp
 

@@ -6,10 +6,12 @@ attached to one dispatcher only, and tests build many dispatchers in one process
 
 from aiogram import Router
 
-from bot.handlers import common, errors, fallback
+from bot.handlers import common, errors, fallback, journeys
 
 
 def all_routers() -> list[Router]:
     """Feature routers go between errors and common: they answer their own menu buttons first."""
-    features: list[Router] = []
+    features: list[Router] = [
+        journeys.create_router(),
+    ]
     return [errors.create_router(), *features, common.create_router(), fallback.create_router()]

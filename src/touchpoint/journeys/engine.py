@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.catalog.models import Product
 from touchpoint.clock import utcnow
-from touchpoint.config import Settings, get_settings
+from touchpoint.config import ConfigError, Settings, get_settings
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.customers.service import insert_ignoring_conflicts
 from touchpoint.db import Database
@@ -29,7 +29,15 @@ from touchpoint.i18n import resolve_locale
 from touchpoint.journeys.models import Enrolment, JourneyCursor
 from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.rules import Lane
-from touchpoint.journeys.spec import EventTrigger, Journey, JourneysFile, ScanTrigger, Step, load_journeys
+from touchpoint.journeys.spec import (
+    EventTrigger,
+    Journey,
+    JourneyFileError,
+    JourneysFile,
+    ScanTrigger,
+    Step,
+    load_journeys,
+)
 from touchpoint.orders.models import Order, OrderItem
 
 log = logging.getLogger(__name__)
@@ -468,8 +476,11 @@ def get_engine(settings: Settings | None = None) -> JourneyEngine:
 
         load_all_templates()
         settings = settings or get_settings()
-        _engine = JourneyEngine(settings, load_journeys(settings.journeys_file,
-                                                        known_templates=known_templates()))
+        try:
+            parsed = load_journeys(settings.journeys_file, known_templates=known_templates())
+        except JourneyFileError as exc:
+            raise ConfigError("TOUCHPOINT_JOURNEYS_FILE is not valid:\n" + str(exc)) from None
+        _engine = JourneyEngine(settings, parsed)
     return _engine
 
 
