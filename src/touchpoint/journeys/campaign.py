@@ -20,6 +20,7 @@ from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.journeys.engine import JourneyEngine
+from touchpoint.journeys.models import OutboxMessage
 from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.spec import Conditions, Journey, JourneysFile, ScanTrigger, Step
 
@@ -57,9 +58,14 @@ async def send_campaign(db: Database, settings: Settings, template: str, segment
     engine = JourneyEngine(settings, JourneysFile(journeys=[]))
     counts = {"queued": 0, "skipped": 0, "not_in_segment": 0}
     async with db.session() as session:
+        done = set((await session.exec(select(OutboxMessage.customer_id)
+                                       .where(OutboxMessage.journey_key == journey.key))).all())
         customers = (await session.exec(select(Customer).where(Customer.reachable)
                                         .order_by(col(Customer.id)))).all()
         for customer in customers:
+            if customer.id in done:  # run twice: nobody gets it twice
+                counts["already"] = counts.get("already", 0) + 1
+                continue
             if not await engine.eligible(session, journey, customer):
                 counts["not_in_segment"] += 1
                 continue
