@@ -106,3 +106,17 @@ def test_holdout_is_stable_and_close_to_its_share() -> None:
     assert 0.18 < sum(first) / len(first) < 0.22
     other = next(j for j in load_journeys().journeys if j.key == "replenishment")
     assert [other.held_out(i) for i in range(200)] != [journey.held_out(i) for i in range(200)]
+
+
+def test_bad_file_stops_start_up_naming_it(tmp_path: Path) -> None:
+    from touchpoint.config import ConfigError, load_settings
+    from touchpoint.journeys import engine
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    engine.configure(None)
+    try:
+        with pytest.raises(ConfigError, match=rf"{path}:4: journeys.0.holdout"):
+            engine.get_engine(load_settings(_env_file=None, journeys_file=path))
+    finally:
+        engine.configure(None)
