@@ -69,15 +69,20 @@ class JourneyEngine:
     # --- events ---------------------------------------------------------------------------
 
     async def handle_event(self, session: AsyncSession, event: BehaviourEvent,
-                           customer: Customer | None = None) -> int:
-        """Apply exit goals, then enrol: returns how many enrolments were created."""
+                           customer: Customer | None = None, *,
+                           enrolled_in: set[tuple[str, int]] | None = None) -> int:
+        """Apply exit goals, then enrol: returns how many enrolments were created.
+
+        ``enrolled_in`` (journey, customer) pairs, when the caller prefetched them for a batch,
+        spare a goal update for customers in none of the goal's journeys.
+        """
         if event.type not in self.triggers and event.type not in self.goals:
             return 0
         if event.id is None:
             await session.flush()
         customer = customer or await _event_customer(session, event)
         if customer is not None and customer.id is not None:
-            await self._apply_goals(session, customer.id, event)
+            await self._apply_goals(session, customer.id, event, enrolled_in)
         enrolled = 0
         for journey in self.triggers.get(event.type, []):
             trigger = journey.trigger
@@ -92,9 +97,12 @@ class JourneyEngine:
                 enrolled += await self._enrol_on_event(session, journey, person, event)
         return enrolled
 
-    async def _apply_goals(self, session: AsyncSession, customer_id: int, event: BehaviourEvent) -> None:
+    async def _apply_goals(self, session: AsyncSession, customer_id: int, event: BehaviourEvent,
+                           enrolled_in: set[tuple[str, int]] | None) -> None:
         at = event.occurred_at
         for journey in self.goals.get(event.type, []):
+            if enrolled_in is not None and (journey.key, customer_id) not in enrolled_in:
+                continue
             for goal in journey.exit:
                 if goal.event != event.type or not all(f.matches(event.payload) for f in goal.where):
                     continue
@@ -109,13 +117,14 @@ class JourneyEngine:
                 await session.exec(update(Enrolment).where(  # type: ignore[call-overload]
                     *mine, col(Enrolment.status).in_(LIVE_STATUSES),
                     *(() if not goal.conversion else (Enrolment.enrolled_at >= at - goal.within,)),
-                ).values(**values))
+                ).values(**values).execution_options(synchronize_session=False))
                 if goal.conversion:
                     # The control group converts too: that is what uplift is measured against.
                     await session.exec(update(Enrolment).where(  # type: ignore[call-overload]
                         *mine, Enrolment.status == "held_out", col(Enrolment.converted_at).is_(None),
                         Enrolment.enrolled_at >= at - goal.within,
-                    ).values(converted_at=at, exit_reason=f"goal:{goal.event}"))
+                    ).values(converted_at=at, exit_reason=f"goal:{goal.event}")
+                        .execution_options(synchronize_session=False))
 
     async def _enrol_on_event(self, session: AsyncSession, journey: Journey, customer: Customer,
                               event: BehaviourEvent) -> int:
@@ -125,13 +134,14 @@ class JourneyEngine:
         if trigger.key and key_value is None:
             return 0
         window_start = event.occurred_at - (trigger.within or timedelta(days=1))
-        if trigger.times > 1:
-            seen = await _payloads(session, customer.id, [event.type], window_start, event.occurred_at)
-            if sum(1 for p in seen if p.get(trigger.key) == key_value) < trigger.times:
+        if trigger.times > 1 or trigger.unless:
+            # One look at the customer's recent history serves both checks.
+            history = await _history(session, customer.id, window_start, event.occurred_at)
+            if any(kind in trigger.unless for kind, _ in history):
                 return 0
-        if trigger.unless and await _payloads(session, customer.id, trigger.unless, window_start,
-                                              event.occurred_at, limit=1):
-            return 0
+            same = sum(1 for kind, p in history if kind == event.type and p.get(trigger.key) == key_value)
+            if same < trigger.times:
+                return 0
         if trigger.key:
             occurrence = f"{trigger.key}={key_value}"
             if trigger.once_per:
@@ -302,9 +312,11 @@ class JourneyEngine:
                 .where(col(BehaviourEvent.id) > last, col(BehaviourEvent.type).in_(types))
                 .order_by(col(BehaviourEvent.id)).limit(TICK_BATCH))).all())
             customers = await _customers_for(session, events)
+            enrolled_in = await _enrolled_in(session, {c.id for c in customers.values() if c.id})
             settled = last
             for event in events:
-                enrolled += await self.handle_event(session, event, customers.get(event.id or 0))
+                enrolled += await self.handle_event(session, event, customers.get(event.id or 0),
+                                                    enrolled_in=enrolled_in)
                 if event.occurred_at <= now - SETTLE:
                     settled = max(settled, event.id or 0)
             if len(events) == TICK_BATCH:
@@ -436,12 +448,24 @@ async def _customers_for(session: AsyncSession, events: list[BehaviourEvent]) ->
     return result
 
 
-async def _payloads(session: AsyncSession, customer_id: int, types: list[str], since: datetime,
-                    until: datetime, limit: int = 200) -> list[dict[str, Any]]:
-    query = select(BehaviourEvent.payload).where(
-        BehaviourEvent.customer_id == customer_id, col(BehaviourEvent.type).in_(types),
-        BehaviourEvent.occurred_at >= since, BehaviourEvent.occurred_at <= until).limit(limit)
-    return [dict(p) for p in (await session.exec(query)).all()]
+async def _enrolled_in(session: AsyncSession, customer_ids: set[int]) -> set[tuple[str, int]]:
+    """Which of these customers are in which journeys (exits only touch those)."""
+    if not customer_ids:
+        return set()
+    rows = await session.exec(select(Enrolment.journey_key, Enrolment.customer_id).where(
+        col(Enrolment.customer_id).in_(customer_ids)))
+    return {(key, cid) for key, cid in rows.all()}
+
+
+async def _history(session: AsyncSession, customer_id: int, since: datetime,
+                   until: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """The customer's events in the window, newest first. Not filtered by type in SQL, so the
+    planner walks this customer's own (customer, time) index instead of every event of a type."""
+    query = select(BehaviourEvent.type, BehaviourEvent.payload).where(
+        BehaviourEvent.customer_id == customer_id,
+        BehaviourEvent.occurred_at >= since, BehaviourEvent.occurred_at <= until,
+    ).order_by(col(BehaviourEvent.occurred_at).desc()).limit(5_000)
+    return [(kind, dict(payload)) for kind, payload in (await session.exec(query)).all()]
 
 
 async def _watchers(session: AsyncSession, trigger: EventTrigger, event: BehaviourEvent) -> list[Customer]:
