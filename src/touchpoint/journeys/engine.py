@@ -70,11 +70,13 @@ class JourneyEngine:
 
     async def handle_event(self, session: AsyncSession, event: BehaviourEvent,
                            customer: Customer | None = None, *,
-                           enrolled_in: set[tuple[str, int]] | None = None) -> int:
+                           enrolled_in: set[tuple[str, int]] | None = None,
+                           history: dict[int, list[BehaviourEvent]] | None = None) -> int:
         """Apply exit goals, then enrol: returns how many enrolments were created.
 
-        ``enrolled_in`` (journey, customer) pairs, when the caller prefetched them for a batch,
-        spare a goal update for customers in none of the goal's journeys.
+        A batch caller may prefetch, for all its customers at once: ``enrolled_in`` (journey,
+        customer) pairs — goal updates only for customers in a goal's journey — and ``history``,
+        each customer's recent events for repeat and "unless" checks.
         """
         if event.type not in self.triggers and event.type not in self.goals:
             return 0
@@ -94,7 +96,7 @@ class JourneyEngine:
             else:
                 audience = [customer] if customer is not None else []
             for person in audience:
-                enrolled += await self._enrol_on_event(session, journey, person, event)
+                enrolled += await self._enrol_on_event(session, journey, person, event, history)
         return enrolled
 
     async def _apply_goals(self, session: AsyncSession, customer_id: int, event: BehaviourEvent,
@@ -127,7 +129,8 @@ class JourneyEngine:
                         .execution_options(synchronize_session=False))
 
     async def _enrol_on_event(self, session: AsyncSession, journey: Journey, customer: Customer,
-                              event: BehaviourEvent) -> int:
+                              event: BehaviourEvent,
+                              history: dict[int, list[BehaviourEvent]] | None = None) -> int:
         trigger = journey.trigger
         assert isinstance(trigger, EventTrigger) and customer.id is not None
         key_value = event.payload.get(trigger.key) if trigger.key else None
@@ -136,10 +139,14 @@ class JourneyEngine:
         window_start = event.occurred_at - (trigger.within or timedelta(days=1))
         if trigger.times > 1 or trigger.unless:
             # One look at the customer's recent history serves both checks.
-            history = await _history(session, customer.id, window_start, event.occurred_at)
-            if any(kind in trigger.unless for kind, _ in history):
+            if history is not None:
+                recent = [(e.type, e.payload) for e in history.get(customer.id, [])
+                          if window_start <= e.occurred_at <= event.occurred_at]
+            else:
+                recent = await _history(session, customer.id, window_start, event.occurred_at)
+            if any(kind in trigger.unless for kind, _ in recent):
                 return 0
-            same = sum(1 for kind, p in history if kind == event.type and p.get(trigger.key) == key_value)
+            same = sum(1 for kind, p in recent if kind == event.type and p.get(trigger.key) == key_value)
             if same < trigger.times:
                 return 0
         if trigger.key:
@@ -312,11 +319,13 @@ class JourneyEngine:
                 .where(col(BehaviourEvent.id) > last, col(BehaviourEvent.type).in_(types))
                 .order_by(col(BehaviourEvent.id)).limit(TICK_BATCH))).all())
             customers = await _customers_for(session, events)
-            enrolled_in = await _enrolled_in(session, {c.id for c in customers.values() if c.id})
+            ids = {c.id for c in customers.values() if c.id}
+            enrolled_in = await _enrolled_in(session, ids)
+            history = await self._batch_history(session, events, customers)
             settled = last
             for event in events:
                 enrolled += await self.handle_event(session, event, customers.get(event.id or 0),
-                                                    enrolled_in=enrolled_in)
+                                                    enrolled_in=enrolled_in, history=history)
                 if event.occurred_at <= now - SETTLE:
                     settled = max(settled, event.id or 0)
             if len(events) == TICK_BATCH:
@@ -324,6 +333,25 @@ class JourneyEngine:
             if settled != last:
                 await session.merge(JourneyCursor(name="events", last_event_id=settled, updated_at=now))
         return enrolled
+
+    async def _batch_history(self, session: AsyncSession, events: list[BehaviourEvent],
+                             customers: dict[int, Customer]) -> dict[int, list[BehaviourEvent]]:
+        """Recent events of every customer whose event meets a repeat/"unless" trigger: one query."""
+        windows = [j.trigger.within or timedelta(days=1) for j in self.journeys.values()
+                   if isinstance(j.trigger, EventTrigger) and (j.trigger.times > 1 or j.trigger.unless)]
+        kinds = {j.trigger.event for j in self.journeys.values()
+                 if isinstance(j.trigger, EventTrigger) and (j.trigger.times > 1 or j.trigger.unless)}
+        wanted = {customers[e.id].id for e in events if e.type in kinds and e.id in customers}
+        if not wanted or not events:
+            return {}
+        since = min(e.occurred_at for e in events) - max(windows)
+        rows = await session.exec(select(BehaviourEvent).where(
+            col(BehaviourEvent.customer_id).in_(wanted), BehaviourEvent.occurred_at >= since))
+        found: dict[int, list[BehaviourEvent]] = {cid: [] for cid in wanted if cid is not None}
+        for row in rows.all():
+            if row.customer_id is not None:
+                found[row.customer_id].append(row)
+        return found
 
     async def run_scans(self, db: Database) -> int:
         enrolled = 0
