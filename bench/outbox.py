@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import asyncpg
@@ -49,6 +50,7 @@ from touchpoint.journeys.rules import Lane
 from touchpoint.journeys.sender import OutboxSender, Pacing
 from touchpoint.sandbox import Sandbox
 
+warnings.filterwarnings("ignore", category=DeprecationWarning)  # sqlmodel's session.execute notice
 POSTGRES_URL = os.environ.get("TOUCHPOINT_BENCH_POSTGRES_URL") or os.environ.get(
     "TOUCHPOINT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 LIMIT_PER_S = 30.0

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from touchpoint.journeys.engine import JourneyEngine
 from touchpoint.journeys.models import Enrolment, JourneyCursor
 from touchpoint.journeys.spec import load_journeys
 
+warnings.filterwarnings("ignore", category=DeprecationWarning)  # sqlmodel's session.execute notice
 POSTGRES_URL = os.environ.get("TOUCHPOINT_BENCH_POSTGRES_URL") or os.environ.get(
     "TOUCHPOINT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 HISTORY_TYPES = ["product.viewed", "product.viewed", "chat.menu", "chat.menu", "cart.updated",
@@ -170,7 +172,8 @@ async def main() -> None:
     if not args.skip_postgres:
         seconds, enrolled = await postgres(pg_customers, pg_customers * 10, args.new)
         print(f"PostgreSQL {pg_customers:>9,} customers {pg_customers * 10:>11,} events: tick over "
-              f"{args.new:,} new events {seconds:.3f}s ({enrolled} enrolled), {seconds / 2:.2f}× the 2 s budget")
+              f"{args.new:,} new events {seconds:.3f}s ({enrolled} enrolled), "
+              f"{seconds / 2:.2f}× the 2 s budget")
         figures["postgres_1m_tick_s"] = round(seconds, 3)
     if args.scale != 1.0:
         print(f"(scaled: {args.scale} of the full sizes)")

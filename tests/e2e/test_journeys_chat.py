@@ -142,3 +142,27 @@ async def test_post_delivery_check_in_happy_and_unhappy(harness: BotHarness, clo
             return all(e.exit_reason == "goal:journey.checkin_answered" for e in enrolments)
 
     await eventually(answered)
+
+
+async def test_stop_silences_a_queued_nudge(harness: BotHarness, clock: Any) -> None:
+    journeys, outbox = engine(harness), sender(harness)
+    harness.sandbox.user(705, first_name="Li", language_code="zh")
+    await harness.say(705, "/start")
+    await opted_in(harness, 705)
+    await store_event(harness, journeys, 705, "cart.updated", cart_id="c-5", value_minor=4990)
+    clock.move_to(NOON + timedelta(hours=1, minutes=1))
+    await journeys.run_due_steps(harness.db)  # queued …
+    reply = await harness.say(705, "/stop")  # … then the customer says stop
+    assert reply["text"] == t("zh", "stop.done")
+
+    async def paused() -> bool:
+        async with harness.db.session() as session:
+            who = (await session.exec(select(Customer).where(Customer.telegram_id == 705))).one()
+            return who.nudges_paused
+
+    await eventually(paused)
+    await outbox.drain_once()
+    async with harness.db.session() as session:
+        [stats] = await journey_stats(session)
+    assert (stats.sent, stats.skipped) == (0, {"opted_out": 1})
+    assert [m["text"] for m in harness.sandbox.bot_messages(705)][-1] == t("zh", "stop.done")
