@@ -318,3 +318,21 @@ async def test_campaign_goes_through_the_same_rules(db: Database, clock: Any) ->
     assert again == {"queued": 0, "skipped": 0, "not_in_segment": 2, "already": 1}
     [message] = await rows(db, OutboxMessage)
     assert (message.chat_id, message.journey_key) == (1, "campaign_spring")
+
+
+async def test_two_processes_take_each_step_once(db: Database, clock: Any) -> None:
+    engine = engine_for("post_delivery_checkin")
+    for n in range(20):
+        await event(db, engine, await customer(db, 100 + n), "order.status_changed",
+                    order_number=f"A-{n}", status="delivered")
+    clock.move_to(NOON + timedelta(days=2))
+    databases = [Database(db.url), Database(db.url)]
+    try:
+        taken = await asyncio.gather(*(engine.run_due_steps(d, limit=7) for d in databases),
+                                     *(engine.run_due_steps(d) for d in databases))
+    finally:
+        for database in databases:
+            await database.dispose()
+    messages = await rows(db, OutboxMessage)
+    assert sum(taken) == 20 and len(messages) == 20
+    assert len({m.chat_id for m in messages}) == 20
