@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     vip_spend_minor: int = Field(default=50_000, ge=0)  # "vip" tier from this lifetime spend
     journey_tick_s: float = Field(default=30.0, gt=0)  # trigger evaluation and due steps
     send_rate_per_s: float = Field(default=25.0, gt=0)  # global outbox rate (Telegram allows ~30)
+    journey_time_scale: float = Field(default=1.0, ge=1)  # demos: 360 turns a 1 h wait into 10 s
 
     @field_validator("default_locale")
     @classmethod

@@ -170,7 +170,7 @@ class JourneyEngine:
         now = utcnow()
         at = min(at or now, now)
         held_out = journey.held_out(customer.id)
-        first_due = _step_due(journey.steps[0], at, context)
+        first_due = _step_due(journey.steps[0], at, context, self.settings.journey_time_scale)
         result = await session.exec(insert_ignoring_conflicts(session, Enrolment).values(
             journey_key=journey.key, customer_id=customer.id, occurrence_key=occurrence[:128],
             status="held_out" if held_out else "active", holdout=held_out, step_index=0,
@@ -240,7 +240,8 @@ class JourneyEngine:
         following = index + 1
         values: dict[str, Any] = {"step_index": following}
         if following < len(journey.steps):
-            values["next_step_at"] = _step_due(journey.steps[following], now, enrolment.context)
+            values["next_step_at"] = _step_due(journey.steps[following], now, enrolment.context,
+                                               self.settings.journey_time_scale)
         else:
             values.update(status="completed", next_step_at=None)
         won = await session.exec(update(Enrolment).where(  # type: ignore[call-overload]
@@ -403,17 +404,19 @@ class JourneyEngine:
 SCANS = {"inactive": JourneyEngine._scan_inactive, "replenishment": JourneyEngine._scan_replenishment}
 
 
-def _step_due(step: Step, base: datetime, context: dict[str, Any]) -> datetime:
+def _step_due(step: Step, base: datetime, context: dict[str, Any], time_scale: float = 1.0) -> datetime:
+    """When a step is due; ``time_scale`` > 1 shortens the waits (demos)."""
+    wait = step.wait / time_scale
     if step.before_field:
         raw = context.get(step.before_field)
         try:
             moment = datetime.fromisoformat(str(raw))
         except ValueError:
-            return base + step.wait
+            return base + wait
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=base.tzinfo)
-        return max(moment - step.wait, base)
-    return base + step.wait
+        return max(moment - wait, base)
+    return base + wait
 
 
 async def preferred_send_time(session: AsyncSession, customer: Customer, start: datetime,
