@@ -200,10 +200,11 @@ class OutboxSender:
                 chat_id=row.chat_id, text=rendered.text, buttons=rendered.buttons,
                 disable_notification=silent or row.edit_in_place, edit_message_id=edit_id,
             )
-        await self.limiter.acquire(row.chat_id)
-        async with self.db.session() as session:
-            # Recorded before the call: the reaper can tell "never tried" from "maybe sent".
+            # Recorded before the call (in the re-check's own transaction, one round trip less):
+            # the reaper can tell "never tried" from "maybe sent". A crash while pacing below
+            # counts as "maybe sent" — still at-most-once for marketing, at-least-once otherwise.
             await self._set(session, row.id, status="sending")
+        await self.limiter.acquire(row.chat_id)
         try:
             result = await self.channel.send(message)
         except ChannelRetryAfter as exc:
