@@ -336,3 +336,15 @@ async def test_two_processes_take_each_step_once(db: Database, clock: Any) -> No
     messages = await rows(db, OutboxMessage)
     assert sum(taken) == 20 and len(messages) == 20
     assert len({m.chat_id for m in messages}) == 20
+
+
+async def test_tick_applies_an_exit_to_an_enrolment_of_the_same_batch(db: Database, clock: Any) -> None:
+    engine = engine_for("abandoned_cart")
+    mia = await customer(db)
+    async with db.session() as session:
+        record_event(session, "cart.updated", customer_id=mia.id,
+                     payload={"cart_id": "c", "value_minor": 4990})
+        record_event(session, "order.created", customer_id=mia.id, payload={"order_number": "A-1"})
+    assert await engine.evaluate_new_events(db) == 1
+    [enrolment] = await rows(db, Enrolment)
+    assert (enrolment.status, enrolment.converted_at) == ("exited", NOON)

@@ -96,7 +96,10 @@ class JourneyEngine:
             else:
                 audience = [customer] if customer is not None else []
             for person in audience:
-                enrolled += await self._enrol_on_event(session, journey, person, event, history)
+                created = await self._enrol_on_event(session, journey, person, event, history)
+                if created and enrolled_in is not None and person.id is not None:
+                    enrolled_in.add((journey.key, person.id))  # a later event in the batch may end it
+                enrolled += created
         return enrolled
 
     async def _apply_goals(self, session: AsyncSession, customer_id: int, event: BehaviourEvent,
