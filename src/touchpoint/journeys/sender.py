@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -61,21 +61,12 @@ class Pacing:
 
 
 class RateLimiter:
-    """The global limit as a sliding window (at most N sends in any second), spaced out by a
-    minimum gap, plus a minimum interval per chat.
-
-    The window, not "now + interval" after each wake-up, is what holds the limit: waking a few
-    milliseconds late would otherwise lose that time on every message (≈20 % of the rate under
-    load) while never allowing a catch-up that could break the limit.
-    """
+    """A global token-free pacer (even spacing) plus a minimum interval per chat."""
 
     def __init__(self, pacing: Pacing, clock: Callable[[], float] = time.monotonic) -> None:
         self.pacing = pacing
         self._clock = clock
-        self._window_s = 1.0 / pacing.time_scale  # one (scaled) second
-        self._per_window = max(1, round(pacing.global_per_second * self._window_s))
-        self._recent: deque[float] = deque(maxlen=self._per_window)
-        self._min_gap = 0.5 / pacing.global_per_second  # even-ish spacing, room to catch up
+        self._next_global = 0.0
         self._next_per_chat: dict[int, float] = {}
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
@@ -90,12 +81,10 @@ class RateLimiter:
         while True:
             async with self._lock:
                 now = self._clock()
-                ready_at = max(self._next_per_chat.get(chat_id, 0.0), self._paused_until,
-                               self._recent[-1] + self._min_gap if self._recent else 0.0,
-                               self._recent[0] + self._window_s
-                               if len(self._recent) == self._per_window else 0.0)
+                ready_at = max(self._next_global, self._next_per_chat.get(chat_id, 0.0),
+                               self._paused_until)
                 if ready_at <= now:
-                    self._recent.append(now)
+                    self._next_global = now + 1.0 / self.pacing.global_per_second
                     self._next_per_chat[chat_id] = now + interval
                     return
             await asyncio.sleep(ready_at - now)
