@@ -13,6 +13,7 @@ from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
 from bot.handlers import all_routers, outage
+from bot.handlers.journeys import TrackClicks
 from bot.handoff_desk import StaffDesk
 from bot.metrics import BindCustomer, ObserveUpdates, TelegramRequestMetrics
 from bot.middlewares import (
@@ -92,6 +93,7 @@ def create_dispatcher(
     behaviour = BehaviourEvents()
     dp.message.middleware(behaviour)
     dp.callback_query.middleware(behaviour)
+    dp.callback_query.outer_middleware(TrackClicks())
     dp.include_routers(*all_routers())
     return dp
 

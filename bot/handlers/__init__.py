@@ -6,7 +6,7 @@ attached to one dispatcher only, and tests build many dispatchers in one process
 
 from aiogram import Router
 
-from bot.handlers import aftersales, common, errors, fallback, handoff, orders, presale, referrals
+from bot.handlers import aftersales, common, errors, fallback, handoff, journeys, orders, presale, referrals
 
 
 def all_routers() -> list[Router]:
@@ -17,5 +17,6 @@ def all_routers() -> list[Router]:
         aftersales.create_router(),
         presale.create_router(),
         referrals.create_router(),
+        journeys.create_router(),
     ]
     return [errors.create_router(), *features, common.create_router(), fallback.create_router()]

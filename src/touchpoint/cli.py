@@ -15,6 +15,7 @@ from touchpoint.db import Database
 from touchpoint.db.migrate import downgrade_database, upgrade_database
 from touchpoint.events_api.cli import events_app
 from touchpoint.i18n import compile_catalogs, find_locales_dir
+from touchpoint.journeys.cli import campaign_app, journeys_app
 from touchpoint.referrals.cli import app as referrals_app
 
 app = typer.Typer(help="Touchpoint: a retail customer-journey assistant on Telegram.",
@@ -29,6 +30,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(import_app, name="import")
 app.add_typer(referrals_app, name="referrals")
+app.add_typer(journeys_app, name="journeys")
+app.add_typer(campaign_app, name="campaign")
 
 
 def configure_logging(level: int = logging.INFO) -> None:

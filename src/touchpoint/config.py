@@ -137,6 +137,14 @@ class Settings(BaseSettings):
     redis_prefix: str = "touchpoint"
     log_format: str = Field(default="text", pattern="^(text|json)$")
 
+    # --- journeys ---
+    journeys_file: Path | None = None  # None: the defaults shipped in touchpoint/journeys/journeys.yaml
+    shop_url: str = "https://shop.example.com"  # cart, product and reorder links in nudges
+    vip_spend_minor: int = Field(default=50_000, ge=0)  # "vip" tier from this lifetime spend
+    journey_tick_s: float = Field(default=30.0, gt=0)  # trigger evaluation and due steps
+    send_rate_per_s: float = Field(default=25.0, gt=0)  # global outbox rate (Telegram allows ~30)
+    journey_time_scale: float = Field(default=1.0, ge=1)  # demos: 360 turns a 1 h wait into 10 s
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:

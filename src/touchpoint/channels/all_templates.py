@@ -9,6 +9,7 @@ TEMPLATE_MODULES: list[str] = [
     "touchpoint.orders.templates",
     "touchpoint.aftersales.templates",
     "touchpoint.referrals.templates",
+    "touchpoint.journeys.templates",
 ]
 
 

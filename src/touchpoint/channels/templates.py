@@ -40,3 +40,7 @@ def render(translate: Translator, locale: str, key: str, params: dict[str, Any])
     except KeyError:
         raise LookupError(f"unknown template {key!r}") from None
     return function(translate, locale, params)
+
+
+def known_templates() -> set[str]:
+    return set(_TEMPLATES)

@@ -7,7 +7,7 @@ from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db.base import metadata
 from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.handoff.models import Conversation, TranscriptMessage
-from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
+from touchpoint.journeys.models import Delivery, Enrolment, JourneyCursor, OutboxMessage
 from touchpoint.orders.models import (
     Cart,
     LinkToken,
@@ -21,8 +21,9 @@ from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, Vou
 
 __all__ = [
     "AftersalesDraft", "BehaviourEvent", "Cart", "Category", "Conversation", "Customer", "Delivery",
-    "Enrolment", "FaqEntry", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
-    "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral",
-    "ReferralCode", "Reservation", "ShipmentEvent", "Stock", "Store", "StoreCustomer", "Ticket",
-    "TicketEvent", "TranscriptMessage", "Voucher", "WarrantyRegistration", "metadata",
+    "Enrolment", "FaqEntry", "JourneyCursor", "LedgerEntry", "LinkToken", "LookupAttempt", "Order",
+    "OrderItem", "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate",
+    "Product", "Referral", "ReferralCode", "Reservation", "ShipmentEvent", "Stock", "Store",
+    "StoreCustomer", "Ticket", "TicketEvent", "TranscriptMessage", "Voucher",
+    "WarrantyRegistration", "metadata",
 ]

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint
 from sqlmodel import Field
 
 from touchpoint.db.base import SQLModel
@@ -62,6 +62,8 @@ class OutboxMessage(SQLModel, table=True):
 
 class Delivery(SQLModel, table=True):
     __tablename__ = "deliveries"
+    # A button press arrives with (chat, message): find the delivery it belongs to (click-through).
+    __table_args__ = (Index("ix_deliveries_chat_message", "chat_id", "telegram_message_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     outbox_id: int = Field(foreign_key="outbox.id", unique=True)
@@ -72,3 +74,13 @@ class Delivery(SQLModel, table=True):
     status: str = Field(default="sent", max_length=16)  # sent | failed | blocked
     sent_at: datetime = utc_field()
     clicked_at: datetime | None = utc_field(nullable=True, default=None)
+
+
+class JourneyCursor(SQLModel, table=True):
+    """How far the trigger tick has read the behaviour event log (events are re-read idempotently)."""
+
+    __tablename__ = "journey_cursors"
+
+    name: str = Field(primary_key=True, max_length=32)
+    last_event_id: int = Field(default=0, sa_type=BigInteger)
+    updated_at: datetime = utc_field()

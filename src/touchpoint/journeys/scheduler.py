@@ -3,6 +3,7 @@ pickled job store: a tick that dies simply runs again next time."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -12,7 +13,11 @@ from touchpoint.catalog.service import release_expired_reservations
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.db import Database
+from touchpoint.journeys.engine import JourneyEngine
+from touchpoint.journeys.sender import OutboxSender, reap_expired_leases
+from touchpoint.journeys.stats import journey_stats
 
+log = logging.getLogger(__name__)
 PROCESSED_UPDATES_KEPT = timedelta(days=2)
 
 
@@ -27,9 +32,36 @@ async def prune_processed_updates(db: Database) -> int:
         return int(result.rowcount or 0)
 
 
-def create_scheduler(db: Database) -> AsyncIOScheduler:
+async def journey_tick(db: Database, engine: JourneyEngine, sender: OutboxSender | None) -> None:
+    """New events → enrolments; due steps → outbox rows; then wake the sender."""
+    await engine.evaluate_new_events(db)
+    if await engine.run_due_steps(db) and sender is not None:
+        sender.poke()
+
+
+async def scan_tick(db: Database, engine: JourneyEngine, sender: OutboxSender | None) -> None:
+    if await engine.run_scans(db) and sender is not None:
+        sender.poke()
+
+
+async def log_daily_stats(db: Database) -> None:
+    """The day's numbers in the log (counts only, never who)."""
+    async with db.session() as session:
+        for stats in await journey_stats(session):
+            log.info("journey stats %s", stats.as_dict())
+
+
+def create_scheduler(db: Database, engine: JourneyEngine | None = None,
+                     sender: OutboxSender | None = None, tick_s: float = 30.0) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     scheduler.add_job(prune_processed_updates, "interval", hours=1, args=[db],
                       id="prune_processed_updates")
     scheduler.add_job(release_expired_reservations, "interval", minutes=5, args=[db], id="release_holds")
+    scheduler.add_job(reap_expired_leases, "interval", minutes=1, args=[db], id="reap_expired_leases")
+    if engine is not None:
+        scheduler.add_job(journey_tick, "interval", seconds=tick_s, args=[db, engine, sender],
+                          id="journey_tick", next_run_time=utcnow())
+        scheduler.add_job(scan_tick, "interval", hours=1, args=[db, engine, sender], id="journey_scans",
+                          next_run_time=utcnow() + timedelta(minutes=1))
+        scheduler.add_job(log_daily_stats, "cron", hour=0, minute=5, args=[db], id="journey_daily_stats")
     return scheduler

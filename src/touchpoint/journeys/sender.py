@@ -52,11 +52,12 @@ class Pacing:
     global_per_second: float = 25.0
     private_chat_interval_s: float = 1.0
     group_chat_interval_s: float = 3.0
+    time_scale: float = 1.0  # >1: time runs faster (retry_after pauses shrink alike)
 
     def scaled(self, factor: float) -> Pacing:
         """The same limits with time running ``factor`` times faster (benchmarks, tests)."""
         return Pacing(self.global_per_second * factor, self.private_chat_interval_s / factor,
-                      self.group_chat_interval_s / factor)
+                      self.group_chat_interval_s / factor, self.time_scale * factor)
 
 
 class RateLimiter:
@@ -72,7 +73,7 @@ class RateLimiter:
 
     def pause(self, seconds: float) -> None:
         """Telegram said "retry after": everybody waits."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        self._paused_until = max(self._paused_until, self._clock() + seconds / self.pacing.time_scale)
 
     async def acquire(self, chat_id: int) -> None:
         interval = (self.pacing.group_chat_interval_s if chat_id < 0
@@ -199,10 +200,11 @@ class OutboxSender:
                 chat_id=row.chat_id, text=rendered.text, buttons=rendered.buttons,
                 disable_notification=silent or row.edit_in_place, edit_message_id=edit_id,
             )
-        await self.limiter.acquire(row.chat_id)
-        async with self.db.session() as session:
-            # Recorded before the call: the reaper can tell "never tried" from "maybe sent".
+            # Recorded before the call (in the re-check's own transaction, one round trip less):
+            # the reaper can tell "never tried" from "maybe sent". A crash while pacing below
+            # counts as "maybe sent" — still at-most-once for marketing, at-least-once otherwise.
             await self._set(session, row.id, status="sending")
+        await self.limiter.acquire(row.chat_id)
         try:
             result = await self.channel.send(message)
         except ChannelRetryAfter as exc:
