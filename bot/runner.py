@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from bot.app import create_bot, create_dispatcher, publish_commands
 from touchpoint.config import SANDBOX_TOKEN, Settings
+from touchpoint.console import start_console
 from touchpoint.db import Database, upgrade_database
 from touchpoint.journeys.scheduler import create_scheduler
 
@@ -27,6 +28,7 @@ async def run_bot(settings: Settings, bot: Bot | None = None) -> None:
     bot = bot or create_bot(settings)
     dp = create_dispatcher(settings, db)
     scheduler = create_scheduler(db)
+    console = await start_console(settings, db)
     try:
         me = await bot.get_me()
         log.info("bot @%s polling %s", me.username, settings.telegram_api_base)
@@ -34,6 +36,8 @@ async def run_bot(settings: Settings, bot: Bot | None = None) -> None:
         scheduler.start()
         await dp.start_polling(bot, handle_signals=True, close_bot_session=True)
     finally:
+        if console is not None:
+            await console.cleanup()
         if scheduler.running:
             scheduler.shutdown(wait=False)
         await db.dispose()
@@ -41,6 +45,7 @@ async def run_bot(settings: Settings, bot: Bot | None = None) -> None:
 
 async def run_demo(settings: Settings) -> None:
     """Sandbox + SQLite + bot + scheduler in one process; no token, no internet."""
+    from touchpoint.console.auth import DEMO_STAFF, seed_demo_staff
     from touchpoint.sandbox import Sandbox
     from touchpoint.seed.demo import seed_demo
 
@@ -51,10 +56,13 @@ async def run_demo(settings: Settings) -> None:
     )
     db = await prepare_database(settings)
     counts = await seed_demo(db)
+    await seed_demo_staff(db)
     await db.dispose()
     log.info("demo data: %s", counts)
     print(f"\n  Touchpoint demo is up.\n  Customer chat: {base_url}/\n  Staff view:    {base_url}/staff\n",
           flush=True)
+    print(f"  Console:       http://{settings.console_host}:{settings.console_port}/ (log in as "
+          f"{DEMO_STAFF[0]} / {DEMO_STAFF[1]})\n", flush=True)
     try:
         await run_bot(settings)
     finally:

@@ -9,6 +9,7 @@ import logging
 import typer
 
 from touchpoint.config import get_settings
+from touchpoint.console.cli import app as staff_app
 from touchpoint.db import Database
 from touchpoint.db.migrate import downgrade_database, upgrade_database
 from touchpoint.i18n import compile_catalogs, find_locales_dir
@@ -21,6 +22,7 @@ i18n_app = typer.Typer(help="Translations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(i18n_app, name="i18n")
+app.add_typer(staff_app, name="staff")
 
 
 def configure_logging(level: int = logging.INFO) -> None:

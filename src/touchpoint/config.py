@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     flood_window_s: float = Field(default=10.0, gt=0)
     flood_mute_s: float = Field(default=30.0, gt=0)
 
+    # --- console ---
+    # The staff web console, started by `touchpoint run` / `demo` on its own port.
+    console_enabled: bool = True
+    console_host: str = "127.0.0.1"
+    console_port: int = Field(default=8082, ge=0, le=65535)
+    # Fernet key (32 url-safe base64 bytes) for the encrypted session cookie; unset: a random key
+    # per process (everyone logs in again after a restart).
+    console_secret_key: SecretStr | None = None
+    console_cookie_secure: bool = False  # True behind HTTPS
+    console_session_hours: int = Field(default=12, ge=1)
+    console_login_attempts: int = Field(default=5, ge=1)  # failures per window, per name and per address
+    console_login_window_s: float = Field(default=900.0, gt=0)
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:

@@ -5,7 +5,9 @@ Add one line here per ``templates`` module.
 
 import importlib
 
-TEMPLATE_MODULES: list[str] = []
+TEMPLATE_MODULES: list[str] = [
+    "touchpoint.console.templates",
+]
 
 
 def load_all_templates() -> None:

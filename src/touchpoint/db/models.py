@@ -3,6 +3,7 @@
 from touchpoint.aftersales.models import Ticket
 from touchpoint.catalog.models import Category, FaqEntry, Product, Stock, Store
 from touchpoint.channels.models import ProcessedUpdate
+from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting, StaffAccount  # noqa: F401
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db.base import metadata
 from touchpoint.handoff.models import Conversation, TranscriptMessage
