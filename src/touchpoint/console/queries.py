@@ -306,8 +306,9 @@ async def journey_numbers(session: AsyncSession, since: datetime | None = None) 
         enrolments = enrolments.where(col(Enrolment.enrolled_at) >= since)
     for key, status, count in (await session.exec(outbox.group_by(col(OutboxMessage.journey_key),
                                                                    col(OutboxMessage.status)))).all():
+        row = get(key)  # a journey with only queued or skipped messages is listed too
         if status == "sent":
-            get(key).sent += count
+            row.sent += count
     for key, status, clicked, count in (await session.exec(deliveries.group_by(
         col(OutboxMessage.journey_key), col(Delivery.status), col(Delivery.clicked_at).is_not(None)
     ))).all():

@@ -43,6 +43,7 @@ apply edits in place; ``after_id`` instead lists live messages after a message i
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -260,7 +261,7 @@ class ControlApi:
             ]
         else:
             messages = [
-                sandbox.messages_snapshot(m)
+                copy.deepcopy(m)
                 for m in sandbox.iter_messages(chat_id, thread_id, deleted=True)
                 if m["_rev"] > since
             ]
