@@ -79,8 +79,13 @@ async def stack(sqlite_url: str) -> AsyncIterator[Stack]:
     harness = BotHarness(sandbox, sandbox_url, sqlite_url, quiet_hours_start=23, quiet_hours_end=0)
     await harness.start()
     assert harness.bot is not None
-    sender = OutboxSender(harness.db, harness.settings, TelegramChannel(harness.bot),
-                          get_translator(), pacing=Pacing().scaled(100))
+    sender = OutboxSender(
+        harness.db,
+        harness.settings,
+        TelegramChannel(harness.bot),
+        get_translator(),
+        pacing=Pacing().scaled(100),
+    )
     app = create_console_app(harness.settings, harness.db)
     app["poke_sender"] = sender.poke
     runner = web.AppRunner(app)

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from tests.browser.conftest import Stack, screenshot
 from tests.console_helpers import PASSWORD, make_handoff, make_ticket
-from tests.e2e.harness import eventually
+from tests.factories import make_customer
 from touchpoint.clock import utcnow
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.i18n import get_translator
@@ -55,14 +55,17 @@ async def test_console_post_without_csrf_token_is_refused(page: Any, stack: Stac
     await log_in(page, stack)
     await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     # The browser's own session cookie, but no token: a forged cross-site form looks like this.
-    response = await page.request.post(f"{stack.console_url}/inbox/{conversation.id}/reply",
-                                       form={"text": "forged"})
+    response = await page.request.post(
+        f"{stack.console_url}/inbox/{conversation.id}/reply", form={"text": "forged"}
+    )
     assert response.status == 403
     async with stack.harness.db.session() as session:
         assert (await session.exec(select(OutboxMessage))).all() == []
 
 
-async def test_console_reply_from_inbox_arrives_in_sandbox_chat(page: Any, browser: Any, stack: Stack) -> None:
+async def test_console_reply_from_inbox_arrives_in_sandbox_chat(
+    page: Any, browser: Any, stack: Stack
+) -> None:
     stack.sandbox.user(612, first_name="Mia", language_code="en")
     await stack.harness.say(612, "/start")  # the bot knows Mia now
     async with stack.harness.db.session() as session:
@@ -81,10 +84,8 @@ async def test_console_reply_from_inbox_arrives_in_sandbox_chat(page: Any, brows
     await page.get_by_label("Reply to the customer").fill("Sorry Mia, it is on its way & due tomorrow")
     await page.get_by_role("button", name="Send reply").click()
     await expect(page.get_by_test_id("flash")).to_have_text("Reply sent.")
-    expected = t("en", "console.reply.message", name="Alice", text="Sorry Mia, it is on its way &amp; due tomorrow")
     arrived = await stack.sandbox.wait_for_bot_message(612, after_message_id=after, timeout=10)
     assert arrived["text"] == "💬 Alice:\nSorry Mia, it is on its way & due tomorrow"
-    assert "<b>Alice</b>" in expected
 
     # The customer writes back; the open console page shows it without a reload.
     await _customer_writes(stack, customer, conversation.id, "Thank you!")
@@ -103,8 +104,9 @@ async def test_console_ticket_status_change_notifies_customer(page: Any, stack: 
     await stack.harness.say(613, "/start")
     async with stack.harness.db.session() as session:
         customer = (await session.exec(select(Customer).where(Customer.telegram_id == 613))).one()
-    ticket = await make_ticket(stack.harness.db, customer, "R-000613",
-                               first_response_due_at=utcnow() - timedelta(hours=2))
+    ticket = await make_ticket(
+        stack.harness.db, customer, "R-000613", first_response_due_at=utcnow() - timedelta(hours=2)
+    )
     stack.start_sender()
 
     await log_in(page, stack, path="/tickets?overdue=1")
@@ -127,8 +129,15 @@ async def test_console_paused_journey_sends_no_nudge(page: Any, stack: Stack) ->
         customer = (await session.exec(select(Customer).where(Customer.telegram_id == 614))).one()
         customer.marketing_consent = True
         session.add(customer)
-        await enqueue(session, stack.harness.settings, customer, "console.campaign",
-                      {"texts": {"en": "Your cart misses you"}}, lane=Lane.MARKETING, journey_key="abandoned_cart")
+        await enqueue(
+            session,
+            stack.harness.settings,
+            customer,
+            "console.campaign",
+            {"texts": {"en": "Your cart misses you"}},
+            lane=Lane.MARKETING,
+            journey_key="abandoned_cart",
+        )
 
     await log_in(page, stack, path="/journeys")
     card = page.get_by_test_id("journey-abandoned_cart")
@@ -146,17 +155,17 @@ async def test_console_paused_journey_sends_no_nudge(page: Any, stack: Stack) ->
 
 async def test_console_dashboard_shows_charts(page: Any, stack: Stack) -> None:
     async with stack.harness.db.session() as session:
-        for telegram_id in range(620, 626):
-            stack.sandbox.user(telegram_id, first_name=f"C{telegram_id}")
-        customers = []
-        for telegram_id in range(620, 626):
-            from tests.factories import make_customer
-
-            customers.append(await make_customer(session, telegram_id))
+        customers = [await make_customer(session, telegram_id) for telegram_id in range(620, 626)]
         for customer in customers[:4]:
             session.add(BehaviourEvent(customer_id=customer.id, type="product.viewed", occurred_at=utcnow()))
-        session.add(BehaviourEvent(customer_id=customers[0].id, type="chat.unrecognised",
-                                   payload={"text": "Do you ship to Norway?"}, occurred_at=utcnow()))
+        session.add(
+            BehaviourEvent(
+                customer_id=customers[0].id,
+                type="chat.unrecognised",
+                payload={"text": "Do you ship to Norway?"},
+                occurred_at=utcnow(),
+            )
+        )
     await log_in(page, stack)
     funnel = page.get_by_test_id("funnel")
     await expect(funnel.locator("svg title")).to_have_text("Customer journey funnel")
@@ -175,8 +184,15 @@ async def _open_handoff(stack: Stack, customer: Customer, text: str) -> tuple[Cu
         conversation = Conversation(customer_id=customer.id, opened_at=utcnow())
         session.add(conversation)
         await session.flush()
-        session.add(TranscriptMessage(customer_id=customer.id, conversation_id=conversation.id, direction="in",
-                                      text=text, created_at=utcnow()))
+        session.add(
+            TranscriptMessage(
+                customer_id=customer.id,
+                conversation_id=conversation.id,
+                direction="in",
+                text=text,
+                created_at=utcnow(),
+            )
+        )
     return customer, conversation
 
 
@@ -185,9 +201,12 @@ async def _customer_writes(stack: Stack, customer: Customer, conversation_id: in
     from touchpoint.handoff.models import TranscriptMessage
 
     async with stack.harness.db.session() as session:
-        session.add(TranscriptMessage(customer_id=customer.id, conversation_id=conversation_id, direction="in",
-                                      text=text, created_at=utcnow()))
-
-
-async def _wait(check: Any) -> None:
-    await eventually(check, timeout=10)
+        session.add(
+            TranscriptMessage(
+                customer_id=customer.id,
+                conversation_id=conversation_id,
+                direction="in",
+                text=text,
+                created_at=utcnow(),
+            )
+        )

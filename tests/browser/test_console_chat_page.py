@@ -32,12 +32,19 @@ async def test_console_chat_page_text_button_and_contact(page: Any, stack: Stack
     await messages.last.get_by_role("button", name=t("ru", "menu.language")).click()
     await expect(messages.last).to_contain_text(t("ru", "language.choose"))
     await messages.last.get_by_role("button", name="English").click()
-    await expect(page.get_by_test_id("message-text").filter(has_text=t("en", "language.changed"))).to_be_visible()
+    await expect(
+        page.get_by_test_id("message-text").filter(has_text=t("en", "language.changed"))
+    ).to_be_visible()
 
     # Contact sharing through a reply-keyboard button (the browser's prompt asks for the number).
     assert stack.harness.bot is not None
-    await stack.harness.bot.send_message(user_id, "Share your phone?", reply_markup=ReplyKeyboardMarkup(
-        keyboard=[[KeyboardButton(text="📱 Share my number", request_contact=True)]], resize_keyboard=True))
+    await stack.harness.bot.send_message(
+        user_id,
+        "Share your phone?",
+        reply_markup=ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text="📱 Share my number", request_contact=True)]], resize_keyboard=True
+        ),
+    )
     page.once("dialog", lambda dialog: dialog.accept("+49 30 1234567"))
     await page.get_by_test_id("reply-button").get_by_text("📱 Share my number").click()
     await expect(page.get_by_test_id("message").filter(has_text="📞 +49 30 1234567")).to_be_visible()
