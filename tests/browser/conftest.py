@@ -19,6 +19,7 @@ from bot.channel import TelegramChannel
 from tests.console_helpers import make_staff
 from tests.e2e.harness import BotHarness
 from touchpoint.console import create_console_app
+from touchpoint.console.auth import POKE_SENDER
 from touchpoint.i18n import get_translator
 from touchpoint.journeys.sender import OutboxSender, Pacing
 from touchpoint.sandbox import Sandbox
@@ -87,7 +88,7 @@ async def stack(sqlite_url: str) -> AsyncIterator[Stack]:
         pacing=Pacing().scaled(100),
     )
     app = create_console_app(harness.settings, harness.db)
-    app["poke_sender"] = sender.poke
+    app[POKE_SENDER] = sender.poke
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

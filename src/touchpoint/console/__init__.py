@@ -27,7 +27,9 @@ async def start_console(
         return None
     app = create_console_app(settings, db)
     if poke_sender is not None:  # the outbox sender, woken so that replies go out at once
-        app["poke_sender"] = poke_sender
+        from touchpoint.console.auth import POKE_SENDER
+
+        app[POKE_SENDER] = poke_sender
     runner = web.AppRunner(app, access_log=None)  # URLs can carry search text: no access log
     await runner.setup()
     site = web.TCPSite(runner, settings.console_host, settings.console_port)

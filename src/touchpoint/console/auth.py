@@ -29,6 +29,10 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 MIN_PASSWORD_LENGTH = 8
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DB = web.AppKey("console_db", Database)
+SETTINGS = web.AppKey("console_settings", Settings)
+POKE_SENDER = web.AppKey("console_poke_sender", Callable[[], None])  # wakes the outbox sender
+STAFF = web.RequestKey("console_staff", StaffAccount)
 
 
 def hash_password(password: str) -> str:
@@ -163,7 +167,7 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
             if request.method == "GET":
                 raise web.HTTPFound(f"/login?next={_safe_next(request.path_qs)}")
             raise web.HTTPUnauthorized(text="Log in first.")
-        request["staff"] = staff
+        request[STAFF] = staff
     response = await handler(request)
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -189,7 +193,7 @@ async def current_staff(request: web.Request) -> StaffAccount | None:
     staff_id = session.get("staff_id")
     if staff_id is None:
         return None
-    db = request.app["db"]
+    db = request.app[DB]
     async with db.session() as db_session:
         account = await db_session.get(StaffAccount, staff_id)
     if account is None or not account.active:
@@ -202,7 +206,7 @@ def manager_only(handler: Handler) -> Handler:
     """Agents see the inbox and tickets; journeys, campaigns and staff are for managers."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        staff: StaffAccount = request["staff"]
+        staff = request[STAFF]
         if staff.role != "manager":
             raise web.HTTPForbidden(text="This page is for managers.")
         return await handler(request)

@@ -22,6 +22,10 @@ from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console import actions, charts, queries
 from touchpoint.console.auth import (
+    DB,
+    POKE_SENDER,
+    SETTINGS,
+    STAFF,
     LoginThrottle,
     authenticate,
     csrf_token,
@@ -41,14 +45,15 @@ from touchpoint.i18n import get_translator, resolve_locale
 HERE = Path(__file__).parent
 PERIODS = {"7": 7, "30": 30, "90": 90}
 MAX_TEXT = 4000
+THROTTLE = web.AppKey("console_throttle", LoginThrottle)
 routes = web.RouteTableDef()
 
 
 def create_console_app(settings: Settings, db: Database) -> web.Application:
     load_all_templates()
     app = web.Application(client_max_size=64 * 1024)
-    app["settings"], app["db"] = settings, db
-    app["throttle"] = LoginThrottle(settings.console_login_attempts, settings.console_login_window_s)
+    app[SETTINGS], app[DB] = settings, db
+    app[THROTTLE] = LoginThrottle(settings.console_login_attempts, settings.console_login_window_s)
     setup_session(app, EncryptedCookieStorage(
         session_key(settings), cookie_name="touchpoint_console", httponly=True, samesite="Strict",
         secure=settings.console_cookie_secure, max_age=settings.console_session_hours * 3600,
@@ -67,7 +72,7 @@ def create_console_app(settings: Settings, db: Database) -> web.Application:
 
 
 async def _page_context(request: web.Request) -> dict[str, Any]:
-    return {"staff": request.get("staff"), "csrf_token": await csrf_token(request), "path": request.path}
+    return {"staff": request.get(STAFF), "csrf_token": await csrf_token(request), "path": request.path}
 
 
 def _when(value: datetime | None) -> str:
@@ -81,11 +86,11 @@ def _minutes(value: float | None) -> str:
 
 
 def _db(request: web.Request) -> Database:
-    return request.app["db"]  # type: ignore[no-any-return]
+    return request.app[DB]
 
 
 def _settings(request: web.Request) -> Settings:
-    return request.app["settings"]  # type: ignore[no-any-return]
+    return request.app[SETTINGS]
 
 
 def _int(value: str) -> int:
@@ -126,7 +131,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     target = unquote(str(form.get("next", "/")))
     if not target.startswith("/") or target.startswith("//"):
         target = "/"
-    throttle: LoginThrottle = request.app["throttle"]
+    throttle = request.app[THROTTLE]
     keys = throttle_keys(request, username)
     wait = throttle.retry_after(*keys)
     if wait > 0:
@@ -233,7 +238,7 @@ async def conversation_reply(request: web.Request) -> web.StreamResponse:
         conversation = await _conversation(request, session)
         if conversation.status != "open":
             raise web.HTTPConflict(text="This conversation is closed.")
-        await actions.send_staff_reply(session, _settings(request), conversation, request["staff"], text)
+        await actions.send_staff_reply(session, _settings(request), conversation, request[STAFF], text)
     _poke_sender(request)
     await _flash(request, "Reply sent.")
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
@@ -244,7 +249,7 @@ async def conversation_note(request: web.Request) -> web.StreamResponse:
     text = await _text(request)
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
-        actions.add_conversation_note(session, conversation, request["staff"], text)
+        actions.add_conversation_note(session, conversation, request[STAFF], text)
     await _flash(request, "Note added (only staff see it).")
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
@@ -253,7 +258,7 @@ async def conversation_note(request: web.Request) -> web.StreamResponse:
 async def conversation_claim(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
-        actions.claim_conversation(session, conversation, request["staff"])
+        actions.claim_conversation(session, conversation, request[STAFF])
     await _flash(request, "You took this conversation.")
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
@@ -262,7 +267,7 @@ async def conversation_claim(request: web.Request) -> web.StreamResponse:
 async def conversation_close(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
-        await actions.close_conversation(session, _settings(request), conversation, request["staff"])
+        await actions.close_conversation(session, _settings(request), conversation, request[STAFF])
     _poke_sender(request)
     await _flash(request, "Conversation closed; the customer was told.")
     raise web.HTTPSeeOther("/inbox")
@@ -270,7 +275,7 @@ async def conversation_close(request: web.Request) -> web.StreamResponse:
 
 def _poke_sender(request: web.Request) -> None:
     """Wake the outbox sender (when the runner gave us one) so replies go out at once."""
-    poke = request.app.get("poke_sender")
+    poke = request.app.get(POKE_SENDER)
     if poke is not None:
         poke()
 
@@ -315,7 +320,7 @@ async def ticket_status(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         ticket = await _ticket(request, session)
         changed = await actions.change_ticket_status(session, _settings(request), ticket, status,
-                                                     request["staff"])
+                                                     request[STAFF])
     _poke_sender(request)
     await _flash(request, "Status changed; the customer was notified." if changed else "Status unchanged.")
     raise web.HTTPSeeOther(f"/tickets/{ticket.id}")
@@ -326,7 +331,7 @@ async def ticket_note(request: web.Request) -> web.StreamResponse:
     text = await _text(request)
     async with _db(request).session() as session:
         ticket = await _ticket(request, session)
-        actions.add_ticket_note(session, ticket, request["staff"], text)
+        actions.add_ticket_note(session, ticket, request[STAFF], text)
     await _flash(request, "Note added.")
     raise web.HTTPSeeOther(f"/tickets/{ticket.id}")
 
@@ -414,7 +419,7 @@ async def journey_resume(request: web.Request) -> web.StreamResponse:
 async def _set_paused(request: web.Request, paused: bool) -> web.StreamResponse:
     key = request.match_info["key"][:64]
     async with _db(request).session() as session:
-        await actions.set_journey_paused(session, key, paused, request["staff"])
+        await actions.set_journey_paused(session, key, paused, request[STAFF])
     await _flash(request, f"Journey {key} {'paused' if paused else 'resumed'}.")
     raise web.HTTPSeeOther("/journeys")
 
@@ -479,7 +484,7 @@ async def campaign_create(request: web.Request) -> web.StreamResponse:
     if error:
         raise web.HTTPBadRequest(text=error)
     now = utcnow()
-    staff: StaffAccount = request["staff"]
+    staff = request[STAFF]
     campaign = Campaign(
         name=values["name"], segment=values["segment"], created_by=actions.author_name(staff)[:64],
         texts={locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES},
