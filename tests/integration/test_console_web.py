@@ -273,3 +273,20 @@ async def test_logout_ends_the_session(client: TestClient) -> None:
     token = await log_in(client)
     await client.post("/logout", data={"csrf_token": token})
     assert (await client.get("/", allow_redirects=False)).status == 302
+
+
+async def test_start_console_serves_on_its_own_port(sqlite_db: Database) -> None:
+    """What the runner calls: a real listening server, and nothing when switched off."""
+    from aiohttp import ClientSession
+
+    from touchpoint.console import start_console
+
+    assert await start_console(load_settings(_env_file=None, console_enabled=False), sqlite_db) is None
+    runner = await start_console(load_settings(_env_file=None, console_port=0), sqlite_db)
+    assert runner is not None
+    try:
+        host, port = runner.addresses[0][:2]
+        async with ClientSession() as http, http.get(f"http://{host}:{port}/inbox") as response:
+            assert response.status == 200 and response.url.path == "/login"
+    finally:
+        await runner.cleanup()

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def create_console_app(settings: Settings, db: Database) -> web.Application:
-    from touchpoint.console.web import create_console_app as create
+    from touchpoint.console.pages import create_console_app as create
 
     return create(settings, db)
 
