@@ -24,7 +24,7 @@ def _text(x: float, y: float, content: object, css: str = "label", anchor: str =
 
 def funnel(stages: list[tuple[str, int]], title: str = "Customer journey funnel") -> Markup:
     """Centred bars narrowing with each stage, the count and the share of the first stage on each."""
-    width, row, gap, label_w = 640, 44, 8, 150
+    width, row, gap, label_w = 480, 40, 8, 120
     top = max((count for _, count in stages), default=0) or 1
     body: list[str] = []
     plot = width - label_w - 20
