@@ -19,9 +19,11 @@ PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-async def make_staff(db: Database, username: str = "alice", role: str = "manager") -> None:
+async def make_staff(
+    db: Database, username: str = "alice", role: str = "manager", locale: str | None = None
+) -> None:
     async with db.session() as session:
-        await add_staff(session, username, PASSWORD, role, username.title())
+        await add_staff(session, username, PASSWORD, role, username.title(), locale)
 
 
 def csrf_from(html: str) -> str:

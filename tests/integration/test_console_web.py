@@ -185,7 +185,8 @@ async def test_pausing_a_journey_holds_its_nudges_and_resuming_releases_them(
             lane=Lane.MARKETING,
             journey_key="abandoned_cart",
         )
-    await client.post("/journeys/abandoned_cart/pause", data={"csrf_token": token})
+    paused = await client.post("/journeys/abandoned_cart/pause", data={"csrf_token": token})
+    assert "Journey abandoned_cart paused." in await paused.text()
     [row] = await outbox(db, "console.campaign")
     assert (row.status, row.reason) == ("skipped", "journey_paused")
     page = await (await client.get("/journeys")).text()
@@ -290,3 +291,14 @@ async def test_start_console_serves_on_its_own_port(sqlite_db: Database) -> None
             assert response.status == 200 and response.url.path == "/login"
     finally:
         await runner.cleanup()
+
+
+async def test_console_speaks_the_staff_members_language(client: TestClient, db: Database) -> None:
+    await make_staff(db, "olga", "agent", locale="ru")
+    token = await log_in(client, "olga")
+    dashboard = await (await client.get("/")).text()
+    assert '<html lang="ru">' in dashboard and "Воронка пути клиента" in dashboard and "Входящие" in dashboard
+    _, conversation = await make_handoff(db, 508)
+    response = await client.post(f"/inbox/{conversation.id}/note", data={"text": "x", "csrf_token": token})
+    assert "Заметка добавлена" in await response.text()
+    assert "Эта страница только для менеджеров." in await (await client.get("/journeys")).text()

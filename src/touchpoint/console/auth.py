@@ -18,9 +18,10 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.clock import utcnow
-from touchpoint.config import Settings
+from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console.models import ROLES, StaffAccount
 from touchpoint.db import Database
+from touchpoint.i18n import get_translator
 
 log = logging.getLogger(__name__)
 _hasher = PasswordHasher()
@@ -47,7 +48,8 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 async def add_staff(
-    session: AsyncSession, username: str, password: str, role: str, display_name: str = ""
+    session: AsyncSession, username: str, password: str, role: str, display_name: str = "",
+    locale: str | None = None,
 ) -> StaffAccount:
     """Create (or reset the password and role of) a staff account."""
     username = username.strip().lower()
@@ -55,6 +57,8 @@ async def add_staff(
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if not username or len(username) > 64:
         raise ValueError("username must be 1 to 64 characters")
+    if locale is not None and locale not in SUPPORTED_LOCALES:
+        raise ValueError(f"locale must be one of {', '.join(SUPPORTED_LOCALES)}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     account = (await session.exec(select(StaffAccount).where(StaffAccount.username == username))).first()
@@ -63,6 +67,7 @@ async def add_staff(
     account.password_hash = hash_password(password)
     account.role = role
     account.display_name = display_name or account.display_name or username
+    account.locale = locale or account.locale or "en"
     account.active = True
     session.add(account)
     await session.flush()
@@ -160,13 +165,13 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
         sent = str(form.get("csrf_token", "")) or request.headers.get("X-CSRF-Token", "")
         expected = str(session.get("csrf", ""))
         if not expected or not hmac.compare_digest(sent, expected):
-            raise web.HTTPForbidden(text="The form expired or was not sent by the console. Reload the page.")
+            raise web.HTTPForbidden(text=ui(request, "console.ui.err.csrf"))
     if not request.path.startswith(PUBLIC_PATHS):
         staff = await current_staff(request)
         if staff is None:
             if request.method == "GET":
                 raise web.HTTPFound(f"/login?next={_safe_next(request.path_qs)}")
-            raise web.HTTPUnauthorized(text="Log in first.")
+            raise web.HTTPUnauthorized(text=ui(request, "console.ui.err.login_first"))
         request[STAFF] = staff
     response = await handler(request)
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -208,12 +213,20 @@ def manager_only(handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         staff = request[STAFF]
         if staff.role != "manager":
-            raise web.HTTPForbidden(text="This page is for managers.")
+            raise web.HTTPForbidden(text=ui(request, "console.ui.err.managers_only"))
         return await handler(request)
 
     wrapper.__name__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
     return wrapper
+
+
+def ui(request: web.Request, key: str, /, **params: object) -> str:
+    """Console text in the staff member's language (the default locale before log-in)."""
+    settings = request.app[SETTINGS]
+    staff = request.get(STAFF)
+    locale = staff.locale if staff is not None else settings.default_locale
+    return get_translator(settings.locales_dir, settings.default_locale)(locale, key, **params)
 
 
 def client_address(request: web.Request) -> str:

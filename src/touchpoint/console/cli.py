@@ -18,6 +18,7 @@ def add(
     username: str,
     role: str = typer.Option("agent", help=f"One of: {', '.join(ROLES)}."),
     display_name: str = typer.Option("", "--name", help="Shown to colleagues and customers."),
+    locale: str | None = typer.Option(None, help="The console's language for this person: en, ru or zh."),
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
                                  envvar="TOUCHPOINT_STAFF_PASSWORD"),
 ) -> None:
@@ -31,7 +32,7 @@ def add(
         db = Database(settings.database_url)
         try:
             async with db.session() as session:
-                account = await add_staff(session, username, password, role, display_name)
+                account = await add_staff(session, username, password, role, display_name, locale)
                 return f"{account.username} ({account.role}) is ready"
         finally:
             await db.dispose()

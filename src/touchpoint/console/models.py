@@ -20,6 +20,7 @@ class StaffAccount(SQLModel, table=True):
     display_name: str = Field(default="", max_length=120)
     password_hash: str  # argon2id, never the password
     role: str = Field(default="agent", max_length=16)  # agent | manager
+    locale: str = Field(default="en", max_length=8)  # the console's language for this person
     active: bool = True
     created_at: datetime = utc_field()
     last_login_at: datetime | None = utc_field(nullable=True, default=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from touchpoint.console.auth import (
     session_key,
     start_staff_session,
     throttle_keys,
+    ui,
 )
 from touchpoint.console.models import Campaign, StaffAccount
 from touchpoint.console.templates import TICKET_STATUSES
@@ -72,7 +74,9 @@ def create_console_app(settings: Settings, db: Database) -> web.Application:
 
 
 async def _page_context(request: web.Request) -> dict[str, Any]:
-    return {"staff": request.get(STAFF), "csrf_token": await csrf_token(request), "path": request.path}
+    return {"staff": request.get(STAFF), "csrf_token": await csrf_token(request), "path": request.path,
+            "_": functools.partial(ui, request),
+            "command": "touchpoint staff add NAME --role agent|manager"}
 
 
 def _when(value: datetime | None) -> str:
@@ -103,17 +107,18 @@ def _int(value: str) -> int:
 async def _text(request: web.Request, name: str = "text") -> str:
     text = str((await request.post()).get(name, "")).strip()
     if not text or len(text) > MAX_TEXT:
-        raise web.HTTPBadRequest(text=f"Write 1 to {MAX_TEXT} characters.")
+        raise web.HTTPBadRequest(text=ui(request, "console.ui.err.text_length", max=MAX_TEXT))
     return text
 
 
-async def _flash(request: web.Request, message: str) -> None:
-    (await get_session(request))["flash"] = message
+async def _flash(request: web.Request, key: str, /, **params: object) -> None:
+    """A one-time notice for the next page, shown in the staff member's language."""
+    (await get_session(request))["flash"] = [key, params]
 
 
 async def _pop_flash(request: web.Request) -> str | None:
-    session = await get_session(request)
-    return session.pop("flash", None)
+    flash = (await get_session(request)).pop("flash", None)
+    return ui(request, flash[0], **flash[1]) if flash else None
 
 
 # --- access ---
@@ -135,13 +140,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     keys = throttle_keys(request, username)
     wait = throttle.retry_after(*keys)
     if wait > 0:
-        return _login_error(request, target, f"Too many attempts. Try again in {int(wait // 60) + 1} min.",
-                            429)
+        minutes = int(wait // 60) + 1
+        return _login_error(request, target, ui(request, "console.ui.err.throttled", minutes=minutes), 429)
     async with _db(request).session() as session:
         account = await authenticate(session, username, password)
     if account is None:
         throttle.failed(*keys)
-        return _login_error(request, target, "Wrong name or password.", 401)
+        return _login_error(request, target, ui(request, "console.ui.err.wrong_login"), 401)
     throttle.succeeded(keys[0])
     await start_staff_session(request, account)
     raise web.HTTPSeeOther(target)
@@ -201,7 +206,7 @@ async def inbox(request: web.Request) -> web.StreamResponse:
 async def _conversation(request: web.Request, session: Any) -> Conversation:
     conversation = await session.get(Conversation, _int(request.match_info["id"]))
     if conversation is None:
-        raise web.HTTPNotFound(text="No such conversation.")
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_conversation"))
     return conversation  # type: ignore[no-any-return]
 
 
@@ -237,10 +242,10 @@ async def conversation_reply(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         if conversation.status != "open":
-            raise web.HTTPConflict(text="This conversation is closed.")
+            raise web.HTTPConflict(text=ui(request, "console.ui.err.closed"))
         await actions.send_staff_reply(session, _settings(request), conversation, request[STAFF], text)
     _poke_sender(request)
-    await _flash(request, "Reply sent.")
+    await _flash(request, "console.ui.flash.reply_sent")
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
 
@@ -250,7 +255,7 @@ async def conversation_note(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         actions.add_conversation_note(session, conversation, request[STAFF], text)
-    await _flash(request, "Note added (only staff see it).")
+    await _flash(request, "console.ui.flash.note_added_private")
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
 
@@ -259,7 +264,7 @@ async def conversation_claim(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         actions.claim_conversation(session, conversation, request[STAFF])
-    await _flash(request, "You took this conversation.")
+    await _flash(request, "console.ui.flash.taken")
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
 
@@ -269,7 +274,7 @@ async def conversation_close(request: web.Request) -> web.StreamResponse:
         conversation = await _conversation(request, session)
         await actions.close_conversation(session, _settings(request), conversation, request[STAFF])
     _poke_sender(request)
-    await _flash(request, "Conversation closed; the customer was told.")
+    await _flash(request, "console.ui.flash.closed")
     raise web.HTTPSeeOther("/inbox")
 
 
@@ -299,7 +304,7 @@ async def tickets_page(request: web.Request) -> dict[str, Any]:
 async def _ticket(request: web.Request, session: Any) -> Ticket:
     ticket = await session.get(Ticket, _int(request.match_info["id"]))
     if ticket is None:
-        raise web.HTTPNotFound(text="No such ticket.")
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_ticket"))
     return ticket  # type: ignore[no-any-return]
 
 
@@ -322,7 +327,7 @@ async def ticket_status(request: web.Request) -> web.StreamResponse:
         changed = await actions.change_ticket_status(session, _settings(request), ticket, status,
                                                      request[STAFF])
     _poke_sender(request)
-    await _flash(request, "Status changed; the customer was notified." if changed else "Status unchanged.")
+    await _flash(request, f"console.ui.flash.status_{'changed' if changed else 'unchanged'}")
     raise web.HTTPSeeOther(f"/tickets/{ticket.id}")
 
 
@@ -332,7 +337,7 @@ async def ticket_note(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         ticket = await _ticket(request, session)
         actions.add_ticket_note(session, ticket, request[STAFF], text)
-    await _flash(request, "Note added.")
+    await _flash(request, "console.ui.flash.note_added")
     raise web.HTTPSeeOther(f"/tickets/{ticket.id}")
 
 
@@ -344,11 +349,11 @@ async def ticket_photo(request: web.Request) -> web.StreamResponse:
     index = _int(request.match_info["index"])
     settings = _settings(request)
     if settings.bot_token is None or not 0 <= index < len(ticket.photos):
-        raise web.HTTPNotFound(text="Photo not available.")
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_photo"))
     data = await telegram_file(settings.telegram_api_base, settings.bot_token.get_secret_value(),
                                ticket.photos[index])
     if data is None:
-        raise web.HTTPNotFound(text="Photo not available.")
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_photo"))
     return web.Response(body=data, content_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=3600"})
 
@@ -381,7 +386,7 @@ async def customer_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         customer = await session.get(Customer, _int(request.match_info["id"]))
         if customer is None:
-            raise web.HTTPNotFound(text="No such customer.")
+            raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_customer"))
         items = await queries.timeline(session, customer)
         card = await queries.context_card(session, customer)
     locale = resolve_locale(customer.locale, customer.language_code, _settings(request).default_locale)
@@ -420,7 +425,7 @@ async def _set_paused(request: web.Request, paused: bool) -> web.StreamResponse:
     key = request.match_info["key"][:64]
     async with _db(request).session() as session:
         await actions.set_journey_paused(session, key, paused, request[STAFF])
-    await _flash(request, f"Journey {key} {'paused' if paused else 'resumed'}.")
+    await _flash(request, f"console.ui.flash.journey_{'paused' if paused else 'resumed'}", key=key)
     raise web.HTTPSeeOther("/journeys")
 
 
@@ -440,16 +445,16 @@ def _campaign_form(form: Any) -> tuple[dict[str, str], str | None]:
     values = {name: str(form.get(name, "")).strip() for name in ("name", "segment", "when")}
     values |= {f"text_{locale}": str(form.get(f"text_{locale}", "")).strip() for locale in SUPPORTED_LOCALES}
     if not values["name"] or len(values["name"]) > 120:
-        return values, "Give the campaign a name (up to 120 characters)."
+        return values, "console.ui.camp.err.name"
     if values["segment"] not in queries.SEGMENTS:
-        return values, "Choose a segment."
+        return values, "console.ui.camp.err.segment"
     if any(not values[f"text_{locale}"] or len(values[f"text_{locale}"]) > 3500
            for locale in SUPPORTED_LOCALES):
-        return values, "Write the message in every language (up to 3500 characters each)."
+        return values, "console.ui.camp.err.texts"
     try:
         actions.parse_when(values["when"], utcnow())
     except ValueError:
-        return values, "The time must look like 2026-12-01T10:00 (UTC)."
+        return values, "console.ui.camp.err.when"
     return values, None
 
 
@@ -463,7 +468,7 @@ async def campaign_preview(request: web.Request) -> web.StreamResponse:
             rows = await queries.campaigns(session)
             return aiohttp_jinja2.render_template("campaigns.html", request, {
                 "rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": values,
-                "error": error, "flash": None}, status=400)
+                "error": ui(request, error), "flash": None}, status=400)
         audience = await queries.segment_customers(session, values["segment"], utcnow())
     translate = get_translator(_settings(request).locales_dir, _settings(request).default_locale)
     from touchpoint.channels.templates import render
@@ -482,7 +487,7 @@ async def campaign_preview(request: web.Request) -> web.StreamResponse:
 async def campaign_create(request: web.Request) -> web.StreamResponse:
     values, error = _campaign_form(await request.post())
     if error:
-        raise web.HTTPBadRequest(text=error)
+        raise web.HTTPBadRequest(text=ui(request, error))
     now = utcnow()
     staff = request[STAFF]
     campaign = Campaign(
@@ -494,8 +499,7 @@ async def campaign_create(request: web.Request) -> web.StreamResponse:
         audience = await queries.segment_customers(session, campaign.segment, now)
         queued = await actions.schedule_campaign(session, _settings(request), campaign, audience)
     _poke_sender(request)
-    await _flash(request, f"Campaign scheduled: {queued} of {len(audience)} customers queued "
-                          "(the others are held back by caps, quiet hours or open cases).")
+    await _flash(request, "console.ui.flash.campaign", queued=queued, total=len(audience))
     raise web.HTTPSeeOther("/campaigns")
 
 

@@ -23,6 +23,7 @@ def upgrade() -> None:
     sa.Column('display_name', sa.String(length=120), nullable=False),
     sa.Column('password_hash', sa.String(), nullable=False),
     sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('locale', sa.String(length=8), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
