@@ -178,16 +178,17 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
         csat = await queries.csat_trend(session, since, now)
         times = await queries.handoff_times(session, since)
         gaps = await queries.content_gaps(session, since)
-    series = ["sent", "delivered", "clicked", "converted"]
+    series = [ui(request, f"console.ui.col.{name}") for name in ("sent", "delivered", "clicked", "converted")]
+    labelled = [(ui(request, f"console.ui.stage.{stage}"), count) for stage, count in stages]
     return {
-        "days": days, "periods": PERIODS, "funnel": charts.funnel(stages), "stages": stages,
-        "journeys": journeys,
+        "days": days, "periods": PERIODS, "stages": stages, "journeys": journeys, "times": times,
+        "funnel": charts.funnel(labelled, ui(request, "console.ui.dash.funnel")),
         "journey_chart": charts.grouped_bars(
             [(j.key, [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
-            "Journeys: sent, delivered, clicked, converted") if journeys else None,
-        "csat_chart": charts.line(csat, "CSAT per week (1–5)") if any(v for _, v in csat) else None,
-        "times": times,
-        "gaps_chart": charts.bars([(q, float(n)) for q, n in gaps], "Top unanswered questions")
+            ui(request, "console.ui.nav.journeys")) if journeys else None,
+        "csat_chart": charts.line(csat, ui(request, "console.ui.dash.csat"))
+        if any(v for _, v in csat) else None,
+        "gaps_chart": charts.bars([(q, float(n)) for q, n in gaps], ui(request, "console.ui.dash.gaps"))
         if gaps else None,
     }
 
