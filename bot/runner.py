@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from bot.app import create_bot, create_dispatcher, publish_commands
 from bot.channel import TelegramChannel
 from touchpoint.config import SANDBOX_TOKEN, Settings
+from touchpoint.console import start_console
 from touchpoint.db import Database, upgrade_database
 from touchpoint.events_api.app import start_events_api
 from touchpoint.events_api.signing import DEMO_SECRET
@@ -48,6 +49,7 @@ async def run_bot(settings: Settings, bot: Bot | None = None, *, events_secret: 
     stop = asyncio.Event()
     sending = asyncio.create_task(sender.run(stop))
     events_api = None
+    console = await start_console(settings, db, poke_sender=sender.poke)
     try:
         if settings.events_api_enabled:
             events_api = await start_events_api(settings, db, secret=events_secret)
@@ -60,6 +62,8 @@ async def run_bot(settings: Settings, bot: Bot | None = None, *, events_secret: 
         scheduler.start()
         await dp.start_polling(bot, handle_signals=True, close_bot_session=True)
     finally:
+        if console is not None:
+            await console.cleanup()
         if scheduler.running:
             scheduler.shutdown(wait=False)
         stop.set()
@@ -72,6 +76,7 @@ async def run_bot(settings: Settings, bot: Bot | None = None, *, events_secret: 
 
 async def run_demo(settings: Settings) -> None:
     """Sandbox + SQLite + bot + scheduler in one process; no token, no internet."""
+    from touchpoint.console.auth import DEMO_STAFF, seed_demo_staff
     from touchpoint.sandbox import Sandbox
     from touchpoint.seed.demo import seed_demo
 
@@ -82,11 +87,14 @@ async def run_demo(settings: Settings) -> None:
     )
     db = await prepare_database(settings)
     counts = await seed_demo(db)
+    await seed_demo_staff(db)
     await db.dispose()
     log.info("demo data: %s", counts)
     events_url = f"http://{settings.events_api_host}:{settings.events_api_port}/api/v1/events"
     print(f"\n  Touchpoint demo is up.\n  Customer chat: {base_url}/\n  Staff view:    {base_url}/staff\n"
-          f"  Store events:  {events_url} (demo secret: {DEMO_SECRET})\n", flush=True)
+          f"  Store events:  {events_url} (demo secret: {DEMO_SECRET})", flush=True)
+    print(f"  Console:       http://{settings.console_host}:{settings.console_port}/ (log in as "
+          f"{DEMO_STAFF[0]} / {DEMO_STAFF[1]})\n", flush=True)
     try:
         await run_bot(settings, events_secret=DEMO_SECRET)
     finally:

@@ -11,6 +11,7 @@ import typer
 from touchpoint.aftersales.cli import app as tickets_app
 from touchpoint.catalog.cli import import_app
 from touchpoint.config import get_settings
+from touchpoint.console.cli import app as staff_app
 from touchpoint.db import Database
 from touchpoint.db.migrate import downgrade_database, upgrade_database
 from touchpoint.events_api.cli import events_app
@@ -32,6 +33,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(referrals_app, name="referrals")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(staff_app, name="staff")
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -144,6 +144,18 @@ class Settings(BaseSettings):
     journey_tick_s: float = Field(default=30.0, gt=0)  # trigger evaluation and due steps
     send_rate_per_s: float = Field(default=25.0, gt=0)  # global outbox rate (Telegram allows ~30)
     journey_time_scale: float = Field(default=1.0, ge=1)  # demos: 360 turns a 1 h wait into 10 s
+    # --- console ---
+    # The staff web console, started by `touchpoint run` / `demo` on its own port.
+    console_enabled: bool = True
+    console_host: str = "127.0.0.1"
+    console_port: int = Field(default=8083, ge=0, le=65535)
+    # Fernet key (32 url-safe base64 bytes) for the encrypted session cookie; unset: a random key
+    # per process (everyone logs in again after a restart).
+    console_secret_key: SecretStr | None = None
+    console_cookie_secure: bool = False  # True behind HTTPS
+    console_session_hours: int = Field(default=12, ge=1)
+    console_login_attempts: int = Field(default=5, ge=1)  # failures per window, per name and per address
+    console_login_window_s: float = Field(default=900.0, gt=0)
 
     @field_validator("default_locale")
     @classmethod

@@ -10,6 +10,7 @@ TEMPLATE_MODULES: list[str] = [
     "touchpoint.aftersales.templates",
     "touchpoint.referrals.templates",
     "touchpoint.journeys.templates",
+    "touchpoint.console.templates",
 ]
 
 

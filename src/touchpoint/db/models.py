@@ -3,6 +3,7 @@
 from touchpoint.aftersales.models import AftersalesDraft, Ticket, TicketEvent, WarrantyRegistration
 from touchpoint.catalog.models import Category, FaqEntry, Product, Reservation, Stock, Store
 from touchpoint.channels.models import ProcessedUpdate
+from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting, StaffAccount
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db.base import metadata
 from touchpoint.events_api.models import ProcessedStoreEvent
@@ -20,10 +21,11 @@ from touchpoint.orders.models import (
 from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, Voucher
 
 __all__ = [
-    "AftersalesDraft", "BehaviourEvent", "Cart", "Category", "Conversation", "Customer", "Delivery",
-    "Enrolment", "FaqEntry", "JourneyCursor", "LedgerEntry", "LinkToken", "LookupAttempt", "Order",
-    "OrderItem", "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate",
-    "Product", "Referral", "ReferralCode", "Reservation", "ShipmentEvent", "Stock", "Store",
+    "AftersalesDraft", "BehaviourEvent", "Campaign", "Cart", "Category", "ConsoleNote",
+    "Conversation", "Customer", "Delivery", "Enrolment", "FaqEntry", "JourneyCursor",
+    "JourneySetting", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
+    "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral",
+    "ReferralCode", "Reservation", "ShipmentEvent", "StaffAccount", "Stock", "Store",
     "StoreCustomer", "Ticket", "TicketEvent", "TranscriptMessage", "Voucher",
     "WarrantyRegistration", "metadata",
 ]

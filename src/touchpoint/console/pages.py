@@ -1,0 +1,515 @@
+"""The console's pages: aiohttp handlers that read through ``queries`` and act through ``actions``."""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp_session import get_session
+from aiohttp_session import setup as setup_session
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from sqlmodel import col, select
+
+from touchpoint.aftersales.models import Ticket
+from touchpoint.channels.all_templates import load_all_templates
+from touchpoint.clock import utcnow
+from touchpoint.config import SUPPORTED_LOCALES, Settings
+from touchpoint.console import actions, charts, queries
+from touchpoint.console.auth import (
+    DB,
+    POKE_SENDER,
+    SETTINGS,
+    STAFF,
+    LoginThrottle,
+    authenticate,
+    csrf_token,
+    manager_only,
+    security_middleware,
+    session_key,
+    start_staff_session,
+    throttle_keys,
+    ui,
+)
+from touchpoint.console.models import Campaign, StaffAccount
+from touchpoint.console.templates import TICKET_STATUSES
+from touchpoint.customers.models import Customer
+from touchpoint.db import Database
+from touchpoint.handoff.models import Conversation
+from touchpoint.i18n import get_translator, resolve_locale
+
+HERE = Path(__file__).parent
+PERIODS = {"7": 7, "30": 30, "90": 90}
+MAX_TEXT = 4000
+THROTTLE = web.AppKey("console_throttle", LoginThrottle)
+routes = web.RouteTableDef()
+
+
+def create_console_app(settings: Settings, db: Database) -> web.Application:
+    load_all_templates()
+    app = web.Application(client_max_size=64 * 1024)
+    app[SETTINGS], app[DB] = settings, db
+    app[THROTTLE] = LoginThrottle(settings.console_login_attempts, settings.console_login_window_s)
+    setup_session(app, EncryptedCookieStorage(
+        session_key(settings), cookie_name="touchpoint_console", httponly=True, samesite="Strict",
+        secure=settings.console_cookie_secure, max_age=settings.console_session_hours * 3600,
+    ))
+    app.middlewares.append(security_middleware)
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+        context_processors=[_page_context],
+    )
+    env.filters["when"] = _when
+    env.filters["minutes"] = _minutes
+    env.globals["money"] = queries.money
+    app.router.add_routes(routes)
+    app.router.add_static("/static", HERE / "static", append_version=True)
+    return app
+
+
+async def _page_context(request: web.Request) -> dict[str, Any]:
+    return {"staff": request.get(STAFF), "csrf_token": await csrf_token(request), "path": request.path,
+            "_": functools.partial(ui, request),
+            "command": "touchpoint staff add NAME --role agent|manager"}
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def _minutes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f} min" if value < 120 else f"{value / 60:.1f} h"
+
+
+def _db(request: web.Request) -> Database:
+    return request.app[DB]
+
+
+def _settings(request: web.Request) -> Settings:
+    return request.app[SETTINGS]
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise web.HTTPNotFound() from None
+
+
+async def _text(request: web.Request, name: str = "text") -> str:
+    text = str((await request.post()).get(name, "")).strip()
+    if not text or len(text) > MAX_TEXT:
+        raise web.HTTPBadRequest(text=ui(request, "console.ui.err.text_length", max=MAX_TEXT))
+    return text
+
+
+async def _flash(request: web.Request, key: str, /, **params: object) -> None:
+    """A one-time notice for the next page, shown in the staff member's language."""
+    (await get_session(request))["flash"] = [key, params]
+
+
+async def _pop_flash(request: web.Request) -> str | None:
+    flash = (await get_session(request)).pop("flash", None)
+    return ui(request, flash[0], **flash[1]) if flash else None
+
+
+# --- access ---
+
+@routes.get("/login")
+@aiohttp_jinja2.template("login.html")
+async def login_page(request: web.Request) -> dict[str, Any]:
+    return {"next": request.query.get("next", "/"), "error": None}
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    target = unquote(str(form.get("next", "/")))
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    throttle = request.app[THROTTLE]
+    keys = throttle_keys(request, username)
+    wait = throttle.retry_after(*keys)
+    if wait > 0:
+        minutes = int(wait // 60) + 1
+        return _login_error(request, target, ui(request, "console.ui.err.throttled", minutes=minutes), 429)
+    async with _db(request).session() as session:
+        account = await authenticate(session, username, password)
+    if account is None:
+        throttle.failed(*keys)
+        return _login_error(request, target, ui(request, "console.ui.err.wrong_login"), 401)
+    throttle.succeeded(keys[0])
+    await start_staff_session(request, account)
+    raise web.HTTPSeeOther(target)
+
+
+def _login_error(request: web.Request, target: str, error: str, status: int) -> web.Response:
+    return aiohttp_jinja2.render_template("login.html", request, {"next": target, "error": error},
+                                          status=status)
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.StreamResponse:
+    (await get_session(request)).invalidate()
+    raise web.HTTPSeeOther("/login")
+
+
+# --- dashboard ---
+
+@routes.get("/")
+@aiohttp_jinja2.template("dashboard.html")
+async def dashboard(request: web.Request) -> dict[str, Any]:
+    period = request.query.get("days", "30")
+    days = PERIODS.get(period, 30)
+    now = utcnow()
+    since = now - timedelta(days=days)
+    async with _db(request).session() as session:
+        stages = await queries.funnel(session, since)
+        journeys = sorted((await queries.journey_numbers(session, since)).values(), key=lambda j: j.key)
+        csat = await queries.csat_trend(session, since, now)
+        times = await queries.handoff_times(session, since)
+        gaps = await queries.content_gaps(session, since)
+    series = [ui(request, f"console.ui.col.{name}") for name in ("sent", "delivered", "clicked", "converted")]
+    labelled = [(ui(request, f"console.ui.stage.{stage}"), count) for stage, count in stages]
+    return {
+        "days": days, "periods": PERIODS, "stages": stages, "journeys": journeys, "times": times,
+        "funnel": charts.funnel(labelled, ui(request, "console.ui.dash.funnel")),
+        "journey_chart": charts.grouped_bars(
+            [(j.key, [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
+            ui(request, "console.ui.nav.journeys")) if journeys else None,
+        "csat_chart": charts.line(csat, ui(request, "console.ui.dash.csat"))
+        if any(v for _, v in csat) else None,
+        "gaps_chart": charts.bars([(q, float(n)) for q, n in gaps], ui(request, "console.ui.dash.gaps"))
+        if gaps else None,
+    }
+
+
+# --- inbox ---
+
+@routes.get("/inbox")
+async def inbox(request: web.Request) -> web.StreamResponse:
+    async with _db(request).session() as session:
+        rows = await queries.open_conversations(session)
+    context = {"rows": rows, "now": utcnow()}
+    name = "inbox_list.html" if request.query.get("partial") else "inbox.html"
+    return aiohttp_jinja2.render_template(name, request, context)
+
+
+async def _conversation(request: web.Request, session: Any) -> Conversation:
+    conversation = await session.get(Conversation, _int(request.match_info["id"]))
+    if conversation is None:
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_conversation"))
+    return conversation  # type: ignore[no-any-return]
+
+
+@routes.get("/inbox/{id}")
+@aiohttp_jinja2.template("conversation.html")
+async def conversation_page(request: web.Request) -> dict[str, Any]:
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        customer = await session.get(Customer, conversation.customer_id)
+        assert customer is not None
+        messages = await queries.transcript(session, conversation)
+        card = await queries.context_card(session, customer)
+    return {"conversation": conversation, "customer": customer, "messages": messages, "card": card,
+            "claimed_by": queries.claimed_by(messages), "flash": await _pop_flash(request),
+            "last_id": messages[-1].id if messages else 0}
+
+
+@routes.get("/inbox/{id}/messages")
+async def conversation_feed(request: web.Request) -> web.Response:
+    """New transcript lines since ``after`` as HTML, polled by console.js: no manual reload."""
+    after = _int(request.query.get("after", "0"))
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        messages = await queries.transcript(session, conversation, after_id=after)
+    html = aiohttp_jinja2.render_string("transcript_items.html", request, {"messages": messages})
+    body = {"html": html, "last_id": messages[-1].id if messages else after, "status": conversation.status}
+    return web.json_response(body)
+
+
+@routes.post("/inbox/{id}/reply")
+async def conversation_reply(request: web.Request) -> web.StreamResponse:
+    text = await _text(request)
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        if conversation.status != "open":
+            raise web.HTTPConflict(text=ui(request, "console.ui.err.closed"))
+        await actions.send_staff_reply(session, _settings(request), conversation, request[STAFF], text)
+    _poke_sender(request)
+    await _flash(request, "console.ui.flash.reply_sent")
+    raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
+
+
+@routes.post("/inbox/{id}/note")
+async def conversation_note(request: web.Request) -> web.StreamResponse:
+    text = await _text(request)
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        actions.add_conversation_note(session, conversation, request[STAFF], text)
+    await _flash(request, "console.ui.flash.note_added_private")
+    raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
+
+
+@routes.post("/inbox/{id}/claim")
+async def conversation_claim(request: web.Request) -> web.StreamResponse:
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        actions.claim_conversation(session, conversation, request[STAFF])
+    await _flash(request, "console.ui.flash.taken")
+    raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
+
+
+@routes.post("/inbox/{id}/close")
+async def conversation_close(request: web.Request) -> web.StreamResponse:
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        await actions.close_conversation(session, _settings(request), conversation, request[STAFF])
+    _poke_sender(request)
+    await _flash(request, "console.ui.flash.closed")
+    raise web.HTTPSeeOther("/inbox")
+
+
+def _poke_sender(request: web.Request) -> None:
+    """Wake the outbox sender (when the runner gave us one) so replies go out at once."""
+    poke = request.app.get(POKE_SENDER)
+    if poke is not None:
+        poke()
+
+
+# --- tickets ---
+
+@routes.get("/tickets")
+@aiohttp_jinja2.template("tickets.html")
+async def tickets_page(request: web.Request) -> dict[str, Any]:
+    kind = request.query.get("kind", "")
+    status = request.query.get("status", "open")
+    overdue = request.query.get("overdue") == "1"
+    now = utcnow()
+    async with _db(request).session() as session:
+        rows = await queries.tickets(session, now, kind if kind in queries.TICKET_KINDS else "",
+                                     status if status in (*TICKET_STATUSES, "open") else "", overdue)
+    return {"rows": rows, "kind": kind, "status": status, "overdue": overdue, "now": now,
+            "kinds": queries.TICKET_KINDS, "statuses": TICKET_STATUSES, "is_overdue": queries.is_overdue}
+
+
+async def _ticket(request: web.Request, session: Any) -> Ticket:
+    ticket = await session.get(Ticket, _int(request.match_info["id"]))
+    if ticket is None:
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_ticket"))
+    return ticket  # type: ignore[no-any-return]
+
+
+@routes.get("/tickets/{id}")
+@aiohttp_jinja2.template("ticket.html")
+async def ticket_page(request: web.Request) -> dict[str, Any]:
+    async with _db(request).session() as session:
+        ticket = await _ticket(request, session)
+        customer = await session.get(Customer, ticket.customer_id)
+        history = await queries.ticket_history(session, ticket)
+    return {"ticket": ticket, "customer": customer, "history": history, "statuses": TICKET_STATUSES,
+            "overdue": queries.is_overdue(ticket, utcnow()), "flash": await _pop_flash(request)}
+
+
+@routes.post("/tickets/{id}/status")
+async def ticket_status(request: web.Request) -> web.StreamResponse:
+    status = str((await request.post()).get("status", ""))
+    async with _db(request).session() as session:
+        ticket = await _ticket(request, session)
+        changed = await actions.change_ticket_status(session, _settings(request), ticket, status,
+                                                     request[STAFF])
+    _poke_sender(request)
+    await _flash(request, f"console.ui.flash.status_{'changed' if changed else 'unchanged'}")
+    raise web.HTTPSeeOther(f"/tickets/{ticket.id}")
+
+
+@routes.post("/tickets/{id}/note")
+async def ticket_note(request: web.Request) -> web.StreamResponse:
+    text = await _text(request)
+    async with _db(request).session() as session:
+        ticket = await _ticket(request, session)
+        actions.add_ticket_note(session, ticket, request[STAFF], text)
+    await _flash(request, "console.ui.flash.note_added")
+    raise web.HTTPSeeOther(f"/tickets/{ticket.id}")
+
+
+@routes.get("/tickets/{id}/photos/{index}")
+async def ticket_photo(request: web.Request) -> web.StreamResponse:
+    """Photos are Telegram file ids, fetched through the Bot API (the console never stores them)."""
+    async with _db(request).session() as session:
+        ticket = await _ticket(request, session)
+    index = _int(request.match_info["index"])
+    settings = _settings(request)
+    if settings.bot_token is None or not 0 <= index < len(ticket.photos):
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_photo"))
+    data = await telegram_file(settings.telegram_api_base, settings.bot_token.get_secret_value(),
+                               ticket.photos[index])
+    if data is None:
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_photo"))
+    return web.Response(body=data, content_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def telegram_file(api_base: str, token: str, file_id: str) -> bytes | None:
+    timeout = ClientTimeout(total=20)
+    async with ClientSession(timeout=timeout) as client:
+        async with client.post(f"{api_base}/bot{token}/getFile", json={"file_id": file_id}) as response:
+            answer = await response.json()
+        if not answer.get("ok"):
+            return None
+        async with client.get(f"{api_base}/file/bot{token}/{answer['result']['file_path']}") as response:
+            return await response.read() if response.status == 200 else None
+
+
+# --- customers ---
+
+@routes.get("/customers")
+@aiohttp_jinja2.template("customers.html")
+async def customers_page(request: web.Request) -> dict[str, Any]:
+    text = request.query.get("q", "")[:100]
+    async with _db(request).session() as session:
+        found = await queries.find_customers(session, text)
+    return {"customers": found, "q": text}
+
+
+@routes.get("/customers/{id}")
+@aiohttp_jinja2.template("customer.html")
+async def customer_page(request: web.Request) -> dict[str, Any]:
+    async with _db(request).session() as session:
+        customer = await session.get(Customer, _int(request.match_info["id"]))
+        if customer is None:
+            raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_customer"))
+        items = await queries.timeline(session, customer)
+        card = await queries.context_card(session, customer)
+    locale = resolve_locale(customer.locale, customer.language_code, _settings(request).default_locale)
+    return {"customer": customer, "timeline": items, "card": card, "locale": locale}
+
+
+# --- journeys (managers) ---
+
+@routes.get("/journeys")
+@manager_only
+@aiohttp_jinja2.template("journeys.html")
+async def journeys_page(request: web.Request) -> dict[str, Any]:
+    definitions = queries.load_journey_definitions()
+    async with _db(request).session() as session:
+        numbers = await queries.journey_numbers(session)
+    keys = sorted(set(definitions) | {k for k in numbers if not k.startswith("campaign:")})
+    rows = [(key, numbers.get(key) or queries.JourneyNumbers(key),
+             json.dumps(definitions.get(key), indent=2, ensure_ascii=False, default=str)
+             if key in definitions else None) for key in keys]
+    return {"rows": rows, "flash": await _pop_flash(request)}
+
+
+@routes.post("/journeys/{key}/pause")
+@manager_only
+async def journey_pause(request: web.Request) -> web.StreamResponse:
+    return await _set_paused(request, True)
+
+
+@routes.post("/journeys/{key}/resume")
+@manager_only
+async def journey_resume(request: web.Request) -> web.StreamResponse:
+    return await _set_paused(request, False)
+
+
+async def _set_paused(request: web.Request, paused: bool) -> web.StreamResponse:
+    key = request.match_info["key"][:64]
+    async with _db(request).session() as session:
+        await actions.set_journey_paused(session, key, paused, request[STAFF])
+    await _flash(request, f"console.ui.flash.journey_{'paused' if paused else 'resumed'}", key=key)
+    raise web.HTTPSeeOther("/journeys")
+
+
+# --- campaigns (managers) ---
+
+@routes.get("/campaigns")
+@manager_only
+@aiohttp_jinja2.template("campaigns.html")
+async def campaigns_page(request: web.Request) -> dict[str, Any]:
+    async with _db(request).session() as session:
+        rows = await queries.campaigns(session)
+    return {"rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": {},
+            "error": None, "flash": await _pop_flash(request)}
+
+
+def _campaign_form(form: Any) -> tuple[dict[str, str], str | None]:
+    values = {name: str(form.get(name, "")).strip() for name in ("name", "segment", "when")}
+    values |= {f"text_{locale}": str(form.get(f"text_{locale}", "")).strip() for locale in SUPPORTED_LOCALES}
+    if not values["name"] or len(values["name"]) > 120:
+        return values, "console.ui.camp.err.name"
+    if values["segment"] not in queries.SEGMENTS:
+        return values, "console.ui.camp.err.segment"
+    if any(not values[f"text_{locale}"] or len(values[f"text_{locale}"]) > 3500
+           for locale in SUPPORTED_LOCALES):
+        return values, "console.ui.camp.err.texts"
+    try:
+        actions.parse_when(values["when"], utcnow())
+    except ValueError:
+        return values, "console.ui.camp.err.when"
+    return values, None
+
+
+@routes.post("/campaigns/preview")
+@manager_only
+async def campaign_preview(request: web.Request) -> web.StreamResponse:
+    """Show the message as each language's customers will see it before anything is queued."""
+    values, error = _campaign_form(await request.post())
+    async with _db(request).session() as session:
+        if error:
+            rows = await queries.campaigns(session)
+            return aiohttp_jinja2.render_template("campaigns.html", request, {
+                "rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": values,
+                "error": ui(request, error), "flash": None}, status=400)
+        audience = await queries.segment_customers(session, values["segment"], utcnow())
+    translate = get_translator(_settings(request).locales_dir, _settings(request).default_locale)
+    from touchpoint.channels.templates import render
+
+    texts = {locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES}
+    previews = {locale: render(translate, locale, "console.campaign", {"texts": texts}).text
+                for locale in SUPPORTED_LOCALES}
+    when = actions.parse_when(values["when"], utcnow())
+    return aiohttp_jinja2.render_template("campaign_preview.html", request, {
+        "form": values, "previews": previews, "audience": len(audience), "when": when,
+        "segment_label": queries.SEGMENTS[values["segment"]]})
+
+
+@routes.post("/campaigns")
+@manager_only
+async def campaign_create(request: web.Request) -> web.StreamResponse:
+    values, error = _campaign_form(await request.post())
+    if error:
+        raise web.HTTPBadRequest(text=ui(request, error))
+    now = utcnow()
+    staff = request[STAFF]
+    campaign = Campaign(
+        name=values["name"], segment=values["segment"], created_by=actions.author_name(staff)[:64],
+        texts={locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES},
+        scheduled_at=max(actions.parse_when(values["when"], now), now), created_at=now,
+    )
+    async with _db(request).session() as session:
+        audience = await queries.segment_customers(session, campaign.segment, now)
+        queued = await actions.schedule_campaign(session, _settings(request), campaign, audience)
+    _poke_sender(request)
+    await _flash(request, "console.ui.flash.campaign", queued=queued, total=len(audience))
+    raise web.HTTPSeeOther("/campaigns")
+
+
+# --- staff list (managers) ---
+
+@routes.get("/staff")
+@manager_only
+@aiohttp_jinja2.template("staff.html")
+async def staff_page(request: web.Request) -> dict[str, Any]:
+    async with _db(request).session() as session:
+        accounts = (await session.exec(select(StaffAccount).order_by(col(StaffAccount.username)))).all()
+    return {"accounts": accounts}

@@ -1,0 +1,432 @@
+"""Read-only queries behind the console pages, straight from each capability's tables."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from touchpoint.aftersales.models import Ticket
+from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
+from touchpoint.customers.models import BehaviourEvent, Customer
+from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
+from touchpoint.orders.models import Order, OrderItem
+from touchpoint.referrals.models import Referral
+
+FUNNEL_STAGES = ("new", "engaged", "considering", "purchased", "repeat", "advocate")
+# Event types that count as looking at products or filling a cart (events API and chat alike).
+CONSIDERING_MARKERS = ("view", "cart", "wishlist", "product")
+UNANSWERED_EVENTS = ("chat.unrecognised", "faq.unanswered", "faq.no_match", "presale.unanswered")
+OPEN_TICKET_EXCLUDED = ("resolved", "closed", "rejected")
+TICKET_KINDS = ("return", "exchange", "repair", "complaint", "other")
+
+
+# --- inbox ---
+
+async def open_conversations(session: AsyncSession) -> list[tuple[Conversation, Customer, str | None]]:
+    """Open handoffs, oldest first, with the customer and the last thing said."""
+    rows = (await session.exec(
+        select(Conversation, Customer).join(Customer, col(Customer.id) == Conversation.customer_id)
+        .where(Conversation.status == "open").order_by(col(Conversation.opened_at), col(Conversation.id))
+    )).all()
+    result = []
+    for conversation, customer in rows:
+        last = (await session.exec(
+            select(TranscriptMessage.text).where(TranscriptMessage.conversation_id == conversation.id,
+                                                 TranscriptMessage.direction != "note")
+            .order_by(col(TranscriptMessage.id).desc()).limit(1)
+        )).first()
+        result.append((conversation, customer, last))
+    return result
+
+
+async def transcript(
+    session: AsyncSession, conversation: Conversation, after_id: int = 0, context: int = 20
+) -> list[TranscriptMessage]:
+    """The conversation's messages plus the customer's chat just before the handoff."""
+    query = select(TranscriptMessage).where(
+        TranscriptMessage.customer_id == conversation.customer_id, col(TranscriptMessage.id) > after_id,
+        or_(TranscriptMessage.conversation_id == conversation.id,
+            col(TranscriptMessage.created_at) >= conversation.opened_at - timedelta(days=1)),
+    ).order_by(col(TranscriptMessage.id))
+    rows = list((await session.exec(query)).all())
+    return rows[-200:] if after_id else rows[-(200 + context):]
+
+
+def claimed_by(messages: list[TranscriptMessage]) -> str | None:
+    claims = [m.author for m in messages if m.direction == "note" and m.kind == "claim"]
+    return claims[-1] if claims else None
+
+
+@dataclass
+class ContextCard:
+    customer: Customer
+    stage: str
+    orders: list[Order]
+    open_tickets: list[Ticket]
+    journeys: list[Enrolment]
+
+
+async def context_card(session: AsyncSession, customer: Customer) -> ContextCard:
+    orders = await customer_orders(session, customer)
+    tickets = (await session.exec(select(Ticket).where(
+        Ticket.customer_id == customer.id, col(Ticket.status).not_in(OPEN_TICKET_EXCLUDED)
+    ))).all()
+    journeys = (await session.exec(select(Enrolment).where(
+        Enrolment.customer_id == customer.id, Enrolment.status == "active"
+    ))).all()
+    stages = await customer_stages(session, [customer])
+    return ContextCard(customer, FUNNEL_STAGES[stages.get(customer.id or 0, 0)], orders, list(tickets),
+                       list(journeys))
+
+
+async def customer_orders(session: AsyncSession, customer: Customer) -> list[Order]:
+    if not customer.store_customer_id:
+        return []
+    return list((await session.exec(
+        select(Order).where(Order.store_customer_id == customer.store_customer_id)
+        .order_by(col(Order.created_at).desc())
+    )).all())
+
+
+# --- tickets ---
+
+async def tickets(
+    session: AsyncSession, now: datetime, kind: str = "", status: str = "", overdue: bool = False
+) -> list[tuple[Ticket, Customer]]:
+    query = select(Ticket, Customer).join(Customer, col(Customer.id) == Ticket.customer_id)
+    if kind:
+        query = query.where(Ticket.kind == kind)
+    if status == "open":
+        query = query.where(col(Ticket.status).not_in(OPEN_TICKET_EXCLUDED))
+    elif status:
+        query = query.where(Ticket.status == status)
+    if overdue:
+        query = query.where(col(Ticket.first_response_at).is_(None),
+                            col(Ticket.first_response_due_at) < now)
+    return list((await session.exec(query.order_by(col(Ticket.created_at).desc()).limit(500))).all())
+
+
+def is_overdue(ticket: Ticket, now: datetime) -> bool:
+    due = ticket.first_response_due_at
+    return ticket.first_response_at is None and due is not None and due < now
+
+
+async def ticket_history(session: AsyncSession, ticket: Ticket) -> list[ConsoleNote]:
+    return list((await session.exec(
+        select(ConsoleNote).where(ConsoleNote.subject == "ticket", ConsoleNote.subject_id == ticket.id)
+        .order_by(col(ConsoleNote.id))
+    )).all())
+
+
+# --- customers ---
+
+async def find_customers(session: AsyncSession, text: str) -> list[Customer]:
+    query = select(Customer).order_by(col(Customer.last_seen_at).desc()).limit(50)
+    text = text.strip()
+    if text:
+        like = f"%{text.lower()}%"
+        conditions = [func.lower(Customer.first_name).like(like), func.lower(Customer.username).like(like)]
+        if text.lstrip("+").isdigit():
+            conditions += [col(Customer.phone).like(f"%{text.lstrip('+')}%"),
+                           Customer.telegram_id == int(text.lstrip("+"))]
+        query = query.where(or_(*conditions))
+    return list((await session.exec(query)).all())
+
+
+@dataclass(order=True)
+class TimelineItem:
+    at: datetime
+    kind: str = field(compare=False)  # event | message | order | ticket | referral | nudge
+    title: str = field(compare=False)
+    detail: str = field(default="", compare=False)
+    link: str | None = field(default=None, compare=False)
+
+
+async def timeline(session: AsyncSession, customer: Customer, limit: int = 300) -> list[TimelineItem]:
+    """Everything that happened with this customer, newest first."""
+    cid = customer.id
+    items: list[TimelineItem] = []
+    for event in (await session.exec(select(BehaviourEvent).where(BehaviourEvent.customer_id == cid)
+                                     .order_by(col(BehaviourEvent.id).desc()).limit(limit))).all():
+        items.append(TimelineItem(event.occurred_at, "event", event.type, _payload_summary(event.payload)))
+    for message in (await session.exec(select(TranscriptMessage).where(TranscriptMessage.customer_id == cid)
+                                       .order_by(col(TranscriptMessage.id).desc()).limit(limit))).all():
+        who = {"in": "customer", "out": "bot", "staff": f"staff · {message.author}",
+               "note": f"note · {message.author}"}.get(message.direction, message.direction)
+        link = f"/inbox/{message.conversation_id}" if message.conversation_id else None
+        items.append(TimelineItem(message.created_at, "message", who, message.text, link))
+    for order in await customer_orders(session, customer):
+        items.append(TimelineItem(order.created_at, "order", f"order {order.number} · {order.status}",
+                                  money(order.total_minor, order.currency)))
+    for ticket in (await session.exec(select(Ticket).where(Ticket.customer_id == cid))).all():
+        title = f"{ticket.kind} {ticket.number} · {ticket.status}"
+        link = f"/tickets/{ticket.id}"
+        items.append(TimelineItem(ticket.created_at, "ticket", title, ticket.details, link))
+    for referral in (await session.exec(select(Referral).where(
+        or_(Referral.referrer_id == cid, Referral.referee_id == cid)
+    ))).all():
+        role = "referred a friend" if referral.referrer_id == cid else "was referred"
+        other = referral.referee_id if referral.referrer_id == cid else referral.referrer_id
+        items.append(TimelineItem(referral.created_at, "referral", f"{role} · {referral.status}", "",
+                                  f"/customers/{other}"))
+    for row in (await session.exec(select(OutboxMessage).where(OutboxMessage.customer_id == cid)
+                                   .order_by(col(OutboxMessage.id).desc()).limit(limit))).all():
+        detail = row.journey_key or row.lane
+        items.append(TimelineItem(row.sent_at or row.due_at, "nudge", f"{row.template} · {row.status}",
+                                  f"{detail}{f' ({row.reason})' if row.reason else ''}"))
+    return sorted(items, reverse=True)[:limit]
+
+
+def _payload_summary(payload: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in list(payload.items())[:4])
+
+
+def money(minor: int, currency: str) -> str:
+    return f"{minor / 100:.2f} {currency}"
+
+
+# --- dashboard ---
+
+async def customer_stages(session: AsyncSession, customers: list[Customer]) -> dict[int, int]:
+    """Each customer's furthest stage as an index into FUNNEL_STAGES."""
+    ids = [c.id for c in customers if c.id is not None]
+    if not ids:
+        return {}
+    engaged: set[int] = set()
+    considering: set[int] = set()
+    for chunk in _chunks(ids):
+        for customer_id, event_type in (await session.exec(
+            select(BehaviourEvent.customer_id, BehaviourEvent.type).distinct()
+            .where(col(BehaviourEvent.customer_id).in_(chunk))
+        )).all():
+            if customer_id is None:
+                continue
+            if event_type not in ("chat.start", "chat.stop"):
+                engaged.add(customer_id)
+            if not event_type.startswith("chat.") and any(m in event_type for m in CONSIDERING_MARKERS):
+                considering.add(customer_id)
+    store_ids = {c.store_customer_id: c.id for c in customers if c.store_customer_id}
+    orders: Counter[int] = Counter()
+    for chunk in _chunks(list(store_ids)):
+        for store_id, count in (await session.exec(
+            select(Order.store_customer_id, func.count()).where(col(Order.store_customer_id).in_(chunk))
+            .group_by(col(Order.store_customer_id))
+        )).all():
+            orders[store_ids[store_id]] = count
+    advocates: set[int] = set()
+    for chunk in _chunks(ids):
+        advocates |= set((await session.exec(
+            select(Referral.referrer_id).distinct().where(col(Referral.referrer_id).in_(chunk))
+        )).all())
+    stages: dict[int, int] = {}
+    for customer_id in ids:
+        # Stages build on each other: a purchase implies consideration, a referral implies a customer.
+        level = 0
+        if customer_id in engaged:
+            level = 1
+        if customer_id in considering:
+            level = 2
+        if orders[customer_id] >= 1:
+            level = 3
+        if orders[customer_id] >= 2:
+            level = 4
+        if customer_id in advocates:
+            level = max(level, 5)
+        stages[customer_id] = level
+    return stages
+
+
+def _chunks(values: list[Any], size: int = 500) -> list[list[Any]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+async def funnel(session: AsyncSession, since: datetime) -> list[tuple[str, int]]:
+    """Customers active in the period, counted at every stage they reached."""
+    customers = list((await session.exec(select(Customer).where(col(Customer.last_seen_at) >= since))).all())
+    levels = (await customer_stages(session, customers)).values()
+    return [(stage, sum(1 for level in levels if level >= index))
+            for index, stage in enumerate(FUNNEL_STAGES)]
+
+
+@dataclass
+class JourneyNumbers:
+    key: str
+    sent: int = 0
+    delivered: int = 0
+    clicked: int = 0
+    converted: int = 0
+    enrolled: int = 0
+    holdout: int = 0
+    holdout_converted: int = 0
+    paused: bool = False
+
+    @property
+    def conversion(self) -> float | None:
+        treated = self.enrolled - self.holdout
+        return (self.converted / treated) if treated else None
+
+    @property
+    def holdout_conversion(self) -> float | None:
+        return (self.holdout_converted / self.holdout) if self.holdout else None
+
+    @property
+    def uplift_points(self) -> float | None:
+        """Conversion of messaged customers minus that of the holdout, in percentage points."""
+        if self.conversion is None or self.holdout_conversion is None:
+            return None
+        return round(100 * (self.conversion - self.holdout_conversion), 1)
+
+
+async def journey_numbers(session: AsyncSession, since: datetime | None = None) -> dict[str, JourneyNumbers]:
+    numbers: dict[str, JourneyNumbers] = {}
+
+    def get(key: str) -> JourneyNumbers:
+        return numbers.setdefault(key, JourneyNumbers(key))
+
+    outbox = select(OutboxMessage.journey_key, OutboxMessage.status, func.count()).where(
+        col(OutboxMessage.journey_key).is_not(None))
+    deliveries = select(OutboxMessage.journey_key, Delivery.status, col(Delivery.clicked_at).is_not(None),
+                        func.count()).join(OutboxMessage, col(OutboxMessage.id) == Delivery.outbox_id).where(
+        col(OutboxMessage.journey_key).is_not(None))
+    enrolments = select(Enrolment.journey_key, Enrolment.holdout, col(Enrolment.converted_at).is_not(None),
+                        func.count())
+    if since is not None:
+        outbox = outbox.where(col(OutboxMessage.created_at) >= since)
+        deliveries = deliveries.where(col(Delivery.sent_at) >= since)
+        enrolments = enrolments.where(col(Enrolment.enrolled_at) >= since)
+    for key, status, count in (await session.exec(outbox.group_by(col(OutboxMessage.journey_key),
+                                                                   col(OutboxMessage.status)))).all():
+        row = get(key)  # a journey with only queued or skipped messages is listed too
+        if status == "sent":
+            row.sent += count
+    for key, status, clicked, count in (await session.exec(deliveries.group_by(
+        col(OutboxMessage.journey_key), col(Delivery.status), col(Delivery.clicked_at).is_not(None)
+    ))).all():
+        if status == "sent":
+            get(key).delivered += count
+        if clicked:
+            get(key).clicked += count
+    for key, holdout, converted, count in (await session.exec(enrolments.group_by(
+        col(Enrolment.journey_key), col(Enrolment.holdout), col(Enrolment.converted_at).is_not(None)
+    ))).all():
+        row = get(key)
+        row.enrolled += count
+        if holdout:
+            row.holdout += count
+            row.holdout_converted += count if converted else 0
+        elif converted:
+            row.converted += count
+    for setting in (await session.exec(select(JourneySetting))).all():
+        get(setting.journey_key).paused = setting.paused
+    return numbers
+
+
+async def csat_trend(session: AsyncSession, since: datetime, now: datetime) -> list[tuple[str, float | None]]:
+    """Average CSAT (1–5) per week of the period, from rated tickets."""
+    rows = (await session.exec(select(Ticket.closed_at, Ticket.updated_at, Ticket.csat).where(
+        col(Ticket.csat).is_not(None), col(Ticket.updated_at) >= since))).all()
+    weeks = max(1, min(26, (now - since).days // 7 + 1))
+    scores: dict[int, list[int]] = defaultdict(list)
+    for closed_at, updated_at, csat in rows:
+        week = min(weeks - 1, ((closed_at or updated_at) - since).days // 7)
+        scores[week].append(csat)
+    return [((since + timedelta(weeks=w)).strftime("%d %b"),
+             round(statistics.fmean(scores[w]), 2) if scores[w] else None) for w in range(weeks)]
+
+
+@dataclass
+class HandoffTimes:
+    opened: int
+    still_open: int
+    first_response_median_min: float | None
+    resolution_median_min: float | None
+
+
+async def handoff_times(session: AsyncSession, since: datetime) -> HandoffTimes:
+    rows = (await session.exec(select(Conversation).where(col(Conversation.opened_at) >= since))).all()
+    first = [(c.first_response_at - c.opened_at).total_seconds() / 60 for c in rows if c.first_response_at]
+    resolved = [(c.closed_at - c.opened_at).total_seconds() / 60 for c in rows if c.closed_at]
+    return HandoffTimes(
+        len(rows), sum(1 for c in rows if c.status != "closed"),
+        round(statistics.median(first), 1) if first else None,
+        round(statistics.median(resolved), 1) if resolved else None,
+    )
+
+
+async def content_gaps(session: AsyncSession, since: datetime, top: int = 10) -> list[tuple[str, int]]:
+    """The questions customers asked that the bot could not answer, most frequent first."""
+    rows = (await session.exec(select(BehaviourEvent.payload).where(
+        col(BehaviourEvent.type).in_(UNANSWERED_EVENTS), col(BehaviourEvent.occurred_at) >= since))).all()
+    counter: Counter[str] = Counter()
+    for payload in rows:
+        text = str(payload.get("question") or payload.get("text") or "").strip().lower()
+        if text:
+            counter[" ".join(text.split())[:120]] += 1
+    return counter.most_common(top)
+
+
+# --- journeys and campaigns ---
+
+def load_journey_definitions(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Journey definitions by key from the journeys rules file, when there is one.
+
+    Lead: point at the journeys rule loader once it lands."""
+    candidates = [path] if path else [Path("journeys.yaml"),
+                                      Path(__file__).parents[1] / "journeys" / "journeys.yaml"]
+    for candidate in candidates:
+        if candidate is not None and candidate.is_file():
+            data = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
+            journeys = data.get("journeys", data) if isinstance(data, dict) else data
+            if isinstance(journeys, dict):
+                return {str(k): v if isinstance(v, dict) else {"value": v} for k, v in journeys.items()}
+            if isinstance(journeys, list):
+                return {str(j.get("key") or j.get("id")): j for j in journeys if isinstance(j, dict)}
+    return {}
+
+
+SEGMENTS = {
+    "everyone": "Everyone who opted in to marketing",
+    "buyers": "Customers who bought at least once",
+    "no_purchase": "Customers who never bought",
+    "lapsed_30d": "Not seen for 30 days",
+}
+
+
+async def segment_customers(session: AsyncSession, segment: str, now: datetime) -> list[Customer]:
+    """Customers in a segment who may get marketing at all (consent, reachable, not paused)."""
+    query = select(Customer).where(Customer.marketing_consent, Customer.reachable,
+                                   col(Customer.nudges_paused).is_(False))
+    buyers = select(Order.store_customer_id).where(col(Order.store_customer_id).is_not(None))
+    if segment == "buyers":
+        query = query.where(col(Customer.store_customer_id).in_(buyers))
+    elif segment == "no_purchase":
+        query = query.where(or_(col(Customer.store_customer_id).is_(None),
+                                col(Customer.store_customer_id).not_in(buyers)))
+    elif segment == "lapsed_30d":
+        query = query.where(col(Customer.last_seen_at) < now - timedelta(days=30))
+    elif segment != "everyone":
+        raise ValueError(f"unknown segment {segment!r}")
+    return list((await session.exec(query.order_by(col(Customer.id)))).all())
+
+
+async def campaigns(session: AsyncSession) -> list[Campaign]:
+    return list((await session.exec(select(Campaign).order_by(col(Campaign.id).desc()).limit(100))).all())
+
+
+async def order_items(session: AsyncSession, order_ids: list[int]) -> dict[int, list[OrderItem]]:
+    items: dict[int, list[OrderItem]] = defaultdict(list)
+    if order_ids:
+        query = select(OrderItem).where(col(OrderItem.order_id).in_(order_ids))
+        for item in (await session.exec(query)).all():
+            items[item.order_id].append(item)
+    return items

@@ -1,0 +1,304 @@
+"""The staff console over real HTTP on both databases: access rules and every staff action."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlmodel import select
+
+from tests.console_helpers import PASSWORD, csrf_from, log_in, make_handoff, make_staff, make_ticket
+from tests.factories import make_customer
+from touchpoint.aftersales.models import Ticket
+from touchpoint.clock import utcnow
+from touchpoint.config import load_settings
+from touchpoint.console import create_console_app
+from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
+from touchpoint.customers.models import BehaviourEvent
+from touchpoint.db import Database
+from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.journeys.models import OutboxMessage
+from touchpoint.journeys.outbox import enqueue
+from touchpoint.journeys.rules import Lane
+from touchpoint.orders.models import Order
+
+settings = load_settings(_env_file=None, console_login_attempts=3, quiet_hours_start=23, quiet_hours_end=0)
+
+
+@pytest.fixture
+async def client(db: Database) -> AsyncIterator[TestClient]:
+    await make_staff(db, "alice", "manager")
+    await make_staff(db, "bob", "agent")
+    async with TestClient(TestServer(create_console_app(settings, db))) as test_client:
+        yield test_client
+
+
+async def outbox(db: Database, template: str) -> list[OutboxMessage]:
+    async with db.session() as session:
+        return list(
+            (await session.exec(select(OutboxMessage).where(OutboxMessage.template == template))).all()
+        )
+
+
+async def test_every_page_needs_a_session(client: TestClient) -> None:
+    for path in ("/", "/inbox", "/tickets", "/customers", "/journeys", "/campaigns", "/inbox/1/messages"):
+        response = await client.get(path, allow_redirects=False)
+        assert response.status == 302, path
+        assert response.headers["Location"].startswith("/login?next=")
+
+
+async def test_login_sets_an_httponly_strict_cookie_and_shows_the_dashboard(client: TestClient) -> None:
+    page = await client.get("/login")
+    response = await client.post(
+        "/login",
+        data={
+            "username": "Alice",
+            "password": PASSWORD,
+            "csrf_token": csrf_from(await page.text()),
+            "next": "/tickets",
+        },
+        allow_redirects=False,
+    )
+    assert response.status == 303 and response.headers["Location"] == "/tickets"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    dashboard = await client.get("/")
+    assert "Customer journey funnel" in await dashboard.text()
+
+
+async def test_wrong_password_refused_then_throttled(client: TestClient) -> None:
+    token = csrf_from(await (await client.get("/login")).text())
+    for _ in range(settings.console_login_attempts):
+        response = await client.post(
+            "/login", data={"username": "alice", "password": "nope", "csrf_token": token}
+        )
+        assert response.status == 401
+        assert "Wrong name or password" in await response.text()
+    # Even the right password waits now: guessing cannot go on.
+    response = await client.post(
+        "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status == 429
+    assert "Too many attempts" in await response.text()
+
+
+async def test_post_without_csrf_token_is_refused(client: TestClient, db: Database) -> None:
+    await log_in(client)
+    _, conversation = await make_handoff(db, 501)
+    response = await client.post(f"/inbox/{conversation.id}/reply", data={"text": "hello"})
+    assert response.status == 403
+    response = await client.post(
+        f"/inbox/{conversation.id}/reply", data={"text": "hello", "csrf_token": "forged"}
+    )
+    assert response.status == 403
+    assert await outbox(db, "console.staff_reply") == []
+
+
+async def test_agents_cannot_open_manager_pages(client: TestClient) -> None:
+    token = await log_in(client, "bob")
+    assert (await client.get("/inbox")).status == 200
+    assert (await client.get("/tickets")).status == 200
+    for path in ("/journeys", "/campaigns", "/staff"):
+        assert (await client.get(path)).status == 403, path
+    response = await client.post("/journeys/cart/pause", data={"csrf_token": token})
+    assert response.status == 403
+
+
+async def test_inbox_reply_note_claim_and_close(client: TestClient, db: Database) -> None:
+    token = await log_in(client)
+    _, conversation = await make_handoff(db, 502, first_name="Mia")
+    inbox = await (await client.get("/inbox")).text()
+    assert "Mia" in inbox and "Where is my parcel?" in inbox
+
+    response = await client.post(
+        f"/inbox/{conversation.id}/reply", data={"text": "It ships today", "csrf_token": token}
+    )
+    assert response.status == 200  # followed the redirect back to the conversation
+    page = await response.text()
+    assert "It ships today" in page and "Reply sent." in page
+    [reply] = await outbox(db, "console.staff_reply")
+    assert reply.lane == "transactional" and reply.status == "pending" and reply.chat_id == 502
+    assert reply.params == {"author": "Alice", "text": "It ships today"}
+
+    await client.post(f"/inbox/{conversation.id}/note", data={"text": "VIP customer", "csrf_token": token})
+    await client.post(f"/inbox/{conversation.id}/claim", data={"csrf_token": token})
+    feed = await (await client.get(f"/inbox/{conversation.id}/messages?after=0")).json()
+    assert "VIP customer" in feed["html"] and "claimed by Alice" in feed["html"]
+
+    await client.post(f"/inbox/{conversation.id}/close", data={"csrf_token": token})
+    async with db.session() as session:
+        closed = await session.get(Conversation, conversation.id)
+        assert closed is not None and closed.status == "closed" and closed.first_response_at is not None
+        notes = (
+            await session.exec(select(TranscriptMessage).where(TranscriptMessage.direction == "note"))
+        ).all()
+    assert [n.kind for n in notes] == ["text", "claim", "close"]
+    assert len(await outbox(db, "console.handoff_closed")) == 1
+    assert "No one is waiting" in await (await client.get("/inbox")).text()
+
+
+async def test_ticket_filters_status_change_and_notes(client: TestClient, db: Database) -> None:
+    token = await log_in(client)
+    assert "No tickets match" in await (await client.get("/tickets")).text()
+    async with db.session() as session:
+        customer = await make_customer(session, 503)
+    ticket = await make_ticket(db, customer, first_response_due_at=utcnow() - timedelta(hours=1))
+    await make_ticket(db, customer, "X-000002", status="closed")
+    listing = await (await client.get("/tickets?status=open&overdue=1")).text()
+    assert "R-000001" in listing and "X-000002" not in listing and "overdue" in listing
+
+    async with db.session() as session:
+        ticket_id = (await session.exec(select(Ticket.id).where(Ticket.number == "R-000001"))).one()
+    response = await client.post(
+        f"/tickets/{ticket_id}/status", data={"status": "approved", "csrf_token": token}
+    )
+    assert "the customer was notified" in await response.text()
+    await client.post(f"/tickets/{ticket_id}/note", data={"text": "Label sent by email", "csrf_token": token})
+    async with db.session() as session:
+        changed = await session.get(Ticket, ticket_id)
+        history = (await session.exec(select(ConsoleNote))).all()
+    assert changed is not None and changed.status == "approved" and changed.first_response_at is not None
+    assert [(h.kind, h.text) for h in history] == [
+        ("status", "new → approved"),
+        ("note", "Label sent by email"),
+    ]
+    [notice] = await outbox(db, "console.ticket_status")
+    assert notice.params == {"number": ticket.number, "status": "approved"} and notice.chat_id == 503
+    bad = await client.post(f"/tickets/{ticket_id}/status", data={"status": "bogus", "csrf_token": token})
+    assert "Status unchanged" in await bad.text()
+
+
+async def test_pausing_a_journey_holds_its_nudges_and_resuming_releases_them(
+    client: TestClient, db: Database
+) -> None:
+    token = await log_in(client)
+    async with db.session() as session:
+        customer = await make_customer(session, 504)
+        await enqueue(
+            session,
+            settings,
+            customer,
+            "console.campaign",
+            {"texts": {"en": "Hi"}},
+            lane=Lane.MARKETING,
+            journey_key="abandoned_cart",
+        )
+    paused = await client.post("/journeys/abandoned_cart/pause", data={"csrf_token": token})
+    assert "Journey abandoned_cart paused." in await paused.text()
+    [row] = await outbox(db, "console.campaign")
+    assert (row.status, row.reason) == ("skipped", "journey_paused")
+    page = await (await client.get("/journeys")).text()
+    assert "abandoned_cart" in page and "paused" in page and "Resume" in page
+    async with db.session() as session:
+        setting = await session.get(JourneySetting, "abandoned_cart")
+        assert setting is not None and setting.paused and setting.updated_by == "Alice"
+
+    await client.post("/journeys/abandoned_cart/resume", data={"csrf_token": token})
+    [row] = await outbox(db, "console.campaign")
+    assert (row.status, row.reason) == ("pending", None)
+
+
+async def test_campaign_preview_in_each_language_then_schedule(client: TestClient, db: Database) -> None:
+    token = await log_in(client)
+    async with db.session() as session:
+        await make_customer(session, 505)
+        await make_customer(session, 506, marketing_consent=False)
+    form = {
+        "csrf_token": token,
+        "name": "Winter sale",
+        "segment": "everyone",
+        "when": "",
+        "text_en": "20% off boots",
+        "text_ru": "Скидка 20% на ботинки",
+        "text_zh": "靴子八折",
+    }
+    preview = await (await client.post("/campaigns/preview", data=form)).text()
+    for text in ("20% off boots", "Скидка 20% на ботинки", "靴子八折", "/stop"):
+        assert text in preview
+    assert await outbox(db, "console.campaign") == []  # nothing queued before confirming
+    assert (
+        "Give the campaign a name"
+        in await (await client.post("/campaigns/preview", data={**form, "name": ""})).text()
+    )
+
+    done = await (await client.post("/campaigns", data=form)).text()
+    assert "Campaign scheduled: 1 of 1" in done
+    [row] = await outbox(db, "console.campaign")
+    assert row.chat_id == 505 and row.lane == "marketing"
+    async with db.session() as session:
+        campaign = (await session.exec(select(Campaign))).one()
+    assert row.journey_key == f"campaign:{campaign.id}" and campaign.recipients == 1
+
+
+async def test_customer_page_timeline_and_dashboard_funnel(client: TestClient, db: Database) -> None:
+    await log_in(client)
+    async with db.session() as session:
+        customer = await make_customer(
+            session, 507, first_name="Oleg", store_customer_id="S-1", phone="+4930123"
+        )
+        session.add(
+            BehaviourEvent(
+                customer_id=customer.id, type="product.viewed", payload={"sku": "BOOT"}, occurred_at=utcnow()
+            )
+        )
+        session.add(
+            BehaviourEvent(
+                customer_id=customer.id,
+                type="chat.unrecognised",
+                payload={"text": "Do you sell gift cards?"},
+                occurred_at=utcnow(),
+            )
+        )
+        for number in ("A-1", "A-2"):
+            session.add(
+                Order(
+                    number=number,
+                    store_customer_id="S-1",
+                    total_minor=4999,
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+    found = await (await client.get("/customers?q=oleg")).text()
+    assert f"/customers/{customer.id}" in found
+    page = await (await client.get(f"/customers/{customer.id}")).text()
+    for text in ("product.viewed", "order A-2", "49.99 EUR", "Europe/Berlin", "+4930123", "repeat"):
+        assert text in page, text
+    dashboard = await (await client.get("/?days=7")).text()
+    assert "<svg" in dashboard and "repeat: 1" in dashboard and "do you sell gift cards?: 1" in dashboard
+
+
+async def test_logout_ends_the_session(client: TestClient) -> None:
+    token = await log_in(client)
+    await client.post("/logout", data={"csrf_token": token})
+    assert (await client.get("/", allow_redirects=False)).status == 302
+
+
+async def test_start_console_serves_on_its_own_port(sqlite_db: Database) -> None:
+    """What the runner calls: a real listening server, and nothing when switched off."""
+    from aiohttp import ClientSession
+
+    from touchpoint.console import start_console
+
+    assert await start_console(load_settings(_env_file=None, console_enabled=False), sqlite_db) is None
+    runner = await start_console(load_settings(_env_file=None, console_port=0), sqlite_db)
+    assert runner is not None
+    try:
+        host, port = runner.addresses[0][:2]
+        async with ClientSession() as http, http.get(f"http://{host}:{port}/inbox") as response:
+            assert response.status == 200 and response.url.path == "/login"
+    finally:
+        await runner.cleanup()
+
+
+async def test_console_speaks_the_staff_members_language(client: TestClient, db: Database) -> None:
+    await make_staff(db, "olga", "agent", locale="ru")
+    token = await log_in(client, "olga")
+    dashboard = await (await client.get("/")).text()
+    assert '<html lang="ru">' in dashboard and "Воронка пути клиента" in dashboard and "Входящие" in dashboard
+    _, conversation = await make_handoff(db, 508)
+    response = await client.post(f"/inbox/{conversation.id}/note", data={"text": "x", "csrf_token": token})
+    assert "Заметка добавлена" in await response.text()
+    assert "Эта страница только для менеджеров." in await (await client.get("/journeys")).text()

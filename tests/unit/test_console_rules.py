@@ -1,0 +1,68 @@
+"""Pure pieces of the console: log-in throttling, password hashing, uplift, SVG charts."""
+
+from __future__ import annotations
+
+from touchpoint.console import charts
+from touchpoint.console.auth import LoginThrottle, hash_password, verify_password
+from touchpoint.console.queries import JourneyNumbers
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_throttle_blocks_after_the_allowed_failures_until_the_window_passes() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(attempts=3, window_s=60, clock=clock)
+    keys = ("name:alice", "addr:10.0.0.1")
+    for _ in range(3):
+        assert throttle.retry_after(*keys) == 0
+        throttle.failed(*keys)
+        clock.now += 1
+    assert 0 < throttle.retry_after(*keys) <= 60
+    assert throttle.retry_after("name:bob", "addr:10.0.0.1") > 0  # same address, other name: still blocked
+    assert throttle.retry_after("name:alice", "addr:10.0.0.2") > 0  # same name, other address: blocked
+    clock.now += 60
+    assert throttle.retry_after(*keys) == 0
+
+
+def test_success_clears_the_name_but_not_the_address() -> None:
+    throttle = LoginThrottle(attempts=2, window_s=60, clock=Clock())
+    throttle.failed("name:alice", "addr:x")
+    throttle.succeeded("name:alice")
+    throttle.failed("name:alice", "addr:x")
+    assert throttle.retry_after("name:alice") == 0
+    assert throttle.retry_after("addr:x") > 0
+
+
+def test_passwords_are_argon2_hashes_and_verify() -> None:
+    hashed = hash_password("correct horse")
+    assert hashed.startswith("$argon2id$") and "correct horse" not in hashed
+    assert verify_password(hashed, "correct horse")
+    assert not verify_password(hashed, "wrong horse")
+    assert not verify_password(None, "correct horse")
+    assert not verify_password("not a hash", "correct horse")
+
+
+def test_uplift_is_messaged_conversion_minus_holdout_conversion() -> None:
+    numbers = JourneyNumbers("cart", enrolled=110, holdout=10, converted=20, holdout_converted=1)
+    assert numbers.conversion == 0.2 and numbers.holdout_conversion == 0.1
+    assert numbers.uplift_points == 10.0
+    assert JourneyNumbers("new", enrolled=5).uplift_points is None  # no holdout, no claim
+
+
+def test_funnel_chart_labels_counts_and_escapes() -> None:
+    svg = str(charts.funnel([("new", 10), ("engaged <b>", 5), ("purchased", 0)]))
+    assert svg.startswith("<svg") and "<title>Customer journey funnel</title>" in svg
+    assert "10 · 100%" in svg and "5 · 50%" in svg and "0 · 0%" in svg
+    assert "<b>" not in svg and "engaged &lt;b&gt;" in svg
+
+
+def test_line_chart_leaves_gaps_for_weeks_without_data() -> None:
+    svg = str(charts.line([("w1", 4.0), ("w2", None), ("w3", 5.0), ("w4", 4.5)], "CSAT"))
+    assert svg.count("<circle") == 3 and svg.count("<polyline") == 1
+    assert "w2: no data" in svg
