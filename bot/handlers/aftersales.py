@@ -362,7 +362,8 @@ async def _rate(query: CallbackQuery, ident: int, value: str, session: AsyncSess
         await query.answer(_("aftersales.csat.already"), show_alert=True)
         return
     try:
-        _rated, reopened = await service.rate_ticket(session, customer, ident, int(value or 0))
+        _rated, reopened = await service.rate_ticket(session, customer, ident, int(value or 0),
+                                                     settings=settings)
     except (ValueError, service.TicketError):
         await query.answer(_("aftersales.expired"), show_alert=True)
         return

@@ -11,9 +11,11 @@ from sqlmodel import select
 
 from tests.browser.conftest import Stack, screenshot
 from tests.console_helpers import PASSWORD, make_handoff, make_ticket
+from tests.e2e.harness import eventually
 from tests.factories import make_customer
 from touchpoint.clock import utcnow
 from touchpoint.customers.models import BehaviourEvent, Customer
+from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
 from touchpoint.journeys.models import OutboxMessage
 from touchpoint.journeys.outbox import enqueue
@@ -86,17 +88,44 @@ async def test_console_reply_from_inbox_arrives_in_sandbox_chat(
     await expect(page.get_by_test_id("flash")).to_have_text("Reply sent.")
     arrived = await stack.sandbox.wait_for_bot_message(612, after_message_id=after, timeout=10)
     assert arrived["text"] == "💬 Alice:\nSorry Mia, it is on its way & due tomorrow"
+    # The handoff recorded it: in the transcript (shown on the page) and as the first response.
+    await expect(page.get_by_test_id("transcript-staff").last).to_contain_text("it is on its way")
+    async with stack.harness.db.session() as session:
+        answered = await session.get(Conversation, conversation.id)
+    assert answered is not None and answered.first_response_at is not None
 
-    # The customer writes back; the open console page shows it without a reload.
-    await _customer_writes(stack, customer, conversation.id, "Thank you!")
+    # The customer writes back in the chat (the bot's handoff relay records it); the open console
+    # page shows it without a reload.
+    stack.sandbox.send_text(612, "Thank you!")
     await expect(page.get_by_test_id("transcript-in").last).to_contain_text("Thank you!")
     await screenshot(page, "console-conversation")
 
     chat = await browser.new_page()
     await chat.goto(stack.sandbox_url + "/")
     await chat.get_by_test_id("person-612").click()
-    await expect(chat.get_by_test_id("message-text").last).to_contain_text("it is on its way & due tomorrow")
+    reply = chat.get_by_test_id("message-text").filter(has_text="it is on its way & due tomorrow")
+    await expect(reply).to_have_count(1)
     await chat.close()
+
+    # Closing from the console asks the customer for a rating once, as /close in the topic does;
+    # the rating button works with the bot's own handler.
+    after = stack.harness.last_message_id(612)
+    await page.get_by_role("button", name="Close conversation").click()
+    await expect(page).to_have_url(f"{stack.console_url}/inbox")
+    ask = await stack.sandbox.wait_for_bot_message(
+        612, after_message_id=after, predicate=lambda m: m.get("text") == t("en", "handoff.csat.ask"))
+    thanks = await stack.harness.press(612, ask, "⭐⭐⭐⭐⭐")
+    assert thanks["text"] == t("en", "handoff.csat.thanks")
+
+    async def rated() -> bool:  # committed right after the bot's answer
+        async with stack.harness.db.session() as session:
+            stored = await session.get(Conversation, conversation.id)
+        return stored is not None and (stored.status, stored.csat) == ("closed", 5)
+
+    await eventually(rated)
+    # (the question was edited into the thanks when answered)
+    csat_texts = (t("en", "handoff.csat.ask"), t("en", "handoff.csat.thanks"))
+    assert len([m for m in stack.sandbox.bot_messages(612) if m.get("text") in csat_texts]) == 1
 
 
 async def test_console_ticket_status_change_notifies_customer(page: Any, stack: Stack) -> None:
@@ -116,10 +145,20 @@ async def test_console_ticket_status_change_notifies_customer(page: Any, stack: 
     await page.get_by_label("New status (the customer is notified)").select_option("approved")
     await page.get_by_role("button", name="Change status").click()
     await expect(page.get_by_test_id("ticket-status")).to_have_text("approved")
-    await expect(page.get_by_test_id("ticket-history")).to_contain_text("new → approved")
+    await expect(page.get_by_test_id("ticket-history")).to_contain_text("console:Alice · status")
+    # The after-sales lifecycle told the customer, in their language.
     notice = await stack.sandbox.wait_for_bot_message(613, after_message_id=after, timeout=10)
-    status = t("ru", "console.ticket.status.approved")
-    assert notice["text"] == f"📋 Статус вашей заявки {ticket.number}: {status}."
+    status = t("ru", "aftersales.status.approved")
+    assert notice["text"].startswith(t("ru", "aftersales.notify.status", number=ticket.number, status=status))
+    # Only the lifecycle's next steps are offered, and a refusal is explained; nothing changes.
+    choice = page.get_by_label("New status (the customer is notified)")
+    options = await choice.locator("option").all_inner_texts()
+    assert t("en", "aftersales.status.new") not in options
+    assert t("en", "aftersales.status.item_received") in options
+    await choice.select_option("rejected")
+    await page.get_by_role("button", name="Change status").click()
+    await expect(page.get_by_test_id("flash")).to_contain_text("write the reason")
+    await expect(page.get_by_test_id("ticket-status")).to_have_text("approved")
 
 
 async def test_console_paused_journey_sends_no_nudge(page: Any, stack: Stack) -> None:
@@ -194,19 +233,3 @@ async def _open_handoff(stack: Stack, customer: Customer, text: str) -> tuple[Cu
             )
         )
     return customer, conversation
-
-
-async def _customer_writes(stack: Stack, customer: Customer, conversation_id: int, text: str) -> None:
-    """What the handoff relay records when the customer answers (that relay is another issue's)."""
-    from touchpoint.handoff.models import TranscriptMessage
-
-    async with stack.harness.db.session() as session:
-        session.add(
-            TranscriptMessage(
-                customer_id=customer.id,
-                conversation_id=conversation_id,
-                direction="in",
-                text=text,
-                created_at=utcnow(),
-            )
-        )

@@ -11,6 +11,8 @@ from sqlmodel import select
 from bot.channel import TelegramChannel
 from tests.aftersales_factories import make_catalogue, make_linked_customer, make_order
 from tests.e2e.harness import BotHarness, button_texts, eventually
+from tests.e2e.test_handoff_flow import ALWAYS_OPEN as HANDOFF_ALWAYS_OPEN
+from tests.e2e.test_handoff_flow import GROUP, STAFF, topic_of, topic_text
 from touchpoint.aftersales import service
 from touchpoint.aftersales.models import AftersalesDraft, Ticket, WarrantyRegistration
 from touchpoint.config import load_settings
@@ -241,34 +243,52 @@ async def test_status_changes_reach_customer_then_csat(harness: BotHarness) -> N
     await eventually(rated)
 
 
-async def test_low_csat_reopens_conversation(harness: BotHarness) -> None:
-    settings = load_settings(_env_file=None, database_url=harness.db.url, **ALWAYS_OPEN)
-    await given_order(harness, 1008)
-    await harness.say(1008, "/start")
-    async with harness.db.session() as session:
-        customer = await get_customer_by_telegram_id(session, 1008)
-        assert customer is not None
-        ticket = await service.create_ticket(session, settings, customer, service.NewTicket(kind="complaint"))
-        await service.set_status(session, settings, ticket, "closed", staff="9")
-    assert harness.bot is not None
-    sender = OutboxSender(harness.db, settings, TelegramChannel(harness.bot), t, pacing=Pacing().scaled(1000))
-    while await sender.drain_once():
-        pass
-    ask = await harness.sandbox.wait_for_bot_message(
-        1008, predicate=lambda m: m.get("text") == t("en", "aftersales.csat.ask", number=ticket.number)
-    )
-    low = await harness.press(1008, ask, "1 ⭐")
-    assert low["text"] == t("en", "aftersales.csat.low")
-
-    async def reopened() -> bool:
+async def test_low_csat_hands_the_customer_to_staff_with_a_topic_and_card(
+    sandbox: tuple[Sandbox, str], sqlite_url: str
+) -> None:
+    """A 1–2 rating goes through the handoff: staff get a topic with the context card."""
+    emulator, base_url = sandbox
+    emulator.create_group(GROUP, "Support", admins=[STAFF])
+    harness = BotHarness(emulator, base_url, sqlite_url, flood_max_messages=1000, staff_chat_id=GROUP,
+                         **HANDOFF_ALWAYS_OPEN)
+    await harness.start()
+    try:
+        settings = load_settings(_env_file=None, database_url=harness.db.url, staff_chat_id=GROUP,
+                                 **ALWAYS_OPEN, **HANDOFF_ALWAYS_OPEN)
+        await given_order(harness, 1008)
+        harness.sandbox.user(1008, first_name="Lena")
+        await harness.say(1008, "/start")
         async with harness.db.session() as session:
-            conversation = (await session.exec(select(Conversation))).first()
-            stored = await session.get(Ticket, ticket.id)
-        return conversation is not None and conversation.reason == "low_csat" and (
-            stored is not None and stored.csat == 1
+            customer = await get_customer_by_telegram_id(session, 1008)
+            assert customer is not None
+            ticket = await service.create_ticket(session, settings, customer,
+                                                 service.NewTicket(kind="complaint"))
+            await service.set_status(session, settings, ticket, "closed", staff="9")
+        assert harness.bot is not None
+        sender = OutboxSender(harness.db, settings, TelegramChannel(harness.bot), t,
+                              pacing=Pacing().scaled(1000))
+        while await sender.drain_once():
+            pass
+        ask = await harness.sandbox.wait_for_bot_message(
+            1008, predicate=lambda m: m.get("text") == t("en", "aftersales.csat.ask", number=ticket.number)
         )
+        low = await harness.press(1008, ask, "1 ⭐")
+        assert low["text"] == t("en", "aftersales.csat.low")
 
-    await eventually(reopened)
+        async def escalated() -> bool:
+            async with harness.db.session() as session:
+                conversation = (await session.exec(select(Conversation))).first()
+                stored = await session.get(Ticket, ticket.id)
+            return conversation is not None and conversation.reason == "low_csat" and (
+                conversation.topic_id is not None and stored is not None and stored.csat == 1
+            )
+
+        await eventually(escalated)
+        card = await topic_text(harness.sandbox, topic_of(harness.sandbox, "Lena"),
+                                t("en", "handoff.reason.low_csat"))
+        assert "Lena" in card["text"]
+    finally:
+        await harness.close()
 
 
 async def test_my_requests_and_adding_a_message(harness: BotHarness) -> None:

@@ -95,17 +95,24 @@ async def test_low_rating_reopens_a_conversation(db: Database) -> None:
         with pytest.raises(service.TicketError):
             await service.rate_ticket(session, customer, ticket.id or 0, 5)  # not closed yet
         await service.set_status(session, settings, ticket, "closed", staff="7")
-        _, reopened = await service.rate_ticket(session, customer, ticket.id or 0, 2)
+        # Without a staff group nobody can take the chat: nothing is opened.
+        _, reopened = await service.rate_ticket(session, customer, ticket.id or 0, 2, settings=settings)
+        assert not reopened and (await session.exec(select(Conversation))).first() is None
+        staffed = settings.model_copy(update={"staff_chat_id": -100555})
+        _, reopened = await service.rate_ticket(session, customer, ticket.id or 0, 2, settings=staffed)
         await service.comment_rating(session, customer, ticket.id or 0, "slow")
         assert reopened
+        # A real handoff: in the staff group (the desk opens its topic and card), escalation recorded.
         conversation = (await session.exec(select(Conversation))).one()
         assert conversation.reason == "low_csat" and conversation.status == "open"
+        assert conversation.staff_chat_id == -100555 and conversation.topic_id is None
         report = await service.csat_report(session)
         assert report.rated == 1 and report.by_score == {2: 1} and report.closed == 1
         stored = await session.get(Ticket, ticket.id)
         assert stored is not None and stored.csat == 2 and stored.csat_comment == "slow"
         events = (await session.exec(select(BehaviourEvent.type))).all()
         assert "aftersales.rated" in events and "aftersales.status_changed" in events
+        assert "handoff.escalated" in events
 
 
 async def test_ticket_from_conversation_and_messages(db: Database) -> None:

@@ -11,20 +11,26 @@ from sqlmodel import select
 
 from tests.console_helpers import PASSWORD, csrf_from, log_in, make_handoff, make_staff, make_ticket
 from tests.factories import make_customer
-from touchpoint.aftersales.models import Ticket
+from touchpoint.aftersales.models import Ticket, TicketEvent
+from touchpoint.channels.all_templates import load_all_templates
+from touchpoint.channels.templates import render
 from touchpoint.clock import utcnow
 from touchpoint.config import load_settings
 from touchpoint.console import create_console_app
+from touchpoint.console.actions import campaign_journey_key
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
 from touchpoint.customers.models import BehaviourEvent
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.i18n import get_translator
 from touchpoint.journeys.models import OutboxMessage
 from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.rules import Lane
 from touchpoint.orders.models import Order
 
 settings = load_settings(_env_file=None, console_login_attempts=3, quiet_hours_start=23, quiet_hours_end=0)
+t = get_translator()
+load_all_templates()
 
 
 @pytest.fixture
@@ -93,7 +99,7 @@ async def test_post_without_csrf_token_is_refused(client: TestClient, db: Databa
         f"/inbox/{conversation.id}/reply", data={"text": "hello", "csrf_token": "forged"}
     )
     assert response.status == 403
-    assert await outbox(db, "console.staff_reply") == []
+    assert await outbox(db, "handoff.staff_reply") == []
 
 
 async def test_agents_cannot_open_manager_pages(client: TestClient) -> None:
@@ -118,9 +124,15 @@ async def test_inbox_reply_note_claim_and_close(client: TestClient, db: Database
     assert response.status == 200  # followed the redirect back to the conversation
     page = await response.text()
     assert "It ships today" in page and "Reply sent." in page
-    [reply] = await outbox(db, "console.staff_reply")
+    [reply] = await outbox(db, "handoff.staff_reply")
     assert reply.lane == "transactional" and reply.status == "pending" and reply.chat_id == 502
     assert reply.params == {"author": "Alice", "text": "It ships today"}
+    async with db.session() as session:
+        answered = await session.get(Conversation, conversation.id)
+        staff_lines = select(TranscriptMessage).where(TranscriptMessage.direction == "staff")
+        [line] = (await session.exec(staff_lines)).all()
+    assert answered is not None and answered.first_response_at is not None  # counts as the first response
+    assert (line.text, line.author, line.conversation_id) == ("It ships today", "Alice", conversation.id)
 
     await client.post(f"/inbox/{conversation.id}/note", data={"text": "VIP customer", "csrf_token": token})
     await client.post(f"/inbox/{conversation.id}/claim", data={"csrf_token": token})
@@ -135,7 +147,15 @@ async def test_inbox_reply_note_claim_and_close(client: TestClient, db: Database
             await session.exec(select(TranscriptMessage).where(TranscriptMessage.direction == "note"))
         ).all()
     assert [n.kind for n in notes] == ["text", "claim", "close"]
-    assert len(await outbox(db, "console.handoff_closed")) == 1
+    # Closing asks for the rating once, with the same buttons as /close in the staff topic.
+    [csat] = await outbox(db, "handoff.csat")
+    assert csat.params == {"conversation_id": conversation.id} and csat.chat_id == 502
+    rendered = render(t, "en", csat.template, csat.params)
+    assert rendered.text == t("en", "handoff.csat.ask")
+    assert [row[0].callback_data for row in rendered.buttons] == [
+        f"ho:csat:{conversation.id}:{n}" for n in range(1, 6)]
+    await client.post(f"/inbox/{conversation.id}/close", data={"csrf_token": token})
+    assert len(await outbox(db, "handoff.csat")) == 1
     assert "No one is waiting" in await (await client.get("/inbox")).text()
 
 
@@ -144,7 +164,7 @@ async def test_ticket_filters_status_change_and_notes(client: TestClient, db: Da
     assert "No tickets match" in await (await client.get("/tickets")).text()
     async with db.session() as session:
         customer = await make_customer(session, 503)
-    ticket = await make_ticket(db, customer, first_response_due_at=utcnow() - timedelta(hours=1))
+    await make_ticket(db, customer, first_response_due_at=utcnow() - timedelta(hours=1))
     await make_ticket(db, customer, "X-000002", status="closed")
     listing = await (await client.get("/tickets?status=open&overdue=1")).text()
     assert "R-000001" in listing and "X-000002" not in listing and "overdue" in listing
@@ -154,20 +174,37 @@ async def test_ticket_filters_status_change_and_notes(client: TestClient, db: Da
     response = await client.post(
         f"/tickets/{ticket_id}/status", data={"status": "approved", "csrf_token": token}
     )
-    assert "the customer was notified" in await response.text()
+    page = await response.text()
+    assert "the customer was notified" in page
     await client.post(f"/tickets/{ticket_id}/note", data={"text": "Label sent by email", "csrf_token": token})
     async with db.session() as session:
         changed = await session.get(Ticket, ticket_id)
-        history = (await session.exec(select(ConsoleNote))).all()
+        events = (await session.exec(select(TicketEvent))).all()
+        notes = (await session.exec(select(ConsoleNote))).all()
     assert changed is not None and changed.status == "approved" and changed.first_response_at is not None
-    assert [(h.kind, h.text) for h in history] == [
-        ("status", "new → approved"),
-        ("note", "Label sent by email"),
-    ]
-    [notice] = await outbox(db, "console.ticket_status")
-    assert notice.params == {"number": ticket.number, "status": "approved"} and notice.chat_id == 503
-    bad = await client.post(f"/tickets/{ticket_id}/status", data={"status": "bogus", "csrf_token": token})
-    assert "Status unchanged" in await bad.text()
+    # The after-sales lifecycle keeps the history; the console keeps its internal notes.
+    assert [(e.kind, e.status, e.author) for e in events] == [("status", "approved", "console:Alice")]
+    assert [(n.kind, n.text) for n in notes] == [("note", "Label sent by email")]
+    page = await (await client.get(f"/tickets/{ticket_id}")).text()
+    assert "console:Alice" in page and "Label sent by email" in page
+    [notice] = await outbox(db, "aftersales.status")
+    assert notice.params["status"] == "approved" and notice.chat_id == 503
+    # Only the lifecycle's next steps are offered; anything else is refused, in words, and changes nothing.
+    assert 'value="item_received"' in page and 'value="new"' not in page
+    bad = await client.post(f"/tickets/{ticket_id}/status", data={"status": "new", "csrf_token": token})
+    assert "cannot move to" in await bad.text()
+    no_reason = await client.post(f"/tickets/{ticket_id}/status",
+                                  data={"status": "rejected", "csrf_token": token})
+    assert "write the reason" in await no_reason.text()
+    async with db.session() as session:
+        unchanged = await session.get(Ticket, ticket_id)
+    assert unchanged is not None and unchanged.status == "approved"
+    assert len(await outbox(db, "aftersales.status")) == 1
+    await client.post(f"/tickets/{ticket_id}/status",
+                      data={"status": "rejected", "note": "Worn", "csrf_token": token})
+    async with db.session() as session:
+        rejected = await session.get(Ticket, ticket_id)
+    assert rejected is not None and rejected.status == "rejected" and rejected.resolution == "Worn"
 
 
 async def test_pausing_a_journey_holds_its_nudges_and_resuming_releases_them(
@@ -229,7 +266,7 @@ async def test_campaign_preview_in_each_language_then_schedule(client: TestClien
     assert row.chat_id == 505 and row.lane == "marketing"
     async with db.session() as session:
         campaign = (await session.exec(select(Campaign))).one()
-    assert row.journey_key == f"campaign:{campaign.id}" and campaign.recipients == 1
+    assert row.journey_key == campaign_journey_key(campaign) and campaign.recipients == 1
 
 
 async def test_customer_page_timeline_and_dashboard_funnel(client: TestClient, db: Database) -> None:

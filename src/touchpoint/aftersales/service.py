@@ -22,8 +22,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
-from touchpoint.handoff.models import Conversation
-from touchpoint.handoff.service import has_active_handoff
+from touchpoint.handoff.service import LOW_CSAT, escalate
 from touchpoint.orders.models import Order, OrderItem
 
 SERVICE_CASE_KINDS = ("complaint", "return", "exchange", "repair")
@@ -383,11 +382,13 @@ async def add_message(
 # --- CSAT -----------------------------------------------------------------------------------
 
 async def rate_ticket(
-    session: AsyncSession, customer: Customer, ticket_id: int, score: int,
+    session: AsyncSession, customer: Customer, ticket_id: int, score: int, *,
+    settings: Settings | None = None,
 ) -> tuple[Ticket, bool]:
-    """Stores a 1–5 rating of a closed ticket; 1–2 reopens a conversation with staff.
+    """Stores a 1–5 rating of a closed ticket; 1–2 hands the customer to staff (a handoff with its
+    topic and context card, like "Talk to a person").
 
-    Returns the ticket and whether a conversation was opened.
+    Returns the ticket and whether the customer is now with staff (False without a staff group).
     """
     if not 1 <= score <= 5:
         raise TicketError("bad_score")
@@ -401,12 +402,9 @@ async def rate_ticket(
     record_event(session, "aftersales.rated", customer_id=customer.id,
                  payload={"ticket": ticket.number, "score": score})
     reopened = False
-    if score <= 2:
-        if not await has_active_handoff(session, customer.id or 0):
-            session.add(Conversation(customer_id=customer.id or 0, reason="low_csat", opened_at=utcnow()))
-            record_event(session, "handoff.requested", customer_id=customer.id,
-                         payload={"reason": "low_csat", "ticket": ticket.number})
-        reopened = True
+    if score <= LOW_CSAT:
+        escalation = await escalate(session, customer, "low_csat", settings=settings)
+        reopened = escalation.conversation is not None
     return ticket, reopened
 
 

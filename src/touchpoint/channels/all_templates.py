@@ -11,6 +11,7 @@ TEMPLATE_MODULES: list[str] = [
     "touchpoint.referrals.templates",
     "touchpoint.journeys.templates",
     "touchpoint.console.templates",
+    "touchpoint.handoff.templates",
 ]
 
 

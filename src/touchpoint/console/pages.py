@@ -17,6 +17,7 @@ from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from sqlmodel import col, select
 
+from touchpoint.aftersales import service as aftersales
 from touchpoint.aftersales.models import Ticket
 from touchpoint.channels.all_templates import load_all_templates
 from touchpoint.clock import utcnow
@@ -38,7 +39,6 @@ from touchpoint.console.auth import (
     ui,
 )
 from touchpoint.console.models import Campaign, StaffAccount
-from touchpoint.console.templates import TICKET_STATUSES
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
@@ -273,9 +273,10 @@ async def conversation_claim(request: web.Request) -> web.StreamResponse:
 async def conversation_close(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
-        await actions.close_conversation(session, _settings(request), conversation, request[STAFF])
+        closed = await actions.close_conversation(session, _settings(request), conversation, request[STAFF])
     _poke_sender(request)
-    await _flash(request, "console.ui.flash.closed")
+    if closed:
+        await _flash(request, "console.ui.flash.closed")
     raise web.HTTPSeeOther("/inbox")
 
 
@@ -297,9 +298,9 @@ async def tickets_page(request: web.Request) -> dict[str, Any]:
     now = utcnow()
     async with _db(request).session() as session:
         rows = await queries.tickets(session, now, kind if kind in queries.TICKET_KINDS else "",
-                                     status if status in (*TICKET_STATUSES, "open") else "", overdue)
+                                     status if status in (*aftersales.STATUSES, "open") else "", overdue)
     return {"rows": rows, "kind": kind, "status": status, "overdue": overdue, "now": now,
-            "kinds": queries.TICKET_KINDS, "statuses": TICKET_STATUSES, "is_overdue": queries.is_overdue}
+            "kinds": queries.TICKET_KINDS, "statuses": aftersales.STATUSES, "is_overdue": queries.is_overdue}
 
 
 async def _ticket(request: web.Request, session: Any) -> Ticket:
@@ -316,19 +317,27 @@ async def ticket_page(request: web.Request) -> dict[str, Any]:
         ticket = await _ticket(request, session)
         customer = await session.get(Customer, ticket.customer_id)
         history = await queries.ticket_history(session, ticket)
-    return {"ticket": ticket, "customer": customer, "history": history, "statuses": TICKET_STATUSES,
+    # Only the moves the after-sales lifecycle allows from here.
+    return {"ticket": ticket, "customer": customer, "history": history,
+            "statuses": aftersales.TRANSITIONS.get(ticket.status, ()),
             "overdue": queries.is_overdue(ticket, utcnow()), "flash": await _pop_flash(request)}
 
 
 @routes.post("/tickets/{id}/status")
 async def ticket_status(request: web.Request) -> web.StreamResponse:
-    status = str((await request.post()).get("status", ""))
+    form = await request.post()
+    status, note = str(form.get("status", "")), str(form.get("note", "")).strip()[:2000]
     async with _db(request).session() as session:
         ticket = await _ticket(request, session)
-        changed = await actions.change_ticket_status(session, _settings(request), ticket, status,
-                                                     request[STAFF])
+        try:
+            await actions.change_ticket_status(session, _settings(request), ticket, status, request[STAFF],
+                                               note)
+        except aftersales.TicketError as exc:
+            # Refused by the lifecycle: nothing was written; say why in the staff member's language.
+            await _flash(request, f"console.ui.ticket.err.{exc.code}", status=status, current=ticket.status)
+            raise web.HTTPSeeOther(f"/tickets/{ticket.id}") from None
     _poke_sender(request)
-    await _flash(request, f"console.ui.flash.status_{'changed' if changed else 'unchanged'}")
+    await _flash(request, "console.ui.flash.status_changed")
     raise web.HTTPSeeOther(f"/tickets/{ticket.id}")
 
 
@@ -400,10 +409,10 @@ async def customer_page(request: web.Request) -> dict[str, Any]:
 @manager_only
 @aiohttp_jinja2.template("journeys.html")
 async def journeys_page(request: web.Request) -> dict[str, Any]:
-    definitions = queries.load_journey_definitions()
+    definitions = queries.load_journey_definitions(_settings(request))
     async with _db(request).session() as session:
         numbers = await queries.journey_numbers(session)
-    keys = sorted(set(definitions) | {k for k in numbers if not k.startswith("campaign:")})
+    keys = sorted(set(definitions) | {k for k in numbers if not k.startswith("campaign_")})
     rows = [(key, numbers.get(key) or queries.JourneyNumbers(key),
              json.dumps(definitions.get(key), indent=2, ensure_ascii=False, default=str)
              if key in definitions else None) for key in keys]

@@ -6,19 +6,21 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from touchpoint.aftersales.models import Ticket
+from touchpoint.aftersales.models import Ticket, TicketEvent
+from touchpoint.aftersales.policy import KINDS
+from touchpoint.aftersales.service import CLOSED_STATUSES
+from touchpoint.config import Settings
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
+from touchpoint.journeys.spec import JourneyFileError, load_journeys
 from touchpoint.orders.models import Order, OrderItem
 from touchpoint.referrals.models import Referral
 
@@ -26,8 +28,8 @@ FUNNEL_STAGES = ("new", "engaged", "considering", "purchased", "repeat", "advoca
 # Event types that count as looking at products or filling a cart (events API and chat alike).
 CONSIDERING_MARKERS = ("view", "cart", "wishlist", "product")
 UNANSWERED_EVENTS = ("chat.unrecognised", "faq.unanswered", "faq.no_match", "presale.unanswered")
-OPEN_TICKET_EXCLUDED = ("resolved", "closed", "rejected")
-TICKET_KINDS = ("return", "exchange", "repair", "complaint", "other")
+
+TICKET_KINDS = KINDS
 
 
 # --- inbox ---
@@ -79,7 +81,7 @@ class ContextCard:
 async def context_card(session: AsyncSession, customer: Customer) -> ContextCard:
     orders = await customer_orders(session, customer)
     tickets = (await session.exec(select(Ticket).where(
-        Ticket.customer_id == customer.id, col(Ticket.status).not_in(OPEN_TICKET_EXCLUDED)
+        Ticket.customer_id == customer.id, col(Ticket.status).not_in(CLOSED_STATUSES)
     ))).all()
     journeys = (await session.exec(select(Enrolment).where(
         Enrolment.customer_id == customer.id, Enrolment.status == "active"
@@ -107,7 +109,7 @@ async def tickets(
     if kind:
         query = query.where(Ticket.kind == kind)
     if status == "open":
-        query = query.where(col(Ticket.status).not_in(OPEN_TICKET_EXCLUDED))
+        query = query.where(col(Ticket.status).not_in(CLOSED_STATUSES))
     elif status:
         query = query.where(Ticket.status == status)
     if overdue:
@@ -121,11 +123,26 @@ def is_overdue(ticket: Ticket, now: datetime) -> bool:
     return ticket.first_response_at is None and due is not None and due < now
 
 
-async def ticket_history(session: AsyncSession, ticket: Ticket) -> list[ConsoleNote]:
-    return list((await session.exec(
+@dataclass
+class HistoryItem:
+    created_at: datetime
+    author: str
+    kind: str
+    text: str
+
+
+async def ticket_history(session: AsyncSession, ticket: Ticket) -> list[HistoryItem]:
+    """The lifecycle's own history (status changes, messages, rating) and the console's notes."""
+    events = (await session.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+                                 .order_by(col(TicketEvent.id)))).all()
+    notes = (await session.exec(
         select(ConsoleNote).where(ConsoleNote.subject == "ticket", ConsoleNote.subject_id == ticket.id)
-        .order_by(col(ConsoleNote.id))
-    )).all())
+        .order_by(col(ConsoleNote.id)))).all()
+    items = [HistoryItem(e.created_at, e.author, e.kind,
+                         " · ".join(filter(None, (e.status if e.kind == "status" else "", e.text))))
+             for e in events]
+    items += [HistoryItem(n.created_at, n.author, n.kind, n.text) for n in notes]
+    return sorted(items, key=lambda item: item.created_at)
 
 
 # --- customers ---
@@ -332,9 +349,13 @@ async def journey_numbers(session: AsyncSession, since: datetime | None = None) 
 
 
 async def csat_trend(session: AsyncSession, since: datetime, now: datetime) -> list[tuple[str, float | None]]:
-    """Average CSAT (1–5) per week of the period, from rated tickets."""
-    rows = (await session.exec(select(Ticket.closed_at, Ticket.updated_at, Ticket.csat).where(
-        col(Ticket.csat).is_not(None), col(Ticket.updated_at) >= since))).all()
+    """Average CSAT (1–5) per week of the period: rated tickets and rated handoff conversations."""
+    rows = list((await session.exec(select(Ticket.closed_at, Ticket.updated_at, Ticket.csat).where(
+        col(Ticket.csat).is_not(None), col(Ticket.updated_at) >= since))).all())
+    rated = select(Conversation.closed_at, Conversation.opened_at, Conversation.csat).where(
+        col(Conversation.csat).is_not(None),
+        func.coalesce(Conversation.closed_at, Conversation.opened_at) >= since)
+    rows += (await session.exec(rated)).all()
     weeks = max(1, min(26, (now - since).days // 7 + 1))
     scores: dict[int, list[int]] = defaultdict(list)
     for closed_at, updated_at, csat in rows:
@@ -377,21 +398,13 @@ async def content_gaps(session: AsyncSession, since: datetime, top: int = 10) ->
 
 # --- journeys and campaigns ---
 
-def load_journey_definitions(path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Journey definitions by key from the journeys rules file, when there is one.
-
-    Lead: point at the journeys rule loader once it lands."""
-    candidates = [path] if path else [Path("journeys.yaml"),
-                                      Path(__file__).parents[1] / "journeys" / "journeys.yaml"]
-    for candidate in candidates:
-        if candidate is not None and candidate.is_file():
-            data = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
-            journeys = data.get("journeys", data) if isinstance(data, dict) else data
-            if isinstance(journeys, dict):
-                return {str(k): v if isinstance(v, dict) else {"value": v} for k, v in journeys.items()}
-            if isinstance(journeys, list):
-                return {str(j.get("key") or j.get("id")): j for j in journeys if isinstance(j, dict)}
-    return {}
+def load_journey_definitions(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Journey definitions by key, read by the journeys' own loader from the configured rules file."""
+    try:
+        journeys = load_journeys(settings.journeys_file).journeys
+    except JourneyFileError:
+        return {}  # the engine refuses to start on it; the page still shows what ran
+    return {j.key: j.model_dump(mode="json", exclude_defaults=True) for j in journeys}
 
 
 SEGMENTS = {

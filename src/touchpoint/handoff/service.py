@@ -212,6 +212,44 @@ def close(session: AsyncSession, conversation: Conversation, now: datetime | Non
     return True
 
 
+async def send_staff_reply(
+    session: AsyncSession, settings: Settings, conversation: Conversation, author: str, text: str
+) -> TranscriptMessage:
+    """A staff reply written outside the topic (the console): kept in the transcript, counted as the
+    first response, and sent to the customer through the outbox (no bot at hand here)."""
+    from touchpoint.journeys.outbox import enqueue  # the contact rules import this module
+    from touchpoint.journeys.rules import Lane
+
+    customer = await session.get(Customer, conversation.customer_id)
+    assert customer is not None and customer.id is not None
+    entry = add_transcript(session, customer.id, "staff", text, author=author,
+                           conversation_id=conversation.id)
+    record_staff_reply(session, conversation)
+    await enqueue(session, settings, customer, "handoff.staff_reply", {"author": author, "text": text},
+                  lane=Lane.TRANSACTIONAL, wait_for_quiet_hours=False)
+    await session.flush()
+    return entry
+
+
+async def close_and_ask_csat(
+    session: AsyncSession, settings: Settings, conversation: Conversation, now: datetime | None = None
+) -> bool:
+    """Close from outside the topic (the console): the customer is asked for a rating once, through
+    the outbox, with the same buttons as /close. False if it was closed already (nothing is sent)."""
+    from touchpoint.journeys.outbox import enqueue
+    from touchpoint.journeys.rules import Lane
+
+    if not close(session, conversation, now):
+        return False
+    customer = await session.get(Customer, conversation.customer_id)
+    assert customer is not None
+    await session.flush()
+    await enqueue(session, settings, customer, "handoff.csat", {"conversation_id": conversation.id},
+                  lane=Lane.TRANSACTIONAL, wait_for_quiet_hours=False,
+                  dedupe_key=f"handoff.csat:{conversation.id}")
+    return True
+
+
 async def record_csat(
     session: AsyncSession, customer: Customer, conversation_id: int, score: int
 ) -> Conversation | None:

@@ -28,6 +28,7 @@ from touchpoint.db import Database
 from touchpoint.i18n import resolve_locale
 from touchpoint.journeys.models import Enrolment, JourneyCursor
 from touchpoint.journeys.outbox import enqueue
+from touchpoint.journeys.pause import paused_keys
 from touchpoint.journeys.rules import Lane
 from touchpoint.journeys.spec import (
     EventTrigger,
@@ -71,15 +72,19 @@ class JourneyEngine:
     async def handle_event(self, session: AsyncSession, event: BehaviourEvent,
                            customer: Customer | None = None, *,
                            enrolled_in: set[tuple[str, int]] | None = None,
-                           history: dict[int, list[BehaviourEvent]] | None = None) -> int:
+                           history: dict[int, list[BehaviourEvent]] | None = None,
+                           paused: set[str] | None = None) -> int:
         """Apply exit goals, then enrol: returns how many enrolments were created.
 
         A batch caller may prefetch, for all its customers at once: ``enrolled_in`` (journey,
         customer) pairs — goal updates only for customers in a goal's journey — and ``history``,
-        each customer's recent events for repeat and "unless" checks.
+        each customer's recent events for repeat and "unless" checks — and ``paused``, the journeys
+        paused from the console (they still end on their goals, but enrol nobody).
         """
         if event.type not in self.triggers and event.type not in self.goals:
             return 0
+        if paused is None:
+            paused = await paused_keys(session) if event.type in self.triggers else set()
         if event.id is None:
             await session.flush()
         customer = customer or await _event_customer(session, event)
@@ -89,7 +94,7 @@ class JourneyEngine:
         for journey in self.triggers.get(event.type, []):
             trigger = journey.trigger
             assert isinstance(trigger, EventTrigger)
-            if not all(f.matches(event.payload) for f in trigger.where):
+            if journey.key in paused or not all(f.matches(event.payload) for f in trigger.where):
                 continue
             if trigger.watchers:
                 audience = await _watchers(session, trigger, event)
@@ -295,7 +300,9 @@ class JourneyEngine:
         """Take every due step (highest journey priority first)."""
         now = utcnow()
         async with db.session() as session:
-            query = (select(Enrolment).where(Enrolment.status == "active", col(Enrolment.next_step_at) <= now)
+            # A paused journey's steps wait (and go on once it is resumed).
+            query = (select(Enrolment).where(Enrolment.status == "active", col(Enrolment.next_step_at) <= now,
+                                             col(Enrolment.journey_key).not_in(await paused_keys(session)))
                      .order_by(col(Enrolment.next_step_at)).limit(limit))
             if db.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
@@ -326,10 +333,11 @@ class JourneyEngine:
             ids = {c.id for c in customers.values() if c.id}
             enrolled_in = await _enrolled_in(session, ids)
             history = await self._batch_history(session, events, customers)
+            paused = await paused_keys(session)
             settled = last
             for event in events:
                 enrolled += await self.handle_event(session, event, customers.get(event.id or 0),
-                                                    enrolled_in=enrolled_in, history=history)
+                                                    enrolled_in=enrolled_in, history=history, paused=paused)
                 if event.occurred_at <= now - SETTLE:
                     settled = max(settled, event.id or 0)
             if len(events) == TICK_BATCH:
@@ -362,7 +370,8 @@ class JourneyEngine:
         for journey in self.journeys.values():
             if isinstance(journey.trigger, ScanTrigger):
                 async with db.session() as session:
-                    enrolled += await SCANS[journey.trigger.scan](self, session, journey)
+                    if journey.key not in await paused_keys(session):
+                        enrolled += await SCANS[journey.trigger.scan](self, session, journey)
         return enrolled
 
     async def _scan_inactive(self, session: AsyncSession, journey: Journey) -> int:
