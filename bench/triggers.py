@@ -56,7 +56,7 @@ FROM generate_series(1, CAST(:n AS integer)) AS i
 PG_EVENTS = """
 INSERT INTO behaviour_events (customer_id, type, source, payload, occurred_at)
 SELECT 1 + (i * 7919) % CAST(:customers AS bigint), (ARRAY{types})[1 + i % {ntypes}], 'store',
-       json_build_object('sku', 'K-' || (i % 500), 'cart_id', 'c' || (i % 100000), 'value_minor', i % 9000,
+       json_build_object('sku', 'K-' || (i % 500), 'cart_id', 'c' || (i % 100000), 'total_minor', i % 9000,
                          'status', 'delivered', 'order_number', 'A-' || i),
        now() - (i % 7776000) * interval '1 second'
 FROM generate_series(CAST(:start AS bigint), CAST(:stop AS bigint)) AS i
@@ -72,7 +72,7 @@ SQLITE_EVENTS = """
 WITH RECURSIVE s(i) AS (SELECT :start UNION ALL SELECT i + 1 FROM s WHERE i < :stop)
 INSERT INTO behaviour_events (customer_id, type, source, payload, occurred_at)
 SELECT 1 + (i * 7919) % :customers, json_extract(:types, '$[' || (i % {ntypes}) || ']'), 'store',
-       json_object('sku', 'K-' || (i % 500), 'cart_id', 'c' || (i % 100000), 'value_minor', i % 9000,
+       json_object('sku', 'K-' || (i % 500), 'cart_id', 'c' || (i % 100000), 'total_minor', i % 9000,
                    'status', 'delivered', 'order_number', 'A-' || i),
        datetime('now', '-' || (i % 7776000) || ' seconds') FROM s
 """
@@ -112,7 +112,7 @@ async def new_events(db: Database, customers: int, count: int, rng: random.Rando
         customer = rng.randint(1, customers)
         kind = rng.choices(["cart.updated", "product.viewed", "order.created", "order.status_changed",
                             "chat.menu"], [30, 40, 10, 10, 10])[0]
-        payload = {"cart_id": f"n{n}", "value_minor": rng.choice([900, 4990, 12900]),
+        payload = {"cart_id": f"n{n}", "total_minor": rng.choice([900, 4990, 12900]),
                    "sku": f"K-{rng.randint(0, 499)}", "status": "delivered", "order_number": f"N-{n}"}
         rows.append({"customer_id": customer, "type": kind, "source": "store", "payload": payload,
                      "occurred_at": now + timedelta(milliseconds=n)})

@@ -32,7 +32,7 @@ from touchpoint.config import SUPPORTED_LOCALES, TELEGRAM_API_BASE, Settings
 from touchpoint.db import Database
 from touchpoint.i18n import DOMAIN, compile_catalogs, find_locales_dir
 
-BOT_COMMANDS = ("start", "help", "human", "language", "stop")
+BOT_COMMANDS = ("start", "help", "invite", "points", "settings", "human", "language", "stop")
 
 
 def create_bot(settings: Settings, token: str | None = None) -> Bot:

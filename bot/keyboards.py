@@ -9,7 +9,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from touchpoint.config import SUPPORTED_LOCALES
 
-MENU_ITEMS = ("products", "orders", "returns", "invite", "human", "language")
+MENU_ITEMS = ("products", "orders", "returns", "invite", "human", "notifications", "language")
 
 
 class MenuCallback(CallbackData, prefix="m"):
@@ -24,7 +24,7 @@ def main_menu() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for action in MENU_ITEMS:
         builder.button(text=_(f"menu.{action}"), callback_data=MenuCallback(action=action))
-    builder.adjust(1, 2, 2, 1)
+    builder.adjust(1, 2, 2, 2)
     return builder.as_markup()
 
 

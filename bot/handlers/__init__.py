@@ -6,7 +6,18 @@ attached to one dispatcher only, and tests build many dispatchers in one process
 
 from aiogram import Router
 
-from bot.handlers import aftersales, common, errors, fallback, handoff, journeys, orders, presale, referrals
+from bot.handlers import (
+    aftersales,
+    common,
+    errors,
+    fallback,
+    handoff,
+    journeys,
+    notifications,
+    orders,
+    presale,
+    referrals,
+)
 
 
 def all_routers() -> list[Router]:
@@ -18,5 +29,6 @@ def all_routers() -> list[Router]:
         presale.create_router(),
         referrals.create_router(),
         journeys.create_router(),
+        notifications.create_router(),
     ]
     return [errors.create_router(), *features, common.create_router(), fallback.create_router()]

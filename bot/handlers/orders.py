@@ -20,7 +20,9 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.handlers.aftersales import AftersalesCallback
 from bot.handlers.common import _edit_or_send
+from bot.handlers.notifications import ask_opt_in
 from bot.keyboards import MenuCallback, main_menu
 from touchpoint.channels.base import Button
 from touchpoint.config import Settings
@@ -28,6 +30,7 @@ from touchpoint.customers.models import Customer
 from touchpoint.i18n import get_translator
 from touchpoint.orders import render
 from touchpoint.orders import service as orders
+from touchpoint.orders.service import FINAL_STATUSES
 
 
 class OrderCallback(CallbackData, prefix="ord"):
@@ -98,6 +101,9 @@ async def order_detail(query: CallbackQuery, callback_data: OrderCallback, custo
     t = get_translator(settings.locales_dir, settings.default_locale)
     text = render.detail_text(t, locale, customer.timezone, view)
     buttons = render.order_buttons(t, locale, view.order.number, view.order.tracking_url, details=False)
+    if view.order.status in FINAL_STATUSES:  # received: a return, exchange or repair starts from here
+        entry = AftersalesCallback(action="order", id=view.order.id or 0).pack()
+        buttons = ((Button(_("orders.button.aftersales"), callback_data=entry),), *buttons)
     await _reply(query, text, _with_back(buttons, back), callback_data.action)
 
 
@@ -131,6 +137,8 @@ async def contact_shared(message: Message, customer: Customer, session: AsyncSes
     text = {"linked": "orders.link.done", "no_match": "orders.link.no_match",
             "invalid_phone": "orders.link.bad_phone"}[result.outcome]
     await message.answer(_(text), reply_markup=ReplyKeyboardRemove())
+    if result.outcome == "linked":
+        await ask_opt_in(message, session, customer)
     await _send_overview(message, customer, session, settings, locale)
 
 
@@ -142,6 +150,7 @@ async def start_link(message: Message, command: CommandObject, customer: Custome
         await message.answer(_("orders.link.token_invalid"))
     else:
         await message.answer(_("orders.link.done"))
+        await ask_opt_in(message, session, customer)
     await _send_overview(message, customer, session, settings, locale)
 
 

@@ -67,6 +67,10 @@ class AskCb(CallbackData, prefix="pq"):
     sku: str
 
 
+class WatchCb(CallbackData, prefix="pw"):
+    sku: str
+
+
 class FaqCb(CallbackData, prefix="pf"):
     id: str
 
@@ -154,9 +158,12 @@ def product_card_text(product: Product, locale: str, stock: list[service.StoreSt
     return "\n".join(lines)
 
 
-def product_card_markup(product: Product) -> InlineKeyboardMarkup:
+def product_card_markup(product: Product, in_stock: bool = True) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=_("presale.button.stock"), callback_data=StockCb(sku=product.sku))
+    if in_stock:
+        builder.button(text=_("presale.button.stock"), callback_data=StockCb(sku=product.sku))
+    else:  # the back-in-stock journey messages everyone who tapped this
+        builder.button(text=_("presale.button.watch"), callback_data=WatchCb(sku=product.sku))
     builder.button(text=_("presale.button.compare_add"),
                    callback_data=CompareCb(action="add", sku=product.sku))
     builder.button(text=_("presale.button.ask"), callback_data=AskCb(sku=product.sku))
@@ -174,9 +181,24 @@ async def product(
     if found is None:
         await show(query, _("presale.not_found"), back_to_categories())
         return
-    track(session, customer, "presale.product_viewed", {"sku": found.sku})
-    text = product_card_text(found, locale, await service.stock_by_store(session, found.sku))
-    await show(query, text, product_card_markup(found), photo=found.photo_url)
+    # The store's own product views have the same type: journeys (browse abandonment) count both.
+    track(session, customer, "product.viewed", {"sku": found.sku})
+    stock_ = await service.stock_by_store(session, found.sku)
+    text = product_card_text(found, locale, stock_)
+    in_stock = any(s.available > 0 for s in stock_)
+    await show(query, text, product_card_markup(found, in_stock), photo=found.photo_url)
+
+
+async def watch(
+    query: CallbackQuery, callback_data: WatchCb, session: AsyncSession, customer: Customer
+) -> None:
+    """"Tell me when it is back": the back_in_stock journey reads these events on `stock.changed`."""
+    await query.answer()
+    track(session, customer, "product.watch", {"sku": callback_data.sku})
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("button.back"), callback_data=ProductCb(sku=callback_data.sku))
+    assert query.message is not None
+    await query.message.answer(_("presale.watch.done"), reply_markup=builder.as_markup())
 
 
 # --- stores and stock ---
@@ -269,8 +291,10 @@ async def reserve(
         number=reservation.id,
     )
     if not outcome.already:
-        track(session, customer, "presale.reservation_made",
-              {"reservation": reservation.id, "store": store.id, "sku": product_.sku})
+        # The reservation_expiring journey reminds the customer 2 h before `expires_at`.
+        track(session, customer, "reservation.created",
+              {"reservation_id": reservation.id, "store": store.id, "sku": product_.sku,
+               "expires_at": reservation.expires_at.isoformat()})
         await notify_staff(bot, settings, i18n, reservation.id or 0, product_.sku, store.id)
     await show(query, text, builder.as_markup())
 
@@ -503,6 +527,7 @@ def create_router() -> Router:
     cb(product, ProductCb.filter())
     cb(stores, StoresCb.filter(), flags={"event": "presale.stores_viewed"})
     cb(stock, StockCb.filter())
+    cb(watch, WatchCb.filter())
     cb(reserve, ReserveCb.filter())
     cb(compare_add, CompareCb.filter(F.action == "add"))
     cb(compare_show, CompareCb.filter(F.action == "show"))

@@ -35,7 +35,7 @@ async def test_start_shows_menu_in_telegram_language(
     assert reply["text"] == t(locale, "start.welcome", name="Mia", brand="Brewhaus")
     assert button_texts(reply) == [
         t(locale, f"menu.{item}")
-        for item in ("products", "orders", "returns", "invite", "human", "language")
+        for item in ("products", "orders", "returns", "invite", "human", "notifications", "language")
     ]
 
 

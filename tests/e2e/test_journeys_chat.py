@@ -65,7 +65,7 @@ async def test_abandoned_cart_nudge_arrives_and_an_order_ends_the_journey(
     harness.sandbox.user(701, first_name="Mia", language_code="en")
     await harness.say(701, "/start")
     await opted_in(harness, 701)
-    await store_event(harness, journeys, 701, "cart.updated", cart_id="c-1", value_minor=4990)
+    await store_event(harness, journeys, 701, "cart.updated", cart_id="c-1", total_minor=4990)
 
     await journeys.run_due_steps(harness.db)
     assert await outbox.drain_once() == 0  # nothing before the hour is up
@@ -97,7 +97,7 @@ async def test_unsubscribe_button_stops_marketing_and_counts_the_click(
     harness.sandbox.user(702, first_name="Oleg", language_code="ru")
     await harness.say(702, "/start")
     await opted_in(harness, 702)
-    await store_event(harness, journeys, 702, "cart.updated", cart_id="c-2", value_minor=4990)
+    await store_event(harness, journeys, 702, "cart.updated", cart_id="c-2", total_minor=4990)
     clock.move_to(NOON + timedelta(hours=1, minutes=1))
     await journeys.run_due_steps(harness.db)
     await outbox.drain_once()
@@ -149,7 +149,7 @@ async def test_stop_silences_a_queued_nudge(harness: BotHarness, clock: Any) -> 
     harness.sandbox.user(705, first_name="Li", language_code="zh")
     await harness.say(705, "/start")
     await opted_in(harness, 705)
-    await store_event(harness, journeys, 705, "cart.updated", cart_id="c-5", value_minor=4990)
+    await store_event(harness, journeys, 705, "cart.updated", cart_id="c-5", total_minor=4990)
     clock.move_to(NOON + timedelta(hours=1, minutes=1))
     await journeys.run_due_steps(harness.db)  # queued …
     reply = await harness.say(705, "/stop")  # … then the customer says stop

@@ -68,7 +68,7 @@ async def test_browse_to_a_product_and_back(shop: BotHarness) -> None:
                                   t("en", "presale.button.ask"), t("en", "button.back")]
     back = await shop.press(1101, card, t("en", "button.back"))
     assert "page 1 of 2" in back["text"]
-    await eventually(lambda: _has(shop, "presale.product_viewed", sku="ESP-001"))
+    await eventually(lambda: _has(shop, "product.viewed", sku="ESP-001"))
     await eventually(lambda: _has(shop, "presale.category_viewed", category="espresso"))
 
 
@@ -148,7 +148,7 @@ async def test_reserve_for_pickup_then_expiry_releases_stock(shop: BotHarness) -
     await eventually(held)
     staff = await shop.sandbox.wait_for_bot_message(STAFF_CHAT)
     assert "ESP-001" in staff["text"] and "mitte" in staff["text"]
-    await eventually(lambda: _has(shop, "presale.reservation_made", sku="ESP-001", store="mitte"))
+    await eventually(lambda: _has(shop, "reservation.created", sku="ESP-001", store="mitte"))
 
     assert await release_expired_reservations(shop.db) == 0  # not yet expired
     with time_machine.travel(datetime.now(UTC) + timedelta(hours=25)):

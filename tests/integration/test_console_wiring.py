@@ -42,7 +42,7 @@ def cart_engine() -> JourneyEngine:
 async def cart_event(db: Database, engine: JourneyEngine, who: Customer, cart: str) -> None:
     async with db.session() as session:
         await engine.handle_event(session, record_event(session, "cart.updated", customer_id=who.id,
-                                                        payload={"cart_id": cart, "value_minor": 5000}))
+                                                        payload={"cart_id": cart, "total_minor": 5000}))
 
 
 async def all_rows(db: Database, model: Any) -> list[Any]:

@@ -66,8 +66,8 @@ async def rows(db: Database, model: Any) -> list[Any]:
 async def test_abandoned_cart_nudges_after_an_hour_and_order_ends_it(db: Database, clock: Any) -> None:
     engine = engine_for("abandoned_cart")
     mia = await customer(db)
-    await event(db, engine, mia, "cart.updated", cart_id="c1", value_minor=4990)
-    await event(db, engine, mia, "cart.updated", cart_id="c1", value_minor=5990)  # same cart
+    await event(db, engine, mia, "cart.updated", cart_id="c1", total_minor=4990)
+    await event(db, engine, mia, "cart.updated", cart_id="c1", total_minor=5990)  # same cart
     [enrolment] = await rows(db, Enrolment)
     assert (enrolment.status, enrolment.next_step_at) == ("active", NOON + timedelta(hours=1))
     assert await engine.run_due_steps(db) == 0
@@ -90,11 +90,11 @@ async def test_abandoned_cart_nudges_after_an_hour_and_order_ends_it(db: Databas
 
 async def test_small_carts_and_non_consenting_customers_are_not_enrolled(db: Database, clock: Any) -> None:
     engine = engine_for("abandoned_cart")
-    await event(db, engine, await customer(db, 1), "cart.updated", cart_id="c", value_minor=500)
+    await event(db, engine, await customer(db, 1), "cart.updated", cart_id="c", total_minor=500)
     await event(db, engine, await customer(db, 2, marketing_consent=False), "cart.updated", cart_id="d",
-                value_minor=9000)
+                total_minor=9000)
     await event(db, engine, await customer(db, 3, nudges_paused=True), "cart.updated", cart_id="e",
-                value_minor=9000)
+                total_minor=9000)
     assert await rows(db, Enrolment) == []
 
 
@@ -103,7 +103,7 @@ async def test_exit_after_queueing_stops_the_waiting_message(db: Database, clock
     engine = engine_for("abandoned_cart")
     mia = await customer(db)
     clock.move_to(datetime(2026, 6, 2, 18, 30, tzinfo=UTC))  # 20:30 Berlin: the step falls at 21:30
-    await event(db, engine, mia, "cart.updated", cart_id="c1", value_minor=4990)
+    await event(db, engine, mia, "cart.updated", cart_id="c1", total_minor=4990)
     clock.move_to(datetime(2026, 6, 2, 19, 30, tzinfo=UTC))
     await engine.run_due_steps(db)
     [message] = await rows(db, OutboxMessage)
@@ -125,7 +125,7 @@ async def test_incentive_step_only_when_configured(db: Database, clock: Any) -> 
     ]
     for n, engine in enumerate(engines):
         clock.move_to(NOON)
-        await event(db, engine, await customer(db, 10 + n), "cart.updated", cart_id=f"c{n}", value_minor=4990)
+        await event(db, engine, await customer(db, 10 + n), "cart.updated", cart_id=f"c{n}", total_minor=4990)
         for hours in (1, 24):
             clock.move_to(NOON + timedelta(hours=hours))
             await engine.run_due_steps(db)
@@ -173,7 +173,7 @@ async def test_holdout_gets_no_message_but_its_conversions_count(db: Database, c
         for customer_id in (held, treated):
             people[customer_id] = await make_customer(session, customer_id, id=customer_id)
     for who in people.values():
-        await event(db, engine, who, "cart.updated", cart_id=f"c{who.id}", value_minor=4990)
+        await event(db, engine, who, "cart.updated", cart_id=f"c{who.id}", total_minor=4990)
     clock.move_to(NOON + timedelta(hours=2))
     await engine.run_due_steps(db)
     for who in people.values():
@@ -194,7 +194,7 @@ async def test_browse_abandonment_needs_three_views_and_no_cart(db: Database, cl
         clock.move_to(NOON + timedelta(minutes=n))
         await event(db, engine, browser, "product.viewed", sku="K-1")
         if n == 1:
-            await event(db, engine, buyer, "cart.updated", cart_id="x", value_minor=100)
+            await event(db, engine, buyer, "cart.updated", cart_id="x", total_minor=100)
         await event(db, engine, buyer, "product.viewed", sku="K-1")
     [enrolment] = await rows(db, Enrolment)
     assert enrolment.customer_id == browser.id
@@ -208,7 +208,7 @@ async def test_no_marketing_during_an_open_complaint(db: Database, clock: Any) -
     async with db.session() as session:
         session.add(Ticket(number="C-1", customer_id=mia.id, kind="complaint", created_at=NOON,
                            updated_at=NOON))
-    await event(db, engine, mia, "cart.updated", cart_id="c1", value_minor=4990)
+    await event(db, engine, mia, "cart.updated", cart_id="c1", total_minor=4990)
     clock.move_to(NOON + timedelta(hours=1))
     await engine.run_due_steps(db)
     [message] = await rows(db, OutboxMessage)
@@ -293,8 +293,8 @@ async def test_sender_renders_journey_messages_and_guards_exits(db: Database, cl
     sender = OutboxSender(db, settings, channel, get_translator(), pacing=Pacing().scaled(1000),
                           enrolment_guard=enrolment_allows_send)
     mia, oleg = await customer(db, 1, locale="ru"), await customer(db, 2)
-    await event(db, engine, mia, "cart.updated", cart_id="c1", value_minor=4990)
-    await event(db, engine, oleg, "cart.updated", cart_id="c2", value_minor=4990)
+    await event(db, engine, mia, "cart.updated", cart_id="c1", total_minor=4990)
+    await event(db, engine, oleg, "cart.updated", cart_id="c2", total_minor=4990)
     clock.move_to(NOON + timedelta(hours=1))
     await engine.run_due_steps(db)
     await event(db, engine, oleg, "order.created", order_number="A-9")  # before the sender ran
@@ -343,7 +343,7 @@ async def test_tick_applies_an_exit_to_an_enrolment_of_the_same_batch(db: Databa
     mia = await customer(db)
     async with db.session() as session:
         record_event(session, "cart.updated", customer_id=mia.id,
-                     payload={"cart_id": "c", "value_minor": 4990})
+                     payload={"cart_id": "c", "total_minor": 4990})
         record_event(session, "order.created", customer_id=mia.id, payload={"order_number": "A-1"})
     assert await engine.evaluate_new_events(db) == 1
     [enrolment] = await rows(db, Enrolment)

@@ -303,6 +303,9 @@ async def set_status(
         "ticket": ticket.number, "from": previous, "to": status,
     })
     if status == "closed":
+        # The ticket_followup journey ("sorted?" three days later) triggers on this.
+        record_event(session, "ticket.closed", customer_id=customer.id,
+                     payload={"ticket_number": ticket.number})
         await _send(session, settings, customer, "aftersales.csat",
                     {"ticket_id": ticket.id, "number": ticket.number},
                     f"ticket:{ticket.id}:csat:{ticket.csat is None}:{int(now.timestamp())}")

@@ -75,6 +75,20 @@ def set_nudges_paused(session: AsyncSession, customer: Customer, paused: bool) -
     session.add(customer)
 
 
+def set_marketing_consent(session: AsyncSession, customer: Customer, granted: bool, *, via: str) -> None:
+    """Offers and reminders (marketing journeys) need this opt-in; ``via``: chat | store."""
+    customer.marketing_consent = granted
+    session.add(customer)
+    record_event(session, "consent.marketing", customer_id=customer.id,
+                 store_customer_id=customer.store_customer_id, payload={"granted": granted, "via": via})
+
+
+async def has_decided_marketing(session: AsyncSession, customer: Customer) -> bool:
+    query = select(BehaviourEvent.id).where(BehaviourEvent.customer_id == customer.id,
+                                            BehaviourEvent.type == "consent.marketing").limit(1)
+    return (await session.exec(query)).first() is not None
+
+
 def record_event(
     session: AsyncSession,
     event_type: str,

@@ -30,6 +30,7 @@ from touchpoint.events_api.openapi import openapi_document
 from touchpoint.events_api.schemas import EventError, EventErrors, Id, parse_events
 from touchpoint.events_api.service import apply_events
 from touchpoint.events_api.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from touchpoint.journeys.listener import evaluate_store_event
 from touchpoint.orders.service import issue_link_token
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,9 @@ async def post_events(request: web.Request) -> web.Response:
             await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
     else:
         return _error(503, "busy", retry_after_s=1)
-    await notify_listeners(db, result.applied)
+    # Journeys react to store events at once (abandoned cart, check-in, back in stock, exits), not at
+    # the next tick.
+    await notify_listeners(db, result.applied, built_in=(evaluate_store_event,))
     applied = sum(r["status"] == "applied" for r in result.results)
     return web.json_response({"applied": applied, "duplicates": len(result.results) - applied,
                               "results": result.results})

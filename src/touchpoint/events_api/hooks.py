@@ -13,7 +13,7 @@ other listeners: the durable record is the BehaviourEvent row, which a listener 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +36,11 @@ EventListener = Callable[[Database, AppliedEvent], Awaitable[None]]
 on_event_applied: list[EventListener] = []
 
 
-async def notify_listeners(db: Database, events: list[AppliedEvent]) -> None:
+async def notify_listeners(db: Database, events: list[AppliedEvent],
+                           built_in: Sequence[EventListener] = ()) -> None:
+    """``built_in``: the app's own listeners (journeys), run before the subscribed ones."""
     for event in events:
-        for listener in list(on_event_applied):
+        for listener in [*built_in, *on_event_applied]:
             try:
                 await listener(db, event)
             except Exception:

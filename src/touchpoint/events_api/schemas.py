@@ -47,6 +47,8 @@ class CustomerData(_Strict):
     name: Annotated[str, Field(max_length=200)] = ""
     phone: Annotated[str, Field(max_length=32)] | None = None
     email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    # The shop's marketing opt-in; omitted or null leaves the chat customer's choice as it is.
+    marketing_consent: bool | None = None
 
     _normalize_phone = field_validator("phone")(_phone)
 

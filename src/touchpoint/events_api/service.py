@@ -23,11 +23,13 @@ from touchpoint.catalog.models import Product, Stock, Store
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
+from touchpoint.customers.service import set_marketing_consent
 from touchpoint.events_api.hooks import AppliedEvent
 from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.events_api.schemas import EventError, event_time
 from touchpoint.orders import service as orders
 from touchpoint.orders.models import Cart, Order
+from touchpoint.referrals.service import on_order_status
 
 
 @dataclass(slots=True)
@@ -45,6 +47,8 @@ class _Context:
         self.orders: dict[str, Order | None] = {}
         self.carts: dict[str, Cart | None] = {}
         self.order_rows = orders.OrderRows()
+        # Status changes for referrals and loyalty points, applied once the orders have ids.
+        self.status_changes: list[tuple[Order, str, Customer | None]] = []
 
     async def preload(self, events: Sequence[Any]) -> None:
         """Load (and on PostgreSQL lock) every row the batch will change, each table in key order:
@@ -119,6 +123,9 @@ async def apply_events(session: AsyncSession, settings: Settings, events: Sequen
             recorded.append(behaviour)
             results.append({"id": event.id, "status": "applied"})
     await context.order_rows.flush(session)
+    for order, status, customer in context.status_changes:
+        # Same transaction as the status change: points and referral rewards stand or fall with it.
+        await on_order_status(session, settings, order, status, customer=customer)
     ids = await _insert_behaviour(session, recorded)
     applied = [AppliedEvent(b["payload"]["event_id"], b["type"], behaviour_id, b["customer_id"],
                             b["store_customer_id"], b["payload"])
@@ -164,7 +171,13 @@ async def _customer_upserted(context: _Context, event: Any) -> dict[str, Any]:
     record.updated_at = context.now
     context.session.add(record)
     customer = await context.customer(data.id)
-    return _behaviour(context, event, customer, data.id, {})
+    if data.marketing_consent is None:
+        return _behaviour(context, event, customer, data.id, {})
+    chats = (await context.session.exec(select(Customer).where(Customer.store_customer_id == data.id))).all()
+    for chat in chats:  # every chat linked to this store record
+        if chat.marketing_consent != data.marketing_consent:
+            set_marketing_consent(context.session, chat, data.marketing_consent, via="store")
+    return _behaviour(context, event, customer, data.id, {"marketing_consent": data.marketing_consent})
 
 
 async def _order_created(context: _Context, event: Any) -> dict[str, Any]:
@@ -194,6 +207,8 @@ async def _order_status_changed(context: _Context, event: Any) -> dict[str, Any]
     customer = await context.customer(order.store_customer_id)
     if customer is not None and previous != order.status:
         await orders.notify_status(context.session, context.settings, customer, order, event.id)
+    if previous != order.status:
+        context.status_changes.append((order, order.status, customer))
     return _behaviour(context, event, customer, order.store_customer_id, {
         "order_number": order.number, "status": order.status, "previous_status": previous,
     })
@@ -210,6 +225,8 @@ async def _cart_updated(context: _Context, event: Any) -> dict[str, Any]:
     context.session.add(cart)
     customer = await context.customer(data.customer_id)
     return _behaviour(context, event, customer, data.customer_id, {
+        # One cart per store customer: its id is the journeys' key ("one abandoned cart").
+        "cart_id": data.customer_id,
         "skus": [i.sku for i in data.items], "item_count": sum(i.quantity for i in data.items),
         "total_minor": total, "currency": data.currency, "cart_url": data.cart_url,
     })

@@ -280,7 +280,7 @@ class JourneyEngine:
         """What templates need besides the trigger's payload: links, product names, the time zone."""
         shop = self.settings.shop_url.rstrip("/")
         extra: dict[str, Any] = {"name": customer.first_name, "tz": customer.timezone,
-                                 "cart_url": f"{shop}/cart"}
+                                 "cart_url": params.get("cart_url") or f"{shop}/cart"}
         sku = params.get("sku")
         if isinstance(sku, str):
             extra["product_url"] = f"{shop}/p/{sku}"

@@ -49,7 +49,7 @@ class Strict(BaseModel):
 
 
 class Filter(Strict):
-    """A test on one field of the event's payload, e.g. ``{field: value_minor, op: gte, value: 2000}``."""
+    """A test on one field of the event's payload, e.g. ``{field: total_minor, op: gte, value: 2000}``."""
 
     field: str
     op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists"] = "eq"
