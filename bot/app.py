@@ -19,11 +19,10 @@ from bot.metrics import BindCustomer, ObserveUpdates, TelegramRequestMetrics
 from bot.middlewares import (
     BehaviourEvents,
     CustomerI18n,
-    DatabaseSession,
-    DeduplicateUpdates,
     FloodControl,
     KnownCustomer,
     SerializePerChat,
+    UpdateTransaction,
 )
 from bot.transcript import CaptureReplies, RecordTranscript
 from touchpoint.channels.flood import FloodGate, MemoryFloodGate
@@ -83,8 +82,7 @@ def create_dispatcher(
     # Outer middlewares run in registration order for every update.
     dp.update.outer_middleware(ObserveUpdates())
     dp.update.outer_middleware(SerializePerChat())
-    dp.update.outer_middleware(DeduplicateUpdates(db))
-    dp.update.outer_middleware(DatabaseSession(db))
+    dp.update.outer_middleware(UpdateTransaction(db, settings))
     dp.update.outer_middleware(KnownCustomer(settings))
     dp.update.outer_middleware(FloodControl(gate, i18n))
     dp.update.outer_middleware(CustomerI18n(i18n))

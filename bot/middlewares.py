@@ -1,4 +1,4 @@
-"""The middleware chain every update passes: de-dup → DB session → customer → flood → i18n.
+"""The middleware chain every update passes: transaction (with de-dup) → customer → flood → i18n.
 
 Behaviour events are recorded by an inner middleware from the handler's ``event`` flag.
 """
@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot
+from aiogram import BaseMiddleware
 from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
@@ -21,7 +21,7 @@ from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
-from touchpoint.customers.service import ChatUser, record_event, upsert_customer
+from touchpoint.customers.service import ChatUser, insert_ignoring_conflicts, record_event, upsert_customer
 from touchpoint.db import Database
 from touchpoint.handoff.service import has_active_handoff
 from touchpoint.i18n import resolve_locale
@@ -58,36 +58,55 @@ class SerializePerChat(BaseMiddleware):
                 del self._users[key], self._locks[key]
 
 
-class DeduplicateUpdates(BaseMiddleware):
-    """Telegram may deliver an update twice; the first insert of its id wins, across processes."""
+class UpdateTransaction(BaseMiddleware):
+    """One session and one commit per update: its id (de-dup), the customer and the handler's work.
 
-    def __init__(self, db: Database) -> None:
+    Telegram may deliver an update twice. Updates of one chat are handled one after another (the
+    per-chat lock here, Redis event isolation across processes), so a redelivery finds the first
+    delivery's id committed and is skipped; the unique key stays the last guard. The id is written
+    with the commit, not first: on SQLite an early write would hold the database lock while the
+    handler waits on Telegram. If the handler fails, its work is rolled back but the update is still
+    marked handled, so a poison update is not retried forever.
+    """
+
+    def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
+        self.settings = settings
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
-        bot: Bot = data["bot"]
+        bot_id = data["bot"].id
+        async with self.db.sessions() as session:
+            if await session.get(ProcessedUpdate, (event.update_id, bot_id)) is not None:
+                log.info("update %s already handled, skipped", event.update_id)
+                return None
+            data["session"] = session
+            try:
+                result = await handler(event, data)
+                await session.flush()  # the handler's own errors surface here, not as a duplicate
+            except BaseException:
+                await session.rollback()
+                await self._mark_handled(event.update_id, bot_id, data.get("chat_user"))
+                raise
+            session.add(ProcessedUpdate(update_id=event.update_id, bot_id=bot_id, received_at=utcnow()))
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                log.info("update %s handled by another process, its work rolled back", event.update_id)
+                return None
+        return result
+
+    async def _mark_handled(self, update_id: int, bot_id: int, user: ChatUser | None) -> None:
+        """After a failure: the update counts as handled and a first-time customer is kept."""
         try:
             async with self.db.session() as session:
-                session.add(
-                    ProcessedUpdate(update_id=event.update_id, bot_id=bot.id, received_at=utcnow())
-                )
-        except IntegrityError:
-            log.info("update %s already handled, skipped", event.update_id)
-            return None
-        return await handler(event, data)
-
-
-class DatabaseSession(BaseMiddleware):
-    """One session per update, committed when the handler succeeds, rolled back otherwise."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        async with self.db.session() as session:
-            data["session"] = session
-            return await handler(event, data)
+                await session.exec(insert_ignoring_conflicts(session, ProcessedUpdate).values(
+                    update_id=update_id, bot_id=bot_id, received_at=utcnow()))
+                if user is not None:
+                    await upsert_customer(session, user, self.settings.default_timezone)
+        except Exception:  # the database itself is down: the redelivery will be handled then
+            log.warning("could not mark update %s handled", update_id)
 
 
 class KnownCustomer(BaseMiddleware):
@@ -104,13 +123,9 @@ class KnownCustomer(BaseMiddleware):
             None, user.language_code if user else None, self.settings.default_locale
         )
         if user is not None and not user.is_bot and (chat is None or chat.type == "private"):
-            customer = await upsert_customer(
-                data["session"],
-                ChatUser(user.id, user.first_name, user.username, user.language_code),
-                self.settings.default_timezone,
-            )
-            # The customer is kept even if the handler fails and its work is rolled back.
-            await data["session"].commit()
+            chat_user = ChatUser(user.id, user.first_name, user.username, user.language_code)
+            data["chat_user"] = chat_user  # kept by the transaction even if the handler fails
+            customer = await upsert_customer(data["session"], chat_user, self.settings.default_timezone)
             data["customer"] = customer
             data["locale"] = resolve_locale(
                 customer.locale, customer.language_code, self.settings.default_locale

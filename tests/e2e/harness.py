@@ -29,10 +29,14 @@ class BotHarness:
         self.bot: Bot | None = None
         self.dp: Dispatcher | None = None
         self._polling: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def start(self) -> None:
         self.bot = create_bot(self.settings)
         self.dp = create_dispatcher(self.settings, self.db, flood_gate=self.flood_gate)
+        self.dp.feed_update = self._counted(self.dp.feed_update)  # type: ignore[method-assign]
         self._polling = asyncio.create_task(
             self.dp.start_polling(self.bot, handle_signals=False, polling_timeout=1)
         )
@@ -52,6 +56,23 @@ class BotHarness:
         await self.stop()
         await self.db.dispose()
 
+    def _counted(self, feed: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def feed_update(*args: Any, **kwargs: Any) -> Any:
+            self._in_flight += 1
+            self._idle.clear()
+            try:
+                return await feed(*args, **kwargs)
+            finally:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.set()
+
+        return feed_update
+
+    async def settled(self, timeout: float = 10.0) -> None:
+        """Every update fed so far is handled and committed (a reply goes out before the commit)."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
     def last_message_id(self, chat_id: int) -> int:
         messages = self.sandbox.messages(chat_id)
         return max((m["message_id"] for m in messages), default=0)
@@ -60,7 +81,9 @@ class BotHarness:
         """The customer writes; returns the bot's next message in that chat."""
         after = self.last_message_id(user_id)
         self.sandbox.send_text(user_id, text)
-        return await self.sandbox.wait_for_bot_message(user_id, after_message_id=after, **wait)
+        reply = await self.sandbox.wait_for_bot_message(user_id, after_message_id=after, **wait)
+        await self.settled()
+        return reply
 
     async def press(self, user_id: int, message: dict[str, Any], button_text: str) -> dict[str, Any]:
         """The customer taps an inline button by its label; returns the edited message or the next one."""
@@ -74,9 +97,11 @@ class BotHarness:
                 return bool(candidate["_edits"] > edits)
             return bool(candidate["message_id"] > after)
 
-        return await self.sandbox.wait_for_bot_message(
+        reply = await self.sandbox.wait_for_bot_message(
             user_id, after_message_id=min(pressed_id - 1, after), predicate=answered
         )
+        await self.settled()
+        return reply
 
 def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
     markup = message.get("reply_markup") or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -32,6 +33,10 @@ def insert_ignoring_conflicts(session: AsyncSession, model: type[Any]) -> Any:
     return insert(model).on_conflict_do_nothing()
 
 
+# "Last seen" feeds win-back (days) and the console: a minute's precision spares most updates a write.
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
 async def upsert_customer(session: AsyncSession, user: ChatUser, default_timezone: str) -> Customer:
     """Find the customer for a chat user, creating them on first contact (safe across processes)."""
     now = utcnow()
@@ -51,7 +56,8 @@ async def upsert_customer(session: AsyncSession, user: ChatUser, default_timezon
     customer.first_name = user.first_name[:128]
     customer.username = user.username
     customer.language_code = user.language_code
-    customer.last_seen_at = now
+    if now - customer.last_seen_at >= LAST_SEEN_RESOLUTION:
+        customer.last_seen_at = now
     # A message from the customer proves they no longer block the bot.
     customer.reachable = True
     session.add(customer)
