@@ -1,4 +1,5 @@
-"""Shared fixtures: migrated databases on SQLite (always) and PostgreSQL (when configured)."""
+"""Shared fixtures: migrated databases on SQLite (always) and PostgreSQL (when configured), the
+sandbox Bot API emulator and a webhook-mode bot against it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.databases import SqliteTemplate, postgres_database
+from tests.production import WebhookBot, free_port, webhook_settings
 from touchpoint.db import Database, upgrade_database
+from touchpoint.sandbox import Sandbox
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -47,3 +50,20 @@ async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
     database = Database(sqlite_url)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[tuple[Sandbox, str]]:
+    emulator = Sandbox()
+    base_url = await emulator.start("127.0.0.1", 0)
+    yield emulator, base_url
+    await emulator.stop()
+
+
+@pytest.fixture
+async def webhook_bot(sandbox: tuple[Sandbox, str], sqlite_url: str) -> AsyncIterator[WebhookBot]:
+    _emulator, base_url = sandbox
+    bot = WebhookBot(webhook_settings(base_url, sqlite_url, free_port()))
+    await bot.start()
+    yield bot
+    await bot.close()

@@ -9,14 +9,6 @@ from touchpoint.sandbox import Sandbox
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[Sandbox, str]]:
-    emulator = Sandbox()
-    base_url = await emulator.start("127.0.0.1", 0)
-    yield emulator, base_url
-    await emulator.stop()
-
-
-@pytest.fixture
 async def harness(sandbox: tuple[Sandbox, str], sqlite_url: str) -> AsyncIterator[BotHarness]:
     emulator, base_url = sandbox
     bot_harness = BotHarness(emulator, base_url, sqlite_url)

@@ -4,12 +4,10 @@ outbox drain, Telegram answering 429."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
-import pytest
 from sqlmodel import func, select
 
 from tests.databases import postgres_database
@@ -28,14 +26,6 @@ t = get_translator()
 @template("test.production_note")
 def _note(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
     return Rendered(f"note {params['n']}", ())
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[Sandbox, str]]:
-    emulator = Sandbox()
-    base_url = await emulator.start("127.0.0.1", 0)
-    yield emulator, base_url
-    await emulator.stop()
 
 
 async def queue_notes(db: Database, chat_ids: list[int], due_in: timedelta = timedelta(0)) -> None:

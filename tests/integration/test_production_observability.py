@@ -6,7 +6,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import aiohttp
@@ -17,30 +17,13 @@ from aiogram.types import Message
 from sqlalchemy.exc import IntegrityError
 
 from tests.factories import make_customer
-from tests.production import WebhookBot, free_port, until, webhook_settings
+from tests.production import WebhookBot, until
 from touchpoint.clock import utcnow
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.journeys.models import Enrolment, OutboxMessage
 from touchpoint.observability import configure_json_logging
 from touchpoint.sandbox import Sandbox
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[Sandbox, str]]:
-    emulator = Sandbox()
-    base_url = await emulator.start("127.0.0.1", 0)
-    yield emulator, base_url
-    await emulator.stop()
-
-
-@pytest.fixture
-async def webhook_bot(sandbox: tuple[Sandbox, str], sqlite_url: str) -> AsyncIterator[WebhookBot]:
-    _emulator, base_url = sandbox
-    bot = WebhookBot(webhook_settings(base_url, sqlite_url, free_port()))
-    await bot.start()
-    yield bot
-    await bot.close()
 
 
 @pytest.fixture

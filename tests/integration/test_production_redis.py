@@ -27,14 +27,6 @@ async def redis_env() -> AsyncIterator[tuple[str, str]]:
         yield env
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[Sandbox, str]]:
-    emulator = Sandbox()
-    base_url = await emulator.start("127.0.0.1", 0)
-    yield emulator, base_url
-    await emulator.stop()
-
-
 async def test_flood_gate_is_shared_between_processes(redis_env: tuple[str, str]) -> None:
     url, prefix = redis_env
     client = Redis.from_url(url)

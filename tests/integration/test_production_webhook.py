@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -13,30 +12,13 @@ from aiogram import F
 from aiogram.types import Message
 from sqlmodel import select
 
-from tests.production import SECRET, WebhookBot, free_port, until, webhook_settings
+from tests.production import SECRET, WebhookBot, until
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.i18n import get_translator
 from touchpoint.sandbox import Sandbox
 
 t = get_translator()
 HOOK = "/telegram/webhook"
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[Sandbox, str]]:
-    emulator = Sandbox()
-    base_url = await emulator.start("127.0.0.1", 0)
-    yield emulator, base_url
-    await emulator.stop()
-
-
-@pytest.fixture
-async def webhook_bot(sandbox: tuple[Sandbox, str], sqlite_url: str) -> AsyncIterator[WebhookBot]:
-    _emulator, base_url = sandbox
-    bot = WebhookBot(webhook_settings(base_url, sqlite_url, free_port()))
-    await bot.start()
-    yield bot
-    await bot.close()
 
 
 async def say(sandbox: Sandbox, user_id: int, text: str, **wait: Any) -> dict[str, Any]:
