@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import time
 from datetime import timedelta
@@ -101,8 +102,10 @@ class StaffDesk:
                 next_prune = now + PRUNE_S
 
     async def tick(self, *, follow_up: bool = True, prune: bool = True) -> None:
-        """Open topics for new conversations, remind, announce, forget old chat lines."""
+        """Open topics for new conversations, show console actions, remind, announce, forget old chat
+        lines."""
         async with self.db.session() as session:
+            await self.post_console_lines(session)
             for conversation in await service.conversations_without_topic(session):
                 await self.ensure_topic(session, conversation)
             if follow_up:
@@ -251,6 +254,27 @@ class StaffDesk:
         if conversation.staff_chat_id is None:
             return
         self.queue.put(Post(conversation.staff_chat_id, conversation.topic_id, [text]))
+
+    async def post_console_lines(self, session: AsyncSession) -> None:
+        """What colleagues did in the web console, shown in the conversation's topic: their replies,
+        and a close (which closes the topic as /close does)."""
+        taken = await service.take_topic_posts(session)
+        if not taken:
+            return
+        await session.commit()  # taken for good before posting: no other desk posts them again
+        for line, conversation in taken:
+            name = html.escape(line.author)
+            if line.kind == "reply":
+                self.say(conversation, self.t("handoff.staff.console_reply", name=name,
+                                              text=html.escape(line.text)))
+            elif line.kind == "close":
+                self.say(conversation, self.t("handoff.staff.console_closed", name=name))
+                assert conversation.staff_chat_id is not None and conversation.topic_id is not None
+                current = await service.conversation_by_topic(
+                    session, conversation.staff_chat_id, conversation.topic_id
+                )
+                if current is None or current.status != "open":  # not reopened by a new escalation since
+                    await self.close_topic(conversation)
 
     # ------------------------------------------------------------ follow-up
 

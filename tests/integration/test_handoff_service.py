@@ -80,3 +80,26 @@ async def test_transcript_is_pruned_outside_conversations_and_fills_the_card(db:
     assert "line 10" in card and "line 29" in card and "line 9\n" not in card
     assert "12.50 EUR" in card and t("en", "handoff.stage.post_purchase") in card
     assert t("en", "handoff.reason.distress") in card
+
+
+async def test_console_reply_and_close_wait_for_the_desk_once_and_only_with_a_topic(db: Database) -> None:
+    async with db.session() as session:
+        customer = await make_customer(session, 7)
+        with_topic = (await service.escalate(session, customer, "button", settings=SETTINGS)).conversation
+        assert with_topic is not None and with_topic.id is not None
+        await service.set_topic(session, with_topic.id, 42)
+        await session.refresh(with_topic)
+        await service.send_staff_reply(session, SETTINGS, with_topic, "Alice", "x" * 5000)
+        assert await service.close_and_ask_csat(session, SETTINGS, with_topic, "Alice")
+        assert not await service.close_and_ask_csat(session, SETTINGS, with_topic, "Bob")  # closed already
+        other = await make_customer(session, 8)
+        without_topic = (await service.escalate(session, other, "button", settings=SETTINGS)).conversation
+        assert without_topic is not None
+        await service.send_staff_reply(session, SETTINGS, without_topic, "Alice", "hello")
+        assert await service.close_and_ask_csat(session, SETTINGS, without_topic, "Alice")
+    async with db.session() as session:
+        taken = await service.take_topic_posts(session)
+    assert [(p.kind, p.author, len(p.text), c.topic_id) for p, c in taken] == [
+        ("reply", "Alice", service.TOPIC_TEXT_LIMIT, 42), ("close", "Alice", 0, 42)]
+    async with db.session() as session:
+        assert await service.take_topic_posts(session) == []  # taken once, by one desk

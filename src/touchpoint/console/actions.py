@@ -30,7 +30,8 @@ def author_name(staff: StaffAccount) -> str:
 async def send_staff_reply(
     session: AsyncSession, settings: Settings, conversation: Conversation, staff: StaffAccount, text: str
 ) -> TranscriptMessage:
-    """A reply typed in the console: transcript, first response and the customer's chat (handoff)."""
+    """A reply typed in the console: transcript, first response, the customer's chat and the staff
+    topic (handoff)."""
     return await handoff.send_staff_reply(session, settings, conversation, author_name(staff)[:64], text)
 
 
@@ -51,8 +52,9 @@ def claim_conversation(session: AsyncSession, conversation: Conversation, staff:
 async def close_conversation(
     session: AsyncSession, settings: Settings, conversation: Conversation, staff: StaffAccount
 ) -> bool:
-    """Close the handoff like /close in the topic: the customer is asked for a rating, once."""
-    if not await handoff.close_and_ask_csat(session, settings, conversation):
+    """Close the handoff like /close in the topic: the customer is asked for a rating, once, and the
+    topic says who closed it and is closed."""
+    if not await handoff.close_and_ask_csat(session, settings, conversation, author_name(staff)):
         return False
     add_conversation_note(session, conversation, staff, f"closed by {author_name(staff)}", kind="close")
     return True

@@ -7,7 +7,7 @@ from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting, Sta
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db.base import metadata
 from touchpoint.events_api.models import ProcessedStoreEvent
-from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.handoff.models import Conversation, TopicPost, TranscriptMessage
 from touchpoint.journeys.models import Delivery, Enrolment, JourneyCursor, OutboxMessage
 from touchpoint.orders.models import (
     Cart,
@@ -26,6 +26,6 @@ __all__ = [
     "JourneySetting", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
     "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral",
     "ReferralCode", "Reservation", "ShipmentEvent", "StaffAccount", "Stock", "Store",
-    "StoreCustomer", "Ticket", "TicketEvent", "TranscriptMessage", "Voucher",
+    "StoreCustomer", "Ticket", "TicketEvent", "TopicPost", "TranscriptMessage", "Voucher",
     "WarrantyRegistration", "metadata",
 ]

@@ -43,3 +43,19 @@ class TranscriptMessage(SQLModel, table=True):
     text: str = ""
     telegram_message_id: int | None = None
     created_at: datetime = utc_field()
+
+
+class TopicPost(SQLModel, table=True):
+    """A line for a conversation's staff topic written where no bot is at hand (the console).
+
+    The staff desk takes each row once, posts it through its paced group queue and deletes it.
+    """
+
+    __tablename__ = "topic_posts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id")
+    kind: str = Field(max_length=16)  # reply | close
+    author: str = Field(default="", max_length=64)
+    text: str = ""
+    created_at: datetime = utc_field()

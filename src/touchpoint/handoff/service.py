@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from sqlalchemy import func, text, update
+from sqlalchemy import delete, func, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,12 +15,13 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings, get_settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
-from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.handoff.models import Conversation, TopicPost, TranscriptMessage
 from touchpoint.handoff.rules import WorkingHours, expected_wait_minutes
 from touchpoint.i18n import get_translator, resolve_locale
 
 TRANSCRIPT_TEXT_LIMIT = 1000  # characters kept per message: enough for context, not an archive
 LOW_CSAT = 2  # a rating at or below this escalates again
+TOPIC_TEXT_LIMIT = 3900  # a console reply in the topic: with its "💬 name (console):" under Telegram's 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +217,8 @@ async def send_staff_reply(
     session: AsyncSession, settings: Settings, conversation: Conversation, author: str, text: str
 ) -> TranscriptMessage:
     """A staff reply written outside the topic (the console): kept in the transcript, counted as the
-    first response, and sent to the customer through the outbox (no bot at hand here)."""
+    first response, sent to the customer through the outbox (no bot at hand here) and shown in the
+    conversation's staff topic by the desk."""
     from touchpoint.journeys.outbox import enqueue  # the contact rules import this module
     from touchpoint.journeys.rules import Lane
 
@@ -225,6 +227,7 @@ async def send_staff_reply(
     entry = add_transcript(session, customer.id, "staff", text, author=author,
                            conversation_id=conversation.id)
     record_staff_reply(session, conversation)
+    _post_to_topic(session, conversation, "reply", author, text)
     await enqueue(session, settings, customer, "handoff.staff_reply", {"author": author, "text": text},
                   lane=Lane.TRANSACTIONAL, wait_for_quiet_hours=False)
     await session.flush()
@@ -232,15 +235,21 @@ async def send_staff_reply(
 
 
 async def close_and_ask_csat(
-    session: AsyncSession, settings: Settings, conversation: Conversation, now: datetime | None = None
+    session: AsyncSession,
+    settings: Settings,
+    conversation: Conversation,
+    author: str,
+    now: datetime | None = None,
 ) -> bool:
     """Close from outside the topic (the console): the customer is asked for a rating once, through
-    the outbox, with the same buttons as /close. False if it was closed already (nothing is sent)."""
+    the outbox, with the same buttons as /close; the desk says so in the staff topic and closes it.
+    False if it was closed already (nothing is sent)."""
     from touchpoint.journeys.outbox import enqueue
     from touchpoint.journeys.rules import Lane
 
     if not close(session, conversation, now):
         return False
+    _post_to_topic(session, conversation, "close", author)
     customer = await session.get(Customer, conversation.customer_id)
     assert customer is not None
     await session.flush()
@@ -248,6 +257,37 @@ async def close_and_ask_csat(
                   lane=Lane.TRANSACTIONAL, wait_for_quiet_hours=False,
                   dedupe_key=f"handoff.csat:{conversation.id}")
     return True
+
+
+def _post_to_topic(
+    session: AsyncSession, conversation: Conversation, kind: str, author: str, text: str = ""
+) -> None:
+    """Leave a line for the staff desk to post in the conversation's topic (there is no bot here).
+
+    Without a topic there is nothing to show it in: the card of a topic opened later carries the
+    transcript anyway."""
+    if conversation.id is None or conversation.staff_chat_id is None or conversation.topic_id is None:
+        return
+    session.add(TopicPost(conversation_id=conversation.id, kind=kind, author=author[:64],
+                          text=text[:TOPIC_TEXT_LIMIT], created_at=utcnow()))
+
+
+async def take_topic_posts(session: AsyncSession) -> list[tuple[TopicPost, Conversation]]:
+    """The lines waiting for the staff topics, oldest first, each taken by one desk only.
+
+    A line is deleted as it is taken: with several bot processes, the one whose delete removed
+    the row posts it. The caller commits before posting."""
+    query = (
+        select(TopicPost, Conversation)
+        .join(Conversation, col(Conversation.id) == TopicPost.conversation_id)
+        .order_by(col(TopicPost.id))
+    )
+    taken: list[tuple[TopicPost, Conversation]] = []
+    for post, conversation in (await session.exec(query)).all():
+        result = await session.execute(delete(TopicPost).where(col(TopicPost.id) == post.id))
+        if getattr(result, "rowcount", 0):
+            taken.append((post, conversation))
+    return taken
 
 
 async def record_csat(
