@@ -2,7 +2,8 @@
 run behind one load balancer (with TOUCHPOINT_REDIS_URL, see docs/production.md).
 
 Routes: the webhook path (secret token checked), ``/healthz`` (alive), ``/readyz`` (database,
-Redis and scheduler reachable; 503 while shutting down) and ``/metrics`` (Prometheus).
+Redis and scheduler reachable; 503 while shutting down) and ``/metrics`` (Prometheus). Beside them,
+as in polling mode, ``bot.services``: journeys, outbox sender, store events API, staff console.
 
 Shutdown on SIGTERM, within ``shutdown_grace_s``: answer new updates 503 (Telegram retries them,
 the load balancer sends them to another process), finish the handlers in flight, let the outbox
@@ -23,20 +24,15 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from sqlalchemy import text, update
+from sqlalchemy import text
 
 from bot.app import create_bot, create_dispatcher, publish_commands
-from bot.channel import TelegramChannel
 from bot.runner import prepare_database
+from bot.services import BotServices
 from touchpoint.config import ConfigError, Settings
 from touchpoint.db import Database
-from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.scheduler import create_scheduler
-from touchpoint.journeys.sender import OutboxSender
 from touchpoint.observability import DB_UP, refresh_database_gauges, render_metrics
 
 log = logging.getLogger(__name__)
@@ -95,48 +91,20 @@ class WebhookHandler(SimpleRequestHandler):
         """The bot session is closed by WebhookServer.shutdown, after the drain."""
 
 
-class ReleasingSender(OutboxSender):
-    """The outbox sender, remembering its current batch so a shutdown can hand back unsent rows."""
-
-    held: frozenset[int] = frozenset()
-
-    async def claim(self) -> list[OutboxMessage]:
-        rows = await super().claim()
-        self.held = frozenset(row.id for row in rows if row.id is not None)
-        return rows
-
-    async def release(self) -> int:
-        """Rows still only "claimed" were never handed to Telegram: pending again, for anyone."""
-        if not self.held:
-            return 0
-        async with self.db.session() as session:
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(self.held), OutboxMessage.status == "claimed")  # type: ignore[union-attr]
-                .values(status="pending", lease_until=None, attempts=OutboxMessage.attempts - 1)
-            )
-        self.held = frozenset()
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
 class WebhookServer:
     """One process of the bot in webhook mode."""
 
     def __init__(
-        self, settings: Settings, db: Database, bot: Bot, dp: Dispatcher,
-        *, scheduler: AsyncIOScheduler | None = None, sender: ReleasingSender | None = None,
+        self, settings: Settings, db: Database, bot: Bot, dp: Dispatcher, services: BotServices
     ) -> None:
         self.settings = settings
         self.db = db
         self.bot = bot
         self.dp = dp
-        self.scheduler = scheduler
-        self.sender = sender
+        self.services = services
         self.handler = WebhookHandler(dp, bot, settings.webhook_secret_token())
         self.redis: Redis | None = getattr(dp.storage, "redis", None)
         self._runner: web.AppRunner | None = None
-        self._sender_stop = asyncio.Event()
-        self._sender_task: asyncio.Task[None] | None = None
 
     def create_app(self) -> web.Application:
         app = web.Application()
@@ -156,10 +124,7 @@ class WebhookServer:
         await self.dp.emit_startup(bot=self.bot, **self.dp.workflow_data)
         if register_webhook:
             await self.register_webhook()
-        if self.scheduler is not None:
-            self.scheduler.start()
-        if self.sender is not None:
-            self._sender_task = asyncio.create_task(self.sender.run(self._sender_stop))
+        await self.services.start()
         log.info("webhook mode: listening on %s:%s%s", host, port, self.settings.webhook_path)
         return f"http://{host}:{port}"
 
@@ -179,17 +144,7 @@ class WebhookServer:
         deadline = loop.time() + grace
         log.info("shutdown: draining (%d update(s) in flight, grace %.0fs)", self.handler.in_flight, grace)
         await self.handler.drain(grace)
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-        if self._sender_task is not None and self.sender is not None:
-            self._sender_stop.set()
-            _done, late = await asyncio.wait({self._sender_task}, timeout=max(0.0, deadline - loop.time()))
-            for task in late:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            released = await self.sender.release()
-            if released:
-                log.info("shutdown: %d claimed outbox row(s) handed back", released)
+        await self.services.stop(deadline - loop.time())
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -206,8 +161,7 @@ class WebhookServer:
         checks = {"database": await self._check(self._ping_database())}
         if self.redis is not None:
             checks["redis"] = await self._check(self.redis.ping())
-        if self.scheduler is not None:
-            checks["scheduler"] = "ok" if self.scheduler.running else "stopped"
+        checks["scheduler"] = "ok" if self.services.scheduler.running else "stopped"
         if self.handler.draining:
             checks["webhook"] = "draining"
         ready = all(value == "ok" for value in checks.values())
@@ -235,10 +189,8 @@ class WebhookServer:
 
 def build_server(settings: Settings, db: Database, bot: Bot | None = None) -> WebhookServer:
     bot = bot or create_bot(settings)
-    dp = create_dispatcher(settings, db)
-    translator = get_translator(settings.locales_dir, settings.default_locale)
-    sender = ReleasingSender(db, settings, TelegramChannel(bot), translator)
-    return WebhookServer(settings, db, bot, dp, scheduler=create_scheduler(db), sender=sender)
+    services = BotServices(settings, db, bot)  # fails here on a missing secret or a bad journeys file
+    return WebhookServer(settings, db, bot, create_dispatcher(settings, db), services)
 
 
 async def run_webhook(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -48,6 +48,9 @@ def webhook_settings(base_url: str, database_url: str, port: int, **overrides: A
         "database_url": database_url, "telegram_api_base": base_url, "bot_token": SecretStr(SANDBOX_TOKEN),
         "webhook_url": f"http://127.0.0.1:{port}/telegram/webhook", "webhook_host": "127.0.0.1",
         "webhook_port": port, "webhook_secret": SecretStr(SECRET), "shutdown_grace_s": 5.0,
+        # Its own ports: tests run several bots, and the defaults (8082, 8083) may be taken.
+        "events_secret": SecretStr("test-events-secret"), "events_api_port": free_port(),
+        "console_port": free_port(),
     }
     return load_settings(_env_file=None, **(values | overrides))
 

@@ -79,6 +79,9 @@ async def test_two_webhook_processes_behave_as_one_bot(
                 "TOUCHPOINT_WEBHOOK_HOST": "127.0.0.1", "TOUCHPOINT_WEBHOOK_PORT": str(port),
                 "TOUCHPOINT_LOG_FORMAT": "json", "TOUCHPOINT_SHUTDOWN_GRACE_S": "5",
                 "TOUCHPOINT_LOCALES_DIR": str(ROOT / "locales"),
+                # Every process serves the store events API and the console, each on its own port here.
+                "TOUCHPOINT_EVENTS_SECRET": "test-events-secret",
+                "TOUCHPOINT_EVENTS_API_PORT": str(free_port()), "TOUCHPOINT_CONSOLE_PORT": str(free_port()),
             }
             with (tmp_path / f"bot{index}.log").open("wb") as log:
                 processes.append(await asyncio.create_subprocess_exec(

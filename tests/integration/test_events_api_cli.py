@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
 from bot.runner import run_bot
-from touchpoint.config import ConfigError, load_settings
+from touchpoint.config import SANDBOX_TOKEN, ConfigError, load_settings
 from touchpoint.db import Database
 from touchpoint.events_api.app import create_events_app
 
@@ -48,6 +49,6 @@ async def test_send_signs_and_posts_a_file(sqlite_db: Database, tmp_path: Path) 
 
 
 async def test_run_refuses_to_start_without_a_secret(sqlite_url: str) -> None:
-    settings = load_settings(_env_file=None, database_url=sqlite_url)
+    settings = load_settings(_env_file=None, database_url=sqlite_url, bot_token=SecretStr(SANDBOX_TOKEN))
     with pytest.raises(ConfigError, match="TOUCHPOINT_EVENTS_SECRET"):
         await run_bot(settings)

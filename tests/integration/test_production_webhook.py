@@ -1,9 +1,12 @@
-"""Webhook mode against the sandbox: secret token, bad bodies, health, graceful shutdown, poison."""
+"""Webhook mode against the sandbox: secret token, bad bodies, health, graceful shutdown, poison,
+and the services beside it (journeys, outbox sender, events API, console)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -12,8 +15,11 @@ from aiogram import F
 from aiogram.types import Message
 from sqlmodel import select
 
-from tests.production import SECRET, WebhookBot, until
+from tests.factories import make_customer
+from tests.integration.test_events_api_http import order_created
+from tests.production import SECRET, WebhookBot, free_port, until, webhook_settings
 from touchpoint.channels.models import ProcessedUpdate
+from touchpoint.events_api.signing import signed_headers
 from touchpoint.i18n import get_translator
 from touchpoint.sandbox import Sandbox
 
@@ -133,3 +139,32 @@ async def test_poison_update_is_logged_once_and_skipped(
     failures = [r for r in caplog.records if r.name == "touchpoint.errors"]
     assert len(failures) == 1
     assert len(emulator.bot_messages(503)) == 2
+
+
+async def test_webhook_mode_runs_journeys_the_events_api_and_the_console(
+    sandbox: tuple[Sandbox, str], sqlite_url: str
+) -> None:
+    """Webhook mode starts what polling mode starts: a store event reaches the customer's chat."""
+    emulator, base_url = sandbox
+    # Never quiet, so the order card goes out whatever the hour the test runs at.
+    settings = webhook_settings(base_url, sqlite_url, free_port(), quiet_hours_start=0, quiet_hours_end=0)
+    bot = WebhookBot(settings)
+    server = await bot.start()
+    try:
+        assert server.services.scheduler.get_job("journey_tick") is not None
+        async with bot.db.session() as session:
+            await make_customer(session, 7001, store_customer_id="C-7001")
+        emulator.user(7001, language_code="en")
+        body = json.dumps({"events": [order_created("w-1", number="BH-700001", customer="C-7001")]}).encode()
+        headers = signed_headers("test-events-secret", int(time.time()), body)
+        events_url = f"http://127.0.0.1:{settings.events_api_port}/api/v1/events"
+        async with aiohttp.ClientSession() as client:
+            async with client.post(events_url, data=body, headers=headers) as response:
+                assert response.status == 200 and (await response.json())["applied"] == 1
+            console_url = f"http://127.0.0.1:{settings.console_port}/login"
+            async with client.get(console_url) as response:
+                assert response.status == 200
+        card = await emulator.wait_for_bot_message(7001, timeout=10)
+        assert "BH-700001" in card["text"]
+    finally:
+        await bot.close()

@@ -40,6 +40,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("db", Database)
 SECRET = web.AppKey("secret", str)
 CLOCK = web.AppKey("clock", Callable[[], float])
+POKE_SENDER = web.AppKey("poke_sender", Callable[[], None])
 
 
 def _error(status: int, error: str, **extra: Any) -> web.Response:
@@ -103,6 +104,8 @@ async def post_events(request: web.Request) -> web.Response:
     # Journeys react to store events at once (abandoned cart, check-in, back in stock, exits), not at
     # the next tick.
     await notify_listeners(db, result.applied, built_in=(evaluate_store_event,))
+    if result.applied and POKE_SENDER in request.app:  # order updates go out now, not at the next poll
+        request.app[POKE_SENDER]()
     applied = sum(r["status"] == "applied" for r in result.results)
     return web.json_response({"applied": applied, "duplicates": len(result.results) - applied,
                               "results": result.results})
@@ -146,12 +149,16 @@ async def _responses_as_values(
 
 
 def create_events_app(settings: Settings, db: Database, *, secret: str | None = None,
-                      clock: Callable[[], float] = time.time) -> web.Application:
-    """``secret`` overrides the configured one (the demo's fixed secret)."""
+                      clock: Callable[[], float] = time.time,
+                      poke_sender: Callable[[], None] | None = None) -> web.Application:
+    """``secret`` overrides the configured one (the demo's fixed secret); ``poke_sender`` wakes the
+    outbox sender of this process after a batch is applied."""
     app = web.Application(middlewares=[_responses_as_values],
                           client_max_size=settings.events_max_body_bytes + 1)
     app[SETTINGS], app[DATABASE], app[CLOCK] = settings, db, clock
     app[SECRET] = secret or settings.require_events_secret()
+    if poke_sender is not None:
+        app[POKE_SENDER] = poke_sender
     app.router.add_post("/api/v1/events", post_events)
     app.router.add_post("/api/v1/link-tokens", post_link_token)
     app.router.add_get("/api/v1/openapi.json", openapi)
@@ -159,9 +166,11 @@ def create_events_app(settings: Settings, db: Database, *, secret: str | None = 
     return app
 
 
-async def start_events_api(settings: Settings, db: Database, *, secret: str | None = None) -> web.AppRunner:
+async def start_events_api(settings: Settings, db: Database, *, secret: str | None = None,
+                           poke_sender: Callable[[], None] | None = None) -> web.AppRunner:
     """Serve the events API on the configured host and port; stop it with ``await runner.cleanup()``."""
-    runner = web.AppRunner(create_events_app(settings, db, secret=secret), access_log=None)
+    app = create_events_app(settings, db, secret=secret, poke_sender=poke_sender)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.events_api_host, settings.events_api_port).start()
     return runner

@@ -117,6 +117,7 @@ class OutboxSender:
         self.enrolment_guard = enrolment_guard
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
+        self._held: frozenset[int] = frozenset()  # the current batch, handed back on shutdown
 
     def poke(self) -> None:
         """New rows may be due: drain now rather than at the next poll."""
@@ -169,7 +170,21 @@ class OutboxSender:
         async with self.db.session() as session:
             result = await session.execute(select(OutboxMessage).from_statement(claim))
             rows = list(result.scalars().all())
+        self._held = frozenset(row.id for row in rows if row.id is not None)
         return sorted(rows, key=lambda r: (r.priority, r.due_at, r.id or 0))
+
+    async def release(self) -> int:
+        """Rows of the last batch still only "claimed" were never handed to Telegram: pending again."""
+        if not self._held:
+            return 0
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(self._held), OutboxMessage.status == "claimed")
+                .values(status="pending", lease_until=None, attempts=OutboxMessage.attempts - 1)
+            )
+        self._held = frozenset()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def _deliver_chat(self, rows: list[OutboxMessage]) -> None:
         async with self._slots:

@@ -1,0 +1,78 @@
+"""What runs beside update handling, the same in polling and webhook mode: the outbox sender, the
+scheduler (journey ticks and scans, holds, leases, pruning), the store events API and the staff
+console. One start-up and one shutdown path, so no mode runs without journeys or the events API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiogram import Bot
+from aiohttp import web
+
+from bot.channel import TelegramChannel
+from touchpoint.config import Settings
+from touchpoint.console import start_console
+from touchpoint.db import Database
+from touchpoint.events_api.app import start_events_api
+from touchpoint.i18n import get_translator
+from touchpoint.journeys import engine as journeys
+from touchpoint.journeys.scheduler import create_scheduler
+from touchpoint.journeys.sender import OutboxSender, Pacing
+
+log = logging.getLogger(__name__)
+
+
+class BotServices:
+    def __init__(
+        self, settings: Settings, db: Database, bot: Bot, *, events_secret: str | None = None
+    ) -> None:
+        """Fails before anything starts: a missing events secret, a bad journeys file (named with
+        its line and field). ``events_secret`` overrides TOUCHPOINT_EVENTS_SECRET (the demo's)."""
+        if settings.events_api_enabled and events_secret is None:
+            settings.require_events_secret()
+        self.settings = settings
+        self.db = db
+        self.events_secret = events_secret
+        self.engine = journeys.get_engine(settings)
+        self.sender = OutboxSender(
+            db, settings, TelegramChannel(bot), get_translator(settings.locales_dir, settings.default_locale),
+            pacing=Pacing(global_per_second=settings.send_rate_per_s),
+            enrolment_guard=journeys.enrolment_allows_send,
+        )
+        self.scheduler = create_scheduler(db, self.engine, self.sender, tick_s=settings.journey_tick_s)
+        self._stop_sending = asyncio.Event()
+        self._sending: asyncio.Task[None] | None = None
+        self._sites: list[web.AppRunner] = []
+
+    async def start(self) -> None:
+        self._sending = asyncio.create_task(self.sender.run(self._stop_sending))
+        self.scheduler.start()
+        if self.settings.events_api_enabled:
+            self._sites.append(await start_events_api(
+                self.settings, self.db, secret=self.events_secret, poke_sender=self.sender.poke))
+            log.info("events API on http://%s:%s/api/v1/events", self.settings.events_api_host,
+                     self.settings.events_api_port)
+        console = await start_console(self.settings, self.db, poke_sender=self.sender.poke)
+        if console is not None:
+            self._sites.append(console)
+        log.info("%d journeys; scheduler and outbox sender running", len(self.engine.journeys))
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking work, let the sender finish its batch within ``grace_s``, then hand back the
+        rows it claimed but never sent, so another process (or the next start) sends them."""
+        for site in self._sites:
+            await site.cleanup()
+        self._sites.clear()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self._sending is not None:
+            self._stop_sending.set()
+            _done, late = await asyncio.wait({self._sending}, timeout=max(0.0, grace_s))
+            for task in late:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            self._sending = None
+        released = await self.sender.release()
+        if released:
+            log.info("shutdown: %d claimed outbox row(s) handed back", released)
