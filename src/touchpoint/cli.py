@@ -37,8 +37,10 @@ app.add_typer(staff_app, name="staff")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
+    from touchpoint.observability import quiet_chatty_loggers
+
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    quiet_chatty_loggers()
 
 
 @db_app.command("upgrade")

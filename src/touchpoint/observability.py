@@ -139,8 +139,13 @@ def configure_json_logging(level: int = logging.INFO, stream: Any = None) -> Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    quiet_chatty_loggers()
+
+
+def quiet_chatty_loggers() -> None:
+    """Per-update and per-job lines from the libraries would drown our own at INFO."""
+    for name in ("aiogram.event", "aiohttp.access", "apscheduler"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def start_context(**ids: int | str | None) -> None:
