@@ -1,10 +1,13 @@
-"""Pure pieces of the console: log-in throttling, password hashing, uplift, SVG charts."""
+"""Pure pieces of the console: log-in throttling, password hashing, uplift, SVG charts, campaigns."""
 
 from __future__ import annotations
 
 from touchpoint.console import charts
 from touchpoint.console.auth import LoginThrottle, hash_password, verify_password
 from touchpoint.console.queries import JourneyNumbers
+from touchpoint.console.templates import campaign
+from touchpoint.i18n import get_translator
+from touchpoint.journeys.templates import UNSUBSCRIBE
 
 
 class Clock:
@@ -66,3 +69,11 @@ def test_line_chart_leaves_gaps_for_weeks_without_data() -> None:
     svg = str(charts.line([("w1", 4.0), ("w2", None), ("w3", 5.0), ("w4", 4.5)], "CSAT"))
     assert svg.count("<circle") == 3 and svg.count("<polyline") == 1
     assert "w2: no data" in svg
+
+
+def test_a_console_campaign_ends_with_the_unsubscribe_button_in_the_customers_language() -> None:
+    translate = get_translator()
+    rendered = campaign(translate, "ru", {"texts": {"en": "Sale <today>", "ru": "Распродажа <сегодня>"}})
+    assert rendered.text == "Распродажа &lt;сегодня&gt;"
+    [last] = rendered.buttons[-1]
+    assert (last.text, last.callback_data) == (translate("ru", "journey.button.unsubscribe"), UNSUBSCRIBE)

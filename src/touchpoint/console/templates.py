@@ -8,10 +8,11 @@ from typing import Any
 
 from touchpoint.channels.templates import Rendered, template
 from touchpoint.i18n import Translator
+from touchpoint.journeys.templates import marketing_message
 
 
 @template("console.campaign")
 def campaign(t: Translator, locale: str, params: dict[str, Any]) -> Rendered:
     texts: dict[str, str] = params["texts"]
     text = texts.get(locale) or texts.get("en") or next(iter(texts.values()), "")
-    return Rendered(f"{escape(text)}\n\n{t(locale, 'console.campaign.footer')}")
+    return marketing_message(t, locale, escape(text))

@@ -35,13 +35,14 @@ def _button(translate: Translator, locale: str, key: str, *, data: str | None = 
     return (Button(translate(locale, f"journey.button.{key}"), callback_data=data, url=url),)
 
 
-def _marketing(translate: Translator, locale: str, text: str, *rows: tuple[Button, ...]) -> Rendered:
+def marketing_message(translate: Translator, locale: str, text: str, *rows: tuple[Button, ...]) -> Rendered:
+    """Any marketing message, journeys' and campaigns' alike: the buttons, then "no more offers"."""
     return Rendered(text, (*rows, _button(translate, locale, "unsubscribe", data=UNSUBSCRIBE)))
 
 
 @template("journey.cart_reminder")
 def cart_reminder(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
-    return _marketing(
+    return marketing_message(
         translate, locale, translate(locale, "journey.cart.reminder", name=_name(params)),
         _button(translate, locale, "open_cart", url=params["cart_url"]),
         _button(translate, locale, "human", data="m:human"),
@@ -51,7 +52,7 @@ def cart_reminder(translate: Translator, locale: str, params: dict[str, Any]) ->
 @template("journey.cart_incentive")
 def cart_incentive(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
     code = html.escape(str(params.get("incentive", "")))
-    return _marketing(
+    return marketing_message(
         translate, locale, translate(locale, "journey.cart.incentive", code=code),
         _button(translate, locale, "open_cart", url=params["cart_url"]),
     )
@@ -59,7 +60,7 @@ def cart_incentive(translate: Translator, locale: str, params: dict[str, Any]) -
 
 @template("journey.browse_nudge")
 def browse_nudge(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
-    return _marketing(
+    return marketing_message(
         translate, locale, translate(locale, "journey.browse.nudge", product=_product(locale, params)),
         _button(translate, locale, "view_product", url=params["product_url"]),
         _button(translate, locale, "ask", data="m:human"),
@@ -78,7 +79,7 @@ def checkin(translate: Translator, locale: str, params: dict[str, Any]) -> Rende
 @template("journey.replenish")
 def replenish(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
     url = params.get("reorder_url") or params["product_url"]
-    return _marketing(
+    return marketing_message(
         translate, locale, translate(locale, "journey.replenish.text", product=_product(locale, params)),
         _button(translate, locale, "reorder", url=url),
     )
@@ -97,7 +98,7 @@ def winback(translate: Translator, locale: str, params: dict[str, Any]) -> Rende
     rows = [_button(translate, locale, "browse", data="m:products")]
     if params.get("reorder_url"):
         rows.insert(0, _button(translate, locale, "reorder", url=params["reorder_url"]))
-    return _marketing(translate, locale, translate(locale, "journey.winback.text", name=_name(params)),
+    return marketing_message(translate, locale, translate(locale, "journey.winback.text", name=_name(params)),
                       *rows)
 
 
