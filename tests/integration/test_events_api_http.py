@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from tests.factories import make_customer
 from touchpoint.catalog.models import Stock
@@ -247,3 +248,27 @@ async def test_link_token_endpoint_is_signed(client: TestClient[Any, Any]) -> No
     response = await client.post("/api/v1/link-tokens", data=data,
                                  headers=signed_headers("nope", int(time.time()), data))
     assert response.status == 401
+
+
+async def test_a_status_delivered_late_joins_the_timeline_without_moving_the_order_back(
+    client: TestClient[Any, Any], db: Database
+) -> None:
+    async with db.session() as session:
+        await make_customer(session, 5002, store_customer_id="C-1001")
+    placed = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    events = [
+        {**order_created("t-1"), "occurred_at": placed.isoformat()},
+        {**status_changed("t-2", "shipped", carrier="DHL", tracking_number="JD1"),
+         "occurred_at": (placed + timedelta(hours=5)).isoformat()},
+    ]
+    assert (await post(client, {"events": events}))[0] == 200
+    packed = {**status_changed("t-3", "packed"), "occurred_at": (placed + timedelta(hours=2)).isoformat()}
+    assert (await post(client, packed))[0] == 200
+    async with db.session() as session:
+        order = (await session.exec(select(Order).where(Order.number == "BH-200001"))).one()
+        timeline = (await session.exec(select(ShipmentEvent.status).where(ShipmentEvent.order_id == order.id)
+                                       .order_by(col(ShipmentEvent.occurred_at)))).all()
+        cards = (await session.exec(select(OutboxMessage.params))).all()
+    assert order.status == "shipped"
+    assert list(timeline) == ["placed", "packed", "shipped"]
+    assert [card["status"] for card in cards] == ["placed", "shipped"]  # no card for the stale status

@@ -74,8 +74,13 @@ async def upsert_order(session: AsyncSession, data: Any, order: Order | None, at
 
 
 def change_status(order: Order, data: Any, at: datetime, rows: OrderRows) -> None:
+    """A status older than the order's last change (the store's queue delivered it late) joins the
+    timeline but does not move the order back."""
     details = {k: v for k, v in (("carrier", data.carrier), ("tracking_number", data.tracking_number),
                                  ("tracking_url", data.tracking_url), ("note", data.note)) if v}
+    rows.rows.append((order, ShipmentEvent(status=data.status.value, details=details, occurred_at=at)))
+    if at < order.updated_at:
+        return
     order.status = data.status.value
     order.carrier = data.carrier or order.carrier
     order.tracking_number = data.tracking_number or order.tracking_number
@@ -83,7 +88,6 @@ def change_status(order: Order, data: Any, at: datetime, rows: OrderRows) -> Non
     order.updated_at = at
     if data.status in FINAL_STATUSES:
         order.delivered_at = at
-    rows.rows.append((order, ShipmentEvent(status=data.status.value, details=details, occurred_at=at)))
 
 
 def card_params(order: Order) -> dict[str, Any]:
