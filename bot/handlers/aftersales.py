@@ -242,6 +242,11 @@ async def _submit(query: CallbackQuery, session: AsyncSession, customer: Custome
                           locale=locale)
     await query.answer()
     await _edit_or_send(query, _("aftersales.submitted").format(number=ticket.number, due=due), _hub())
+    # Upset words were kept as the request's details: now that staff have the ticket, a person too.
+    wait = await service.hand_over_if_upset(session, settings, customer, ticket.details)
+    if wait is not None:
+        assert query.bot is not None
+        await query.bot.send_message(query.from_user.id, wait)
 
 
 async def _new(query: CallbackQuery, _id: int, _value: str, session: AsyncSession, customer: Customer,
@@ -483,7 +488,8 @@ _SIDE_ACTIONS: dict[str, Any] = {
 
 # --- messages while a step waits for the customer's words or photos ----------------------------
 
-async def on_message(message: Message, session: AsyncSession, customer: Customer, locale: str) -> None:
+async def on_message(message: Message, session: AsyncSession, customer: Customer, settings: Settings,
+                     locale: str) -> None:
     draft = await service.get_draft(session, customer.id or 0)
     if draft is None:
         raise SkipHandler  # not in a flow: the other routers answer
@@ -523,6 +529,7 @@ async def on_message(message: Message, session: AsyncSession, customer: Customer
         _button(builder, _("aftersales.button.done"), "ticket", ticket.id or 0)
         await message.answer(_("aftersales.ticket.message_added").format(number=ticket.number),
                              reply_markup=builder.as_markup())
+        await _hand_over_if_upset(message, session, customer, settings, text)
         return
     if step == "csat_comment":
         if message.text is None or len(text) > service.MAX_TEXT:
@@ -531,11 +538,20 @@ async def on_message(message: Message, session: AsyncSession, customer: Customer
         await service.comment_rating(session, customer, int(draft.data["ticket_id"]), text)
         await service.drop_draft(session, customer.id or 0)
         await message.answer(_("aftersales.csat.comment_saved"), reply_markup=main_menu())
+        await _hand_over_if_upset(message, session, customer, settings, text)
         return
     # A step that waits for a button: say so and show it again, changing nothing.
     await message.answer(_("aftersales.use_buttons"))
     text, markup = await _render(session, customer, draft, locale)
     await message.answer(text, reply_markup=markup)
+
+
+async def _hand_over_if_upset(message: Message, session: AsyncSession, customer: Customer,
+                              settings: Settings, text: str) -> None:
+    """Upset words are stored where they were typed first; then the customer gets a person."""
+    wait = await service.hand_over_if_upset(session, settings, customer, text)
+    if wait is not None:
+        await message.answer(wait)
 
 
 async def _take_photo(message: Message, session: AsyncSession, customer: Customer,

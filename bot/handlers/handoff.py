@@ -1,7 +1,9 @@
 """Handoff: escalation ("Talk to a person", /human, distress), the relay both ways, staff commands.
 
 Included FIRST among the feature routers: while a conversation is with staff, every customer
-message goes to the staff topic and the bot does not answer by itself.
+message goes to the staff topic and the bot does not answer by itself. Distress escalates from
+anywhere except an after-sales step that waits for the customer's own words: those go into the
+request, which hands over itself once they are stored.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from bot.handoff_desk import HandoffCallback, StaffDesk
 from bot.keyboards import MenuCallback
 from bot.transcript import TranscriptRecorder
 from touchpoint.aftersales.policy import KINDS
-from touchpoint.aftersales.service import create_ticket_from_conversation
+from touchpoint.aftersales.service import awaits_words, create_ticket_from_conversation
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.handoff import service
@@ -49,9 +51,15 @@ async def in_handoff(_event: Any, customer: Customer | None, session: AsyncSessi
     return {"conversation": conversation} if conversation is not None else False
 
 
-def distressed(message: Message, settings: Settings) -> bool:
+async def distressed(
+    message: Message, settings: Settings, session: AsyncSession, customer: Customer | None
+) -> bool:
     text = message.text or ""
-    return not text.startswith("/") and is_distress(text, settings.handoff_distress_words)
+    if text.startswith("/") or not is_distress(text, settings.handoff_distress_words):
+        return False
+    # Words typed into an after-sales request belong to it (a complaint's details are often
+    # angry); the request hands the customer over once they are stored.
+    return customer is None or customer.id is None or not await awaits_words(session, customer.id)
 
 
 async def from_staff(
@@ -80,15 +88,22 @@ async def _escalate(
     return result.text
 
 
+# "Talk to a person" buttons and the reason each gives staff: the menu's, and the FAQ's offer
+# after two questions it could not answer.
+HUMAN_BUTTONS = {"human": "button", "human_faq": "faq_miss"}
+
+
 async def human_button(
     query: CallbackQuery,
+    callback_data: MenuCallback,
     session: AsyncSession,
     customer: Customer,
     settings: Settings,
     handoff_desk: StaffDesk,
 ) -> None:
     await query.answer()
-    text = await _escalate(session, customer, settings, handoff_desk, "button")
+    reason = HUMAN_BUTTONS[callback_data.action]
+    text = await _escalate(session, customer, settings, handoff_desk, reason)
     assert query.message is not None
     await query.message.answer(text)
 
@@ -413,7 +428,9 @@ def create_router() -> Router:
     )
     router.message.register(relay_to_staff, private_msg, in_handoff)
     router.callback_query.register(busy_button, private_cb, in_handoff)
-    router.callback_query.register(human_button, private_cb, MenuCallback.filter(F.action == "human"))
+    router.callback_query.register(
+        human_button, private_cb, MenuCallback.filter(F.action.in_(HUMAN_BUTTONS))
+    )
     router.message.register(human_command, private_msg, Command("human"))
     router.message.register(distress, private_msg, F.text, distressed)
     # Staff side: only members of the staff group, only inside a customer's topic.

@@ -403,7 +403,9 @@ async def question(message: Message, session: AsyncSession, customer: Customer, 
         await send_suggestions(message, session, match, locale)
     else:
         builder = InlineKeyboardBuilder()
-        builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action="human"))
+        # After the second miss the person is escalated as "faq_miss", so staff see why.
+        human = "human_faq" if misses >= 2 else "human"
+        builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action=human))
         builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
         builder.adjust(1)
         key = "presale.answer.two_misses" if misses >= 2 else "presale.answer.none"

@@ -97,13 +97,16 @@ class Settings(BaseSettings):
     handoff_group_window_s: float = Field(default=60.0, gt=0)
     handoff_staff_cache_s: float = Field(default=60.0, gt=0)
     handoff_transcript_keep: int = Field(default=20, ge=1)  # card context: last N messages
-    # Distress/anger lexicon: a message with any of these (whole word; zh by substring) escalates.
+    # Distress/anger lexicon: a message with any of these escalates (handoff/rules.py::is_distress):
+    # whole words or phrases; "stem*" = a word starting with the stem (for inflected Russian);
+    # Chinese anywhere.
     handoff_distress_words: dict[str, list[str]] = Field(
         default_factory=lambda: {
             "en": ["angry", "furious", "terrible", "awful", "scam", "fraud", "disgusting",
                    "unacceptable", "worst", "lawyer", "refund now", "ridiculous", "useless"],
-            "ru": ["ужас", "ужасно", "отвратительно", "обман", "мошенники", "безобразие",
-                   "возмутительно", "кошмар", "верните деньги", "худший", "бесит"],
+            "ru": ["ужас*", "отвратительн*", "обман*", "мошенни*", "безобрази*", "возмутительн*",
+                   "кошмар*", "верните деньги", "верните мои деньги", "худш*", "бесит", "бесят",
+                   "позор*", "достали"],
             "zh": ["生气", "愤怒", "太差", "垃圾", "骗子", "欺骗", "投诉", "气死", "糟糕"],
         }
     )

@@ -356,3 +356,94 @@ async def test_warranty_registration(harness: BotHarness) -> None:
             "ESP-1", "BX-2025-0001", "pending") and bool(found.receipt_photo)
 
     await eventually(stored)
+
+
+@pytest.fixture
+async def staffed(sandbox: tuple[Sandbox, str], sqlite_url: str) -> AsyncIterator[BotHarness]:
+    """The real bot with a staff group, so that distress can hand a customer over."""
+    emulator, base_url = sandbox
+    emulator.create_group(GROUP, "Support", admins=[STAFF])
+    bot_harness = BotHarness(emulator, base_url, sqlite_url, flood_max_messages=1000,
+                             staff_chat_id=GROUP, **HANDOFF_ALWAYS_OPEN)
+    await bot_harness.start()
+    yield bot_harness
+    await bot_harness.close()
+
+
+async def test_upset_details_fill_the_request_then_hand_over_with_the_ticket(staffed: BotHarness) -> None:
+    """Angry words typed as a complaint's details are its details, not an escalation mid-form;
+    once the request is sent, the customer is handed to staff (reason distress) with the ticket."""
+    harness = staffed
+    await given_order(harness, 1011)
+    harness.sandbox.user(1011, first_name="Olga")
+    kinds = await to_kind_step(harness, 1011)
+    reasons = await harness.press(1011, kinds, t("en", "aftersales.kind.complaint"))
+    await harness.press(1011, reasons, t("en", "aftersales.reason.defective"))
+    photos = await harness.say(1011, "The kettle is terrible, it leaks")
+    assert photos["text"] == t("en", "aftersales.photos.ask", limit=5)
+    assert await conversations_of(harness) == []
+    summary = await harness.press(1011, photos, t("en", "aftersales.button.done"))
+    assert "The kettle is terrible, it leaks" in summary["text"]
+    after = harness.last_message_id(1011)
+    done = await harness.press(1011, summary, t("en", "aftersales.button.confirm"))
+    [ticket] = await committed_tickets(harness, 1)
+    assert done["text"].startswith(f"Thanks! Your request {ticket.number} is in.")
+    assert (ticket.kind, ticket.details) == ("complaint", "The kettle is terrible, it leaks")
+    await harness.sandbox.wait_for_bot_message(  # after the ticket number, the honest wait
+        1011, after_message_id=after,
+        predicate=lambda m: m.get("text") == t("en", "handoff.wait.open", minutes=4))
+
+    async def handed_over() -> bool:
+        found = await conversations_of(harness)
+        return len(found) == 1 and found[0].reason == "distress" and found[0].topic_id is not None
+
+    await eventually(handed_over)
+    card = await topic_text(harness.sandbox, topic_of(harness.sandbox, "Olga"), ticket.number)
+    assert t("en", "handoff.reason.distress") in card["text"]
+
+
+async def test_upset_message_on_a_ticket_is_added_then_hands_over(staffed: BotHarness) -> None:
+    harness = staffed
+    settings = load_settings(_env_file=None, database_url=harness.db.url, **ALWAYS_OPEN)
+    await given_order(harness, 1012)
+    menu = await harness.say(1012, "/start")
+    async with harness.db.session() as session:
+        customer = await get_customer_by_telegram_id(session, 1012)
+        assert customer is not None
+        ticket = await service.create_ticket(session, settings, customer, service.NewTicket(kind="repair"))
+    hub = await harness.press(1012, menu, t("en", "menu.returns"))
+    mine = await harness.press(1012, hub, t("en", "aftersales.button.mine"))
+    label = t("en", "aftersales.mine.button", number=ticket.number, status=t("en", "aftersales.status.new"))
+    card = await harness.press(1012, mine, label)
+    await harness.press(1012, card, t("en", "aftersales.button.add_message"))
+    after = harness.last_message_id(1012)
+    added = await harness.say(1012, "Still broken, this is unacceptable")
+    assert added["text"] == t("en", "aftersales.ticket.message_added", number=ticket.number)
+    await harness.sandbox.wait_for_bot_message(
+        1012, after_message_id=after,
+        predicate=lambda m: m.get("text") == t("en", "handoff.wait.open", minutes=4))
+
+    async def stored_and_handed_over() -> bool:
+        async with harness.db.session() as session:
+            history = await service.ticket_history(session, ticket.id or 0)
+        found = await conversations_of(harness)
+        return [e.text for e in history if e.kind == "message"] == [
+            "Still broken, this is unacceptable"] and [c.reason for c in found] == ["distress"]
+
+    await eventually(stored_and_handed_over)
+    assert await draft_step(harness, 1012) is None  # the customer now talks to a person
+
+
+async def test_upset_words_where_a_button_is_expected_still_escalate(staffed: BotHarness) -> None:
+    harness = staffed
+    await given_order(harness, 1013)
+    await to_kind_step(harness, 1013)
+    reply = await harness.say(1013, "this is ridiculous")
+    assert reply["text"] == t("en", "handoff.wait.open", minutes=4)
+    assert [c.reason for c in await conversations_of(harness)] == ["distress"]
+    assert await draft_step(harness, 1013) == "kind"  # kept: continued after the handoff
+
+
+async def conversations_of(harness: BotHarness) -> list[Conversation]:
+    async with harness.db.session() as session:
+        return list((await session.exec(select(Conversation))).all())

@@ -123,6 +123,20 @@ async def test_angry_message_escalates(desk: BotHarness, language_code: str, tex
     assert conversation.reason == "distress"
 
 
+async def test_person_offered_after_two_faq_misses_is_escalated_as_faq_miss(desk: BotHarness) -> None:
+    desk.sandbox.user(651, first_name="Noor", language_code="en")
+    first = await desk.say(651, "tell me a joke")
+    assert first["text"] == t("en", "presale.answer.none")
+    second = await desk.say(651, "what's the weather tomorrow")
+    assert second["text"] == t("en", "presale.answer.two_misses")
+    reply = await desk.press(651, second, t("en", "presale.button.human"))
+    assert reply["text"] == t("en", "handoff.wait.open", minutes=4)
+    card = await topic_text(desk.sandbox, topic_of(desk.sandbox, "Noor"), "what's the weather tomorrow")
+    assert t("en", "handoff.reason.faq_miss") in card["text"]
+    [conversation] = await conversations(desk)
+    assert conversation.reason == "faq_miss"
+
+
 async def test_outsider_cannot_act_in_staff_group(desk: BotHarness) -> None:
     sandbox = desk.sandbox
     sandbox.user(701, first_name="Lea")

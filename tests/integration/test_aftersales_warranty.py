@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 
 from sqlmodel import select
@@ -15,7 +16,10 @@ from touchpoint.clock import utcnow
 from touchpoint.config import load_settings
 from touchpoint.db import Database
 from touchpoint.i18n import get_translator
+from touchpoint.journeys.engine import JourneyEngine
 from touchpoint.journeys.models import OutboxMessage
+from touchpoint.journeys.scheduler import create_scheduler, remind_warranties_tick
+from touchpoint.journeys.spec import JourneysFile
 
 settings = load_settings(_env_file=None)
 
@@ -43,3 +47,43 @@ async def test_register_find_and_remind_once(db: Database) -> None:
     text = render(get_translator(), "en", row.template, row.params).text
     assert text.startswith("Heads-up: the warranty for Barista One ends on ")
     assert isinstance(date.fromisoformat(row.params["ends"]), date)
+
+
+async def _expiring_registration(db: Database, telegram_id: int) -> None:
+    async with db.session() as session:
+        await make_catalogue(session)
+        customer = await make_linked_customer(session, telegram_id, locale="en")
+        product = await session.get(Product, "ESP-1")
+        assert product is not None
+        today = utcnow().date()
+        bought = today.replace(year=today.year - 2) + timedelta(days=10)  # ends in 10 days
+        await warranty.register_warranty(session, customer, product, bought, "SN9", "file9")
+
+
+async def _reminders(db: Database) -> list[OutboxMessage]:
+    async with db.session() as session:
+        query = select(OutboxMessage).where(OutboxMessage.template == "aftersales.warranty_expiring")
+        return list((await session.exec(query)).all())
+
+
+async def test_the_scheduler_reminds_daily_and_once(db: Database) -> None:
+    load_all_templates()
+    scheduler = create_scheduler(db, JourneyEngine(settings, JourneysFile(journeys=[])))
+    job = scheduler.get_job("warranty_reminders")
+    assert job is not None and job.trigger.interval == timedelta(days=1)
+    await _expiring_registration(db, 22)
+    await job.func(*job.args)
+    await job.func(*job.args)  # the next day, or another process
+    [reminder] = await _reminders(db)
+    assert (reminder.lane, reminder.params["sku"]) == ("service", "ESP-1")
+
+
+async def test_processes_reminding_at_once_queue_one_reminder(db: Database) -> None:
+    """Several bot processes run the same daily job: one reminder, and no process fails."""
+    load_all_templates()
+    await _expiring_registration(db, 23)
+    results = await asyncio.gather(*(remind_warranties_tick(db, settings) for _ in range(3)),
+                                   return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert sorted(results) == [0, 0, 1]  # type: ignore[type-var]
+    assert len(await _reminders(db)) == 1

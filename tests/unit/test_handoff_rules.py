@@ -46,6 +46,64 @@ def test_ordinary_messages_are_not_distress(text: str) -> None:
     assert not is_distress(text, LEXICON)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ужасный сервис",  # ru entries are stems: inflected forms count
+        "Это УЖАСНО",
+        "вы меня обманули",
+        "мошенничество чистой воды",
+        "Отвратительное обслуживание",
+        "худшая покупка",
+        "Верните деньги!",
+        "верните   деньги",  # any run of spaces inside a phrase
+        "какой кошмарный день",
+        "меня это бесит",
+        "Это позорище",
+        "我觉得太差了",  # zh: anywhere in the text, no spaces needed
+        "这家店是骗子吧",
+        "refund now please",
+    ],
+)
+def test_inflected_and_unspaced_forms_count(text: str) -> None:
+    assert is_distress(text, LEXICON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Бесплатная доставка есть?",  # "бесит" is an entry, not a stem "бес"
+        "безусловно, спасибо",
+        "обычный заказ",
+        "худой кот",
+        "это самообман",  # a stem still starts a word
+        "Terribleness is not a word",  # en entries stay whole words
+        "scammy",
+    ],
+)
+def test_stems_do_not_overreach(text: str) -> None:
+    assert not is_distress(text, LEXICON)
+
+
+def test_the_stem_mark_is_what_makes_a_prefix() -> None:
+    lexicon = {"en": ["hell", "rubbish*"], "de": ["schrecklich*"], "ru": ["ужас"]}
+    assert not is_distress("hello there", lexicon)  # a plain entry is a whole word in any language
+    assert is_distress("what the hell", lexicon)
+    assert is_distress("rubbishy kettle", lexicon)
+    assert is_distress("ein schreckliches Gerät", lexicon)
+    assert not is_distress("ужасный", lexicon)  # without "*" even a ru entry is a whole word
+    assert is_distress("ну и ужас", lexicon)
+    assert is_distress("да ну к черту", {"ru": ["чёрт*"]})  # ё and е are one letter here
+    assert is_distress("Чёрт!", {"ru": ["черт"]})
+    assert not is_distress("anything", {"en": ["*", " "]})  # an empty entry never matches
+
+
+def test_chinese_entries_match_inside_words_whatever_the_key() -> None:
+    assert is_distress("你们真是垃圾服务", {"zh": ["垃圾"]})
+    assert is_distress("你们真是垃圾服务", {"zh-hant": ["垃圾"]})
+    assert not is_distress("垃", {"zh": ["垃圾"]})
+
+
 HOURS = WorkingHours("Europe/Berlin", 9, 18, frozenset(range(5)))
 
 

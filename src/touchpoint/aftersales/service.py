@@ -22,6 +22,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
+from touchpoint.handoff.rules import is_distress
 from touchpoint.handoff.service import LOW_CSAT, escalate
 from touchpoint.orders.models import Order, OrderItem
 
@@ -172,6 +173,31 @@ async def drop_draft(session: AsyncSession, customer_id: int) -> AftersalesDraft
     if draft is not None:
         await session.delete(draft)
     return draft
+
+
+# Steps that wait for the customer's own words: what they type belongs there, angry or not.
+WORDS_STEPS = ("details", "ticket_message", "csat_comment")
+
+
+async def awaits_words(session: AsyncSession, customer_id: int) -> bool:
+    """True while a request waits for the customer's words (the handoff's distress check steps
+    aside then; ``hand_over_if_upset`` flags the words once they are stored)."""
+    draft = await get_draft(session, customer_id)
+    return draft is not None and draft.step in WORDS_STEPS
+
+
+async def hand_over_if_upset(
+    session: AsyncSession, settings: Settings, customer: Customer, text: str
+) -> str | None:
+    """Words stored in a request that count as distress hand the customer to staff (reason
+    "distress"; the card lists the ticket). Returns the wait message, or None if nothing opened."""
+    if not is_distress(text, settings.handoff_distress_words):
+        return None
+    escalation = await escalate(session, customer, "distress", settings=settings)
+    if not escalation.created:
+        return None
+    await drop_draft(session, customer.id or 0)  # from now on the customer talks to a person
+    return escalation.text
 
 
 # --- tickets --------------------------------------------------------------------------------

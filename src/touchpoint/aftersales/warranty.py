@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -88,8 +89,10 @@ async def remind_expiring_warranties(
 ) -> int:
     """Queues one "your warranty ends soon" message per registration (service lane).
 
-    Meant for a periodic tick (scheduler or journey engine); safe to run often and from several
-    processes: ``reminded_at`` and the outbox dedupe key make it once per registration.
+    The scheduler runs it daily (``journeys.scheduler.remind_warranties_tick``); safe to run often
+    and from several processes at once: each registration is claimed by setting ``reminded_at``
+    only where it is still empty, so one process queues its reminder and the others skip it (the
+    outbox dedupe key backs this up).
     """
     from touchpoint.journeys.outbox import enqueue  # the contact rules import aftersales
     from touchpoint.journeys.rules import Lane
@@ -106,8 +109,14 @@ async def remind_expiring_warranties(
         product = await session.get(Product, registration.sku)
         if customer is None:
             continue
-        registration.reminded_at = now
-        session.add(registration)
+        claimed = await session.exec(  # type: ignore[call-overload]
+            update(WarrantyRegistration)
+            .where(col(WarrantyRegistration.id) == registration.id,
+                   col(WarrantyRegistration.reminded_at).is_(None))
+            .values(reminded_at=now)
+        )
+        if not claimed.rowcount:
+            continue  # another process reminded it since we looked
         await enqueue(
             session, settings, customer, "aftersales.warranty_expiring",
             {"name": product.name if product else {}, "sku": registration.sku,

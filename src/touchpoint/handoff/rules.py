@@ -7,27 +7,46 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-_WORD_EDGE = r"(?<![^\W\d_]){}(?![^\W\d_])"  # not glued to other letters
+_NOT_AFTER_LETTER = r"(?<![^\W\d_])"  # not glued to a letter before it…
+_NOT_BEFORE_LETTER = r"(?![^\W\d_])"  # …or after it
+# Chinese and Japanese are written without spaces: their entries match anywhere in the text.
+_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+STEM_MARK = "*"
 _SHOUT_MIN_LETTERS = 8
 
 
-def is_distress(text: str, lexicon: dict[str, list[str]]) -> bool:
-    """Distress or anger, by a clear rule.
+def _fold(text: str) -> str:
+    # Russian writers mostly type е for ё: both spellings are one letter here.
+    return text.casefold().replace("ё", "е")
 
-    A message counts when it holds a lexicon entry of any language, case-insensitively, as a
-    whole word or phrase (Chinese has no spaces, so its entries match anywhere), or when it is
+
+def _entry_pattern(entry: str) -> str | None:
+    """The regex for one lexicon entry, or None for an empty one."""
+    entry = _fold(entry.strip())
+    stem = entry.endswith(STEM_MARK)
+    words = entry.rstrip(STEM_MARK).split()
+    if not words:
+        return None
+    body = r"\s+".join(re.escape(word) for word in words)
+    if _UNSPACED_SCRIPT.search(body):
+        return body
+    return _NOT_AFTER_LETTER + body + ("" if stem else _NOT_BEFORE_LETTER)
+
+
+def is_distress(text: str, lexicon: dict[str, list[str]]) -> bool:
+    """Distress or anger, by a clear rule (docs/handoff.md, "Distress rule").
+
+    A message counts when it holds an entry of the lexicon (any language, case-insensitively, ё = е):
+    a plain entry as a whole word or phrase ("hell" is not in "hello"); an entry ending in "*" as
+    the start of a word ("ужас*": ужас, ужасный, ужасно), which is how inflected languages list
+    stems; an entry in Chinese or Japanese characters anywhere (no spaces there). Or when it is
     shouted: at least 8 letters, all capitals, ending in "!".
     """
-    lowered = text.casefold()
-    for locale, words in lexicon.items():
-        for word in words:
-            needle = word.casefold().strip()
-            if not needle:
-                continue
-            if locale == "zh":
-                if needle in lowered:
-                    return True
-            elif re.search(_WORD_EDGE.format(re.escape(needle)), lowered):
+    folded = _fold(text)
+    for words in lexicon.values():
+        for entry in words:
+            pattern = _entry_pattern(entry)
+            if pattern is not None and re.search(pattern, folded):
                 return True
     letters = [c for c in text if c.isalpha()]
     return (

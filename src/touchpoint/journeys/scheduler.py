@@ -9,9 +9,11 @@ from datetime import timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import delete
 
+from touchpoint.aftersales.warranty import remind_expiring_warranties
 from touchpoint.catalog.service import release_expired_reservations
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
+from touchpoint.config import Settings
 from touchpoint.db import Database
 from touchpoint.journeys.engine import JourneyEngine
 from touchpoint.journeys.sender import OutboxSender, reap_expired_leases
@@ -44,6 +46,16 @@ async def scan_tick(db: Database, engine: JourneyEngine, sender: OutboxSender | 
         sender.poke()
 
 
+async def remind_warranties_tick(db: Database, settings: Settings, sender: OutboxSender | None = None) -> int:
+    """Registered warranties ending within 30 days: one reminder each, however often this runs and
+    however many processes run it (remind_expiring_warranties claims each registration once)."""
+    async with db.session() as session:
+        queued = await remind_expiring_warranties(session, settings)
+    if queued and sender is not None:
+        sender.poke()
+    return queued
+
+
 async def log_daily_stats(db: Database) -> None:
     """The day's numbers in the log (counts only, never who)."""
     async with db.session() as session:
@@ -64,4 +76,7 @@ def create_scheduler(db: Database, engine: JourneyEngine | None = None,
         scheduler.add_job(scan_tick, "interval", hours=1, args=[db, engine, sender], id="journey_scans",
                           next_run_time=utcnow() + timedelta(minutes=1))
         scheduler.add_job(log_daily_stats, "cron", hour=0, minute=5, args=[db], id="journey_daily_stats")
+        # Daily, and soon after start-up: a process that restarts often still gets its turn.
+        scheduler.add_job(remind_warranties_tick, "interval", days=1, args=[db, engine.settings, sender],
+                          id="warranty_reminders", next_run_time=utcnow() + timedelta(minutes=2))
     return scheduler
