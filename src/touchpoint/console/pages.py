@@ -182,13 +182,15 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
     labelled = [(ui(request, f"console.ui.stage.{stage}"), count) for stage, count in stages]
     return {
         "days": days, "periods": PERIODS, "stages": stages, "journeys": journeys, "times": times,
+        "gaps": gaps,
         "funnel": charts.funnel(labelled, ui(request, "console.ui.dash.funnel")),
         "journey_chart": charts.grouped_bars(
             [(j.key, [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
             ui(request, "console.ui.nav.journeys")) if journeys else None,
         "csat_chart": charts.line(csat, ui(request, "console.ui.dash.csat"))
         if any(v for _, v in csat) else None,
-        "gaps_chart": charts.bars([(q, float(n)) for q, n in gaps], ui(request, "console.ui.dash.gaps"))
+        "gaps_chart": charts.bars([(gap.text, float(gap.total)) for gap in gaps],
+                                  ui(request, "console.ui.dash.gaps"))
         if gaps else None,
     }
 
@@ -484,7 +486,8 @@ async def campaign_preview(request: web.Request) -> web.StreamResponse:
     from touchpoint.channels.templates import render
 
     texts = {locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES}
-    previews = {locale: render(translate, locale, "console.campaign", {"texts": texts}).text
+    # The message as the customer will see it: text and buttons (the "no more offers" one).
+    previews = {locale: render(translate, locale, "console.campaign", {"texts": texts})
                 for locale in SUPPORTED_LOCALES}
     when = actions.parse_when(values["when"], utcnow())
     return aiohttp_jinja2.render_template("campaign_preview.html", request, {

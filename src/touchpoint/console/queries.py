@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from rapidfuzz import fuzz, process
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,10 +16,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from touchpoint.aftersales.models import Ticket, TicketEvent
 from touchpoint.aftersales.policy import KINDS
 from touchpoint.aftersales.service import CLOSED_STATUSES
+from touchpoint.catalog.matcher import normalize
 from touchpoint.config import Settings
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.journeys.engine import NOT_SPENT
 from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
 from touchpoint.journeys.spec import JourneyFileError, load_journeys
 from touchpoint.orders.models import Order, OrderItem
@@ -27,7 +30,12 @@ from touchpoint.referrals.models import Referral
 FUNNEL_STAGES = ("new", "engaged", "considering", "purchased", "repeat", "advocate")
 # Event types that count as looking at products or filling a cart (events API and chat alike).
 CONSIDERING_MARKERS = ("view", "cart", "wishlist", "product")
-UNANSWERED_EVENTS = ("chat.unrecognised", "faq.unanswered", "faq.no_match", "presale.unanswered")
+# What the presale matcher records for a free-text question (touchpoint.catalog.service.answer_question).
+UNANSWERED = "presale.question_unanswered"
+SUGGESTED = "presale.question_suggested"
+ANSWERED = "presale.question_answered"
+FEEDBACK = "presale.feedback"  # {kind, id, helpful}: the 👍 / 👎 under an answer
+SIMILAR = 90  # rapidfuzz ratio at which two phrasings of a question count as one (typos)
 
 TICKET_KINDS = KINDS
 
@@ -236,7 +244,8 @@ async def customer_stages(session: AsyncSession, customers: list[Customer]) -> d
     orders: Counter[int] = Counter()
     for chunk in _chunks(list(store_ids)):
         for store_id, count in (await session.exec(
-            select(Order.store_customer_id, func.count()).where(col(Order.store_customer_id).in_(chunk))
+            select(Order.store_customer_id, func.count()).where(col(Order.store_customer_id).in_(chunk),
+                                                                col(Order.status).not_in(NOT_SPENT))
             .group_by(col(Order.store_customer_id))
         )).all():
             orders[store_ids[store_id]] = count
@@ -248,6 +257,7 @@ async def customer_stages(session: AsyncSession, customers: list[Customer]) -> d
     stages: dict[int, int] = {}
     for customer_id in ids:
         # Stages build on each other: a purchase implies consideration, a referral implies a customer.
+        # A purchase is an order the customer kept: cancelled, returned or refunded ones do not count.
         level = 0
         if customer_id in engaged:
             level = 1
@@ -384,16 +394,97 @@ async def handoff_times(session: AsyncSession, since: datetime) -> HandoffTimes:
     )
 
 
-async def content_gaps(session: AsyncSession, since: datetime, top: int = 10) -> list[tuple[str, int]]:
-    """The questions customers asked that the bot could not answer, most frequent first."""
-    rows = (await session.exec(select(BehaviourEvent.payload).where(
-        col(BehaviourEvent.type).in_(UNANSWERED_EVENTS), col(BehaviourEvent.occurred_at) >= since))).all()
-    counter: Counter[str] = Counter()
-    for payload in rows:
-        text = str(payload.get("question") or payload.get("text") or "").strip().lower()
-        if text:
-            counter[" ".join(text.split())[:120]] += 1
-    return counter.most_common(top)
+@dataclass
+class ContentGap:
+    """One question (its phrasings grouped) the bot could not answer well, with how it went."""
+
+    text: str  # the phrasing customers used most
+    unanswered: int = 0  # no match at all
+    suggested: int = 0  # only suggestions offered
+    disliked: int = 0  # answered, and the answer got 👎
+    phrasings: Counter[str] = field(default_factory=Counter, repr=False)
+
+    @property
+    def total(self) -> int:
+        return self.unanswered + self.suggested + self.disliked
+
+
+async def content_gaps(session: AsyncSession, since: datetime, top: int = 10) -> list[ContentGap]:
+    """Questions the bot could not answer, only guessed at, or answered with a 👎: most frequent first.
+
+    Each question asked counts once, by how it ended (suggestions, then a 👎 on the one picked: 👎).
+    Phrasings are grouped case-insensitively, ignoring punctuation and filler words (the matcher's own
+    normalisation), and near-identical ones (typos) are merged.
+    """
+    disliked = await _disliked_questions(session, since)
+    missed = (await session.exec(select(BehaviourEvent.id, BehaviourEvent.type, BehaviourEvent.payload).where(
+        col(BehaviourEvent.type).in_((UNANSWERED, SUGGESTED)), col(BehaviourEvent.occurred_at) >= since
+    ))).all()
+    asked = [("unanswered" if event_type == UNANSWERED else "suggested", str(payload.get("text") or ""))
+             for event_id, event_type, payload in missed if event_id not in disliked]
+    asked += [("disliked", text) for text in disliked.values()]  # (how it went, the customer's words)
+    return _group_gaps(asked)[:top]
+
+
+async def _disliked_questions(session: AsyncSession, since: datetime) -> dict[int, str]:
+    """The question behind each 👎, by its event id: the feedback names only the answer, so take the
+    customer's last question before it that got this answer (or suggestions, where the FAQ entry was
+    picked). A question 👎'd twice is one question."""
+    feedback_rows = (await session.exec(
+        select(BehaviourEvent.customer_id, BehaviourEvent.occurred_at, BehaviourEvent.payload).where(
+            BehaviourEvent.type == FEEDBACK, col(BehaviourEvent.occurred_at) >= since,
+            col(BehaviourEvent.customer_id).is_not(None))
+    )).all()
+    dislikes = [(customer_id, at, payload) for customer_id, at, payload in feedback_rows
+                if payload.get("helpful") is False]
+    questions: dict[int, list[tuple[datetime, int, str, dict[str, Any]]]] = defaultdict(list)
+    for chunk in _chunks(sorted({customer_id for customer_id, _, _ in dislikes})):
+        for customer_id, at, event_id, event_type, payload in (await session.exec(
+            select(BehaviourEvent.customer_id, BehaviourEvent.occurred_at, BehaviourEvent.id,
+                   BehaviourEvent.type, BehaviourEvent.payload)
+            .where(col(BehaviourEvent.customer_id).in_(chunk),
+                   col(BehaviourEvent.type).in_((ANSWERED, SUGGESTED)))
+        )).all():
+            questions[customer_id].append((at, event_id or 0, event_type, payload))
+    texts: dict[int, str] = {}
+    for customer_id, at, feedback in dislikes:
+        earlier = sorted((q for q in questions[customer_id] if q[0] <= at), key=lambda q: q[:2], reverse=True)
+        for _, event_id, event_type, payload in earlier:
+            if (event_type == SUGGESTED and feedback.get("kind") == "faq") or (
+                    (payload.get("kind"), payload.get("id")) == (feedback.get("kind"), feedback.get("id"))):
+                texts[event_id] = str(payload.get("text") or "")
+                break
+    return texts
+
+
+def _group_gaps(asked: list[tuple[str, str]]) -> list[ContentGap]:
+    groups: dict[str, ContentGap] = {}
+    for outcome, raw in asked:
+        text = " ".join(raw.split())[:120]
+        if not text:
+            continue
+        gap = groups.setdefault(normalize(text) or text.casefold(), ContentGap(text))
+        setattr(gap, outcome, getattr(gap, outcome) + 1)
+        gap.phrasings[text] += 1
+    # Merge near-identical keys into the more frequent one; only the leading groups are merged into,
+    # which keeps this linear in the number of phrasings.
+    merged: dict[str, ContentGap] = {}
+    leaders: list[str] = []
+    for key, gap in sorted(groups.items(), key=lambda item: (-item[1].total, item[0])):
+        found = process.extractOne(key, leaders, scorer=fuzz.ratio, score_cutoff=SIMILAR)
+        if found is None:
+            merged[key] = gap
+            if len(leaders) < 300:
+                leaders.append(key)
+            continue
+        target = merged[found[0]]
+        target.unanswered += gap.unanswered
+        target.suggested += gap.suggested
+        target.disliked += gap.disliked
+        target.phrasings.update(gap.phrasings)
+    for gap in merged.values():
+        gap.text = min(gap.phrasings.items(), key=lambda phrasing: (-phrasing[1], phrasing[0]))[0]
+    return sorted(merged.values(), key=lambda gap: (-gap.total, -gap.unanswered, gap.text))
 
 
 # --- journeys and campaigns ---
@@ -419,7 +510,8 @@ async def segment_customers(session: AsyncSession, segment: str, now: datetime) 
     """Customers in a segment who may get marketing at all (consent, reachable, not paused)."""
     query = select(Customer).where(Customer.marketing_consent, Customer.reachable,
                                    col(Customer.nudges_paused).is_(False))
-    buyers = select(Order.store_customer_id).where(col(Order.store_customer_id).is_not(None))
+    buyers = select(Order.store_customer_id).where(col(Order.store_customer_id).is_not(None),
+                                                   col(Order.status).not_in(NOT_SPENT))
     if segment == "buyers":
         query = query.where(col(Customer.store_customer_id).in_(buyers))
     elif segment == "no_purchase":
