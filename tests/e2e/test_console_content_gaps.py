@@ -10,20 +10,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.console_helpers import log_in, make_staff
 from tests.e2e.harness import BotHarness, button_texts
-from touchpoint.channels.flood import MemoryFloodGate
 from touchpoint.console import create_console_app
 from touchpoint.i18n import get_translator
-from touchpoint.seed.demo import seed_demo
 
 t = get_translator()
-
-
-@pytest.fixture
-async def shop(harness: BotHarness) -> AsyncIterator[BotHarness]:
-    await seed_demo(harness.db)
-    harness.flood_gate = MemoryFloodGate(max_messages=1000, window_s=10, mute_s=1)
-    await harness.restart()
-    yield harness
 
 
 @pytest.fixture

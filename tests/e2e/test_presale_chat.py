@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,21 +11,11 @@ from sqlmodel import select
 from tests.e2e.harness import BotHarness, button_texts, eventually
 from touchpoint.catalog.models import Product, Reservation, Stock
 from touchpoint.catalog.service import release_expired_reservations
-from touchpoint.channels.flood import MemoryFloodGate
 from touchpoint.customers.models import BehaviourEvent
 from touchpoint.i18n import get_translator
-from touchpoint.seed.demo import seed_demo
 
 t = get_translator()
 STAFF_CHAT = -1009876543210
-
-
-@pytest.fixture
-async def shop(harness: BotHarness) -> AsyncIterator[BotHarness]:
-    await seed_demo(harness.db)
-    harness.flood_gate = MemoryFloodGate(max_messages=1000, window_s=10, mute_s=1)  # customers tap a lot here
-    await harness.restart()
-    yield harness
 
 
 async def events(harness: BotHarness, event_type: str) -> list[BehaviourEvent]:

@@ -19,7 +19,6 @@ from tests.aftersales_factories import make_catalogue, make_linked_customer, mak
 from tests.e2e.harness import BotHarness, button_texts, buttons, eventually
 from touchpoint.aftersales import service as aftersales
 from touchpoint.catalog.models import Stock
-from touchpoint.channels.flood import MemoryFloodGate
 from touchpoint.customers.models import Customer
 from touchpoint.events_api.app import create_events_app
 from touchpoint.events_api.signing import signed_headers
@@ -30,7 +29,6 @@ from touchpoint.journeys.models import Enrolment
 from touchpoint.journeys.sender import OutboxSender, Pacing
 from touchpoint.journeys.spec import JourneysFile, load_journeys
 from touchpoint.journeys.stats import journey_stats
-from touchpoint.seed.demo import seed_demo
 
 t = get_translator()
 SECRET = "wiring-secret"
@@ -41,14 +39,6 @@ NOON = datetime(2026, 6, 2, 10, tzinfo=UTC)  # 12:00 in Berlin
 def clock() -> Iterator[Any]:
     with time_machine.travel(NOON, tick=True) as traveller:
         yield traveller
-
-
-@pytest.fixture
-async def shop(harness: BotHarness) -> AsyncIterator[BotHarness]:
-    await seed_demo(harness.db)
-    harness.flood_gate = MemoryFloodGate(max_messages=1000, window_s=10, mute_s=1)
-    await harness.restart()
-    yield harness
 
 
 @pytest.fixture
