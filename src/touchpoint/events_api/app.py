@@ -30,7 +30,7 @@ from touchpoint.events_api.openapi import openapi_document
 from touchpoint.events_api.schemas import EventError, EventErrors, Id, parse_events
 from touchpoint.events_api.service import apply_events
 from touchpoint.events_api.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from touchpoint.journeys.listener import evaluate_store_event
+from touchpoint.journeys.listener import evaluate_store_events
 from touchpoint.orders.service import issue_link_token
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ async def post_events(request: web.Request) -> web.Response:
         return _error(503, "busy", retry_after_s=1)
     # Journeys react to store events at once (abandoned cart, check-in, back in stock, exits), not at
     # the next tick.
-    await notify_listeners(db, result.applied, built_in=(evaluate_store_event,))
+    await evaluate_store_events(db, result.applied)
+    await notify_listeners(db, result.applied)
     if result.applied and POKE_SENDER in request.app:  # order updates go out now, not at the next poll
         request.app[POKE_SENDER]()
     applied = sum(r["status"] == "applied" for r in result.results)

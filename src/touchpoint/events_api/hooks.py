@@ -13,7 +13,7 @@ other listeners: the durable record is the BehaviourEvent row, which a listener 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +36,9 @@ EventListener = Callable[[Database, AppliedEvent], Awaitable[None]]
 on_event_applied: list[EventListener] = []
 
 
-async def notify_listeners(db: Database, events: list[AppliedEvent],
-                           built_in: Sequence[EventListener] = ()) -> None:
-    """``built_in``: the app's own listeners (journeys), run before the subscribed ones."""
+async def notify_listeners(db: Database, events: list[AppliedEvent]) -> None:
     for event in events:
-        for listener in [*built_in, *on_event_applied]:
+        for listener in list(on_event_applied):
             try:
                 await listener(db, event)
             except Exception:

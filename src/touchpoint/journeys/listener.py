@@ -1,11 +1,12 @@
 """Store events → journeys at once (rather than at the next tick).
 
-Registered on ``touchpoint.events_api.hooks.on_event_applied`` by the events API app. It runs after
-the store's batch committed; the tick would see the same event later, which is harmless: enrolments
-are unique per occurrence and exit goals are plain conditional UPDATEs.
+Called by the events API after the store's batch committed; the tick would see the same events
+later, which is harmless: enrolments are unique per occurrence and exit goals are conditional UPDATEs.
 """
 
 from __future__ import annotations
+
+from sqlmodel import col, select
 
 from touchpoint.customers.models import BehaviourEvent
 from touchpoint.db import Database
@@ -13,11 +14,16 @@ from touchpoint.events_api.hooks import AppliedEvent
 from touchpoint.journeys.engine import get_engine
 
 
-async def evaluate_store_event(db: Database, applied: AppliedEvent) -> None:
+async def evaluate_store_events(db: Database, applied: list[AppliedEvent]) -> None:
+    """One session for the whole batch: a batch of 100 store events is one read, not 100 sessions."""
     engine = get_engine()
-    if applied.behaviour_event_id is None or applied.type not in engine.event_types:
+    ids = [a.behaviour_event_id for a in applied
+           if a.behaviour_event_id is not None and a.type in engine.event_types]
+    if not ids:
         return
     async with db.session() as session:
-        event = await session.get(BehaviourEvent, applied.behaviour_event_id)
-        if event is not None:
+        events = (await session.exec(
+            select(BehaviourEvent).where(col(BehaviourEvent.id).in_(ids)).order_by(col(BehaviourEvent.id))
+        )).all()
+        for event in events:
             await engine.handle_event(session, event)
