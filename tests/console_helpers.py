@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiohttp.test_utils import TestClient
 
@@ -58,19 +58,21 @@ async def make_handoff(
 ) -> tuple[Customer, Conversation]:
     async with db.session() as session:
         customer = await make_customer(session, telegram_id, first_name=first_name, locale=locale)
-        conversation = Conversation(customer_id=customer.id, opened_at=utcnow() - timedelta(minutes=5))
+    conversation = await open_conversation(db, customer, text, opened_at=utcnow() - timedelta(minutes=5))
+    return customer, conversation
+
+
+async def open_conversation(
+    db: Database, customer: Customer, text: str, *, opened_at: datetime | None = None
+) -> Conversation:
+    """An open handoff for ``customer`` whose transcript starts with their ``text``."""
+    async with db.session() as session:
+        conversation = Conversation(customer_id=customer.id, opened_at=opened_at or utcnow())
         session.add(conversation)
         await session.flush()
-        session.add(
-            TranscriptMessage(
-                customer_id=customer.id,
-                conversation_id=conversation.id,
-                direction="in",
-                text=text,
-                created_at=utcnow(),
-            )
-        )
-    return customer, conversation
+        session.add(TranscriptMessage(customer_id=customer.id, conversation_id=conversation.id,
+                                      direction="in", text=text, created_at=utcnow()))
+    return conversation
 
 
 async def make_ticket(db: Database, customer: Customer, number: str = "R-000001", **fields: object) -> Ticket:

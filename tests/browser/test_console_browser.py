@@ -10,7 +10,7 @@ from playwright.async_api import expect
 from sqlmodel import select
 
 from tests.browser.conftest import Stack, screenshot
-from tests.console_helpers import PASSWORD, make_handoff, make_ticket
+from tests.console_helpers import PASSWORD, make_handoff, make_ticket, open_conversation
 from tests.e2e.harness import eventually
 from tests.factories import make_customer
 from touchpoint.catalog.service import answer_question
@@ -73,7 +73,7 @@ async def test_console_reply_from_inbox_arrives_in_sandbox_chat(
     await stack.harness.say(612, "/start")  # the bot knows Mia now
     async with stack.harness.db.session() as session:
         customer = (await session.exec(select(Customer).where(Customer.telegram_id == 612))).one()
-    _, conversation = await _open_handoff(stack, customer, "My parcel has not arrived")
+    conversation = await open_conversation(stack.harness.db, customer, "My parcel has not arrived")
     stack.start_sender()
 
     await log_in(page, stack, path="/inbox")
@@ -208,22 +208,3 @@ async def test_console_dashboard_shows_charts(page: Any, stack: Stack) -> None:
     await page.set_viewport_size({"width": 390, "height": 844})  # a phone
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     await screenshot(page, "console-dashboard-phone")
-
-
-async def _open_handoff(stack: Stack, customer: Customer, text: str) -> tuple[Customer, Any]:
-    from touchpoint.handoff.models import Conversation, TranscriptMessage
-
-    async with stack.harness.db.session() as session:
-        conversation = Conversation(customer_id=customer.id, opened_at=utcnow())
-        session.add(conversation)
-        await session.flush()
-        session.add(
-            TranscriptMessage(
-                customer_id=customer.id,
-                conversation_id=conversation.id,
-                direction="in",
-                text=text,
-                created_at=utcnow(),
-            )
-        )
-    return customer, conversation
