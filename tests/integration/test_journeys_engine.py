@@ -202,6 +202,35 @@ async def test_browse_abandonment_needs_three_views_and_no_cart(db: Database, cl
     assert len(await rows(db, Enrolment)) == 1
 
 
+async def test_browse_abandonment_judges_each_view_by_its_own_window(db: Database, clock: Any) -> None:
+    """Busy customers: dozens of older views and carts, recorded earlier, count only within the
+    two-day window before the view being judged."""
+    engine = engine_for("browse_abandonment")
+    browser, shopper = await customer(db, 1), await customer(db, 2)
+
+    async def earlier(who: Customer, kind: str, ago: timedelta, **payload: Any) -> None:
+        clock.move_to(NOON - ago)
+        async with db.session() as session:  # recorded, not evaluated (as before this test)
+            record_event(session, kind, customer_id=who.id, payload=payload, source="store")
+
+    for n in range(30):  # long ago: outside every window
+        await earlier(browser, "product.viewed", timedelta(days=3, minutes=n), sku="K-1")
+        await earlier(shopper, "product.viewed", timedelta(days=3, minutes=n), sku="K-1")
+    await earlier(browser, "cart.updated", timedelta(days=2, hours=1), cart_id="b")  # too old to count
+    await earlier(shopper, "cart.updated", timedelta(days=1), cart_id="s")  # in the window: no nudge
+    for who in (browser, shopper):
+        await earlier(who, "product.viewed", timedelta(hours=30), sku="K-1")
+        await earlier(who, "product.viewed", timedelta(hours=20), sku="K-1")
+    clock.move_to(NOON)
+    await event(db, engine, shopper, "product.viewed", sku="K-1")
+    assert await rows(db, Enrolment) == []
+    await event(db, engine, browser, "product.viewed", sku="K-2")  # another product: one view
+    assert await rows(db, Enrolment) == []
+    await event(db, engine, browser, "product.viewed", sku="K-1")  # third view within two days
+    [enrolment] = await rows(db, Enrolment)
+    assert (enrolment.customer_id, enrolment.context["sku"]) == (browser.id, "K-1")
+
+
 async def test_no_marketing_during_an_open_complaint(db: Database, clock: Any) -> None:
     engine = engine_for("abandoned_cart")
     mia = await customer(db)

@@ -10,7 +10,10 @@ key per enrolment step.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,6 +51,36 @@ NOT_SPENT = ("cancelled", "refunded", "returned")
 # The trigger tick re-reads events this young: a slow transaction may commit a lower id late.
 SETTLE = timedelta(seconds=30)
 TICK_BATCH = 5_000
+GOAL_HORIZON = timedelta(days=7)
+
+
+class History:
+    """A customer's recent events as sorted times, by type and by type + payload key value:
+    "viewed this sku 3 times in 2 days" is two binary searches, however long the history."""
+
+    def __init__(self) -> None:
+        self._times: dict[tuple[str, str, str], list[datetime]] = defaultdict(list)
+
+    def add(self, kind: str, at: datetime, keys: dict[str, str]) -> None:
+        self._times[(kind, "", "")].append(at)
+        for key, value in keys.items():
+            self._times[(kind, key, value)].append(at)
+
+    def count(self, kind: str, since: datetime, until: datetime, key: str = "", value: str = "") -> int:
+        times = self._times.get((kind, key, value), [])
+        return bisect_right(times, until) - bisect_left(times, since)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What evaluating a batch of events needs, read once for all of them."""
+
+    events: list[BehaviourEvent]
+    customers: dict[int, Customer]  # by event id
+    live: set[tuple[str, int]]  # (journey, customer) pairs a goal may still end
+    taken: set[tuple[str, int, str]]  # (journey, customer, occurrence) already enrolled
+    paused: set[str]
+    history: dict[int, History] | None = None  # by customer id, read when first needed
 
 
 class JourneyEngine:
@@ -62,6 +95,18 @@ class JourneyEngine:
             for goal in journey.exit:
                 if journey not in self.goals.setdefault(goal.event, []):
                     self.goals[goal.event].append(journey)
+        # Triggers that look back at the customer's recent events ("viewed 3 times", "unless…").
+        event_triggers = [j.trigger for j in self.journeys.values() if isinstance(j.trigger, EventTrigger)]
+        self.repeat_triggers = [t for t in event_triggers if t.times > 1 or t.unless]
+        self.repeat_kinds = {t.event for t in self.repeat_triggers}
+        self.repeat_keys = sorted({t.key for t in self.repeat_triggers if t.key})
+        self.repeat_depth = max((t.times for t in self.repeat_triggers), default=1)
+        self.repeat_window = max((t.within or timedelta(days=1) for t in self.repeat_triggers),
+                                 default=timedelta(days=1))
+        # How long a completed or held-out enrolment may still be ended or converted by a goal.
+        self.goal_horizon = max([GOAL_HORIZON, *(g.within for j in self.journeys.values() for g in j.exit)])
+        # How far back an occurrence may already be enrolled (`once_per` periods).
+        self.lookback = max([self.goal_horizon, *(t.once_per for t in event_triggers if t.once_per)])
 
     @property
     def event_types(self) -> set[str]:
@@ -69,49 +114,53 @@ class JourneyEngine:
 
     # --- events ---------------------------------------------------------------------------
 
-    async def handle_event(self, session: AsyncSession, event: BehaviourEvent,
-                           customer: Customer | None = None, *,
-                           enrolled_in: set[tuple[str, int]] | None = None,
-                           history: dict[int, list[BehaviourEvent]] | None = None,
-                           paused: set[str] | None = None) -> int:
-        """Apply exit goals, then enrol: returns how many enrolments were created.
+    async def handle_event(self, session: AsyncSession, event: BehaviourEvent) -> int:
+        """Apply exit goals, then enrol: returns how many enrolments were created."""
+        return await self.evaluate(session, [event])
 
-        A batch caller may prefetch, for all its customers at once: ``enrolled_in`` (journey,
-        customer) pairs — goal updates only for customers in a goal's journey — and ``history``,
-        each customer's recent events for repeat and "unless" checks — and ``paused``, the journeys
-        paused from the console (they still end on their goals, but enrol nobody).
-        """
-        if event.type not in self.triggers and event.type not in self.goals:
+    async def evaluate(self, session: AsyncSession, events: Sequence[BehaviourEvent]) -> int:
+        """Goals and enrolments for recorded events, in order; what they need (their customers,
+        enrolments, recent history, paused journeys) is read once for all of them."""
+        events = [e for e in events if e.type in self.triggers or e.type in self.goals]
+        if not events:
             return 0
-        if paused is None:
-            paused = await paused_keys(session) if event.type in self.triggers else set()
-        if event.id is None:
+        if any(e.id is None for e in events):
             await session.flush()
-        customer = customer or await _event_customer(session, event)
+        customers = await _customers_for(session, events)
+        live, taken = await self._enrolments(session, {c.id for c in customers.values() if c.id})
+        paused = await paused_keys(session) if any(e.type in self.triggers for e in events) else set()
+        batch = _Batch(events, customers, live, taken, paused)
+        enrolled = 0
+        for event in events:
+            enrolled += await self._handle(session, event, batch)
+        return enrolled
+
+    async def _handle(self, session: AsyncSession, event: BehaviourEvent, batch: _Batch) -> int:
+        customer = batch.customers.get(event.id or 0)
         if customer is not None and customer.id is not None:
-            await self._apply_goals(session, customer.id, event, enrolled_in)
+            await self._apply_goals(session, customer.id, event, batch.live)
         enrolled = 0
         for journey in self.triggers.get(event.type, []):
             trigger = journey.trigger
             assert isinstance(trigger, EventTrigger)
-            if journey.key in paused or not all(f.matches(event.payload) for f in trigger.where):
+            if journey.key in batch.paused or not all(f.matches(event.payload) for f in trigger.where):
                 continue
             if trigger.watchers:
                 audience = await _watchers(session, trigger, event)
             else:
                 audience = [customer] if customer is not None else []
             for person in audience:
-                created = await self._enrol_on_event(session, journey, person, event, history)
-                if created and enrolled_in is not None and person.id is not None:
-                    enrolled_in.add((journey.key, person.id))  # a later event in the batch may end it
+                created = await self._enrol_on_event(session, journey, person, event, batch)
+                if created and person.id is not None:
+                    batch.live.add((journey.key, person.id))  # a later event in the batch may end it
                 enrolled += created
         return enrolled
 
     async def _apply_goals(self, session: AsyncSession, customer_id: int, event: BehaviourEvent,
-                           enrolled_in: set[tuple[str, int]] | None) -> None:
+                           live: set[tuple[str, int]]) -> None:
         at = event.occurred_at
         for journey in self.goals.get(event.type, []):
-            if enrolled_in is not None and (journey.key, customer_id) not in enrolled_in:
+            if (journey.key, customer_id) not in live:
                 continue
             for goal in journey.exit:
                 if goal.event != event.type or not all(f.matches(event.payload) for f in goal.where):
@@ -136,34 +185,83 @@ class JourneyEngine:
                     ).values(converted_at=at, exit_reason=f"goal:{goal.event}")
                         .execution_options(synchronize_session=False))
 
+    async def _enrolments(self, session: AsyncSession,
+                          customer_ids: set[int]) -> tuple[set[tuple[str, int]], set[tuple[str, int, str]]]:
+        """The customers' recent enrolments: the (journey, customer) pairs a goal may still end or
+        convert, and the occurrences already enrolled. A customer's hundredth cart update then
+        costs neither an UPDATE nor an INSERT. Completed and held-out enrolments matter to goals
+        only within their horizon (conversion windows, last messages still waiting)."""
+        if not customer_ids:
+            return set(), set()
+        now = utcnow()
+        rows = await session.exec(select(
+            Enrolment.journey_key, Enrolment.customer_id, Enrolment.occurrence_key, Enrolment.status,
+            Enrolment.converted_at, Enrolment.enrolled_at,
+        ).where(col(Enrolment.customer_id).in_(customer_ids),
+                or_(Enrolment.status == "active", Enrolment.enrolled_at >= now - self.lookback)))
+        live, taken = set(), set()
+        for key, customer_id, occurrence, status, converted_at, enrolled_at in rows.all():
+            taken.add((key, customer_id, occurrence))
+            recent = enrolled_at >= now - self.goal_horizon
+            if status == "active" or (recent and (status == "completed" or (
+                    status == "held_out" and converted_at is None))):
+                live.add((key, customer_id))
+        return live, taken
+
+    async def _history(self, session: AsyncSession, events: Sequence[BehaviourEvent],
+                       customers: dict[int, Customer]) -> dict[int, History]:
+        """Recent events of every customer whose event meets a repeat/"unless" trigger, in one query."""
+        wanted = {customers[e.id].id for e in events if e.type in self.repeat_kinds and e.id in customers}
+        if not wanted:
+            return {}
+        first, last = min(e.occurred_at for e in events), max(e.occurred_at for e in events)
+        return await self._load_history(session, {cid for cid in wanted if cid is not None}, first, last)
+
+    async def _load_history(self, session: AsyncSession, customer_ids: set[int], first: datetime,
+                            last: datetime) -> dict[int, History]:
+        """What the repeat triggers need to judge events between ``first`` and ``last``, however busy
+        the customer: of each type and key value, the latest few events before ``first`` (as many as
+        the largest `times`) and all from ``first`` on. Only types and key values, no payload."""
+        keys = [col(BehaviourEvent.payload)[key].as_string() for key in self.repeat_keys]
+        kinds = self.repeat_kinds | {u for t in self.repeat_triggers for u in t.unless}
+        event = col(BehaviourEvent.occurred_at)
+        ranked = select(
+            BehaviourEvent.customer_id, BehaviourEvent.type, event,
+            *(key.label(f"key{i}") for i, key in enumerate(keys)),
+            func.row_number().over(partition_by=[BehaviourEvent.customer_id, BehaviourEvent.type, *keys],
+                                   order_by=event.desc()).label("latest"),
+        ).where(col(BehaviourEvent.customer_id).in_(customer_ids), col(BehaviourEvent.type).in_(kinds),
+                event >= first - self.repeat_window, event <= last).subquery()
+        rows = await session.execute(select(*(c for c in ranked.c if c.name != "latest")).where(
+            or_(ranked.c.latest <= self.repeat_depth, ranked.c.occurred_at >= first),
+        ).order_by(ranked.c.occurred_at))
+        found = {cid: History() for cid in customer_ids}
+        for cid, kind, at, *values in rows.all():
+            found[cid].add(kind, at, {k: str(v) for k, v in zip(self.repeat_keys, values, strict=True)
+                                      if v is not None})
+        return found
+
     async def _enrol_on_event(self, session: AsyncSession, journey: Journey, customer: Customer,
-                              event: BehaviourEvent,
-                              history: dict[int, list[BehaviourEvent]] | None = None) -> int:
+                              event: BehaviourEvent, batch: _Batch) -> int:
         trigger = journey.trigger
         assert isinstance(trigger, EventTrigger) and customer.id is not None
-        key_value = event.payload.get(trigger.key) if trigger.key else None
-        if trigger.key and key_value is None:
+        occurrence = _occurrence(trigger, event)
+        if occurrence is None or (journey.key, customer.id, occurrence) in batch.taken:
             return 0
-        window_start = event.occurred_at - (trigger.within or timedelta(days=1))
+        # Whatever the outcome, the rest of the batch finds the same answer (same data, same bucket).
+        batch.taken.add((journey.key, customer.id, occurrence))
         if trigger.times > 1 or trigger.unless:
-            # One look at the customer's recent history serves both checks.
-            if history is not None:
-                recent = [(e.type, e.payload) for e in history.get(customer.id, [])
-                          if window_start <= e.occurred_at <= event.occurred_at]
-            else:
-                recent = await _history(session, customer.id, window_start, event.occurred_at)
-            if any(kind in trigger.unless for kind, _ in recent):
+            window_start, until = event.occurred_at - (trigger.within or timedelta(days=1)), event.occurred_at
+            if batch.history is None:
+                batch.history = await self._history(session, batch.events, batch.customers)
+            if customer.id not in batch.history:  # a watcher, not one of the batch's own customers
+                batch.history.update(await self._load_history(session, {customer.id}, until, until))
+            seen = batch.history[customer.id]
+            if any(seen.count(kind, window_start, until) for kind in trigger.unless):
                 return 0
-            same = sum(1 for kind, p in recent if kind == event.type and p.get(trigger.key) == key_value)
-            if same < trigger.times:
+            key_value = str(event.payload.get(trigger.key or ""))
+            if seen.count(event.type, window_start, until, trigger.key or "", key_value) < trigger.times:
                 return 0
-        if trigger.key:
-            occurrence = f"{trigger.key}={key_value}"
-            if trigger.once_per:
-                bucket = int(event.occurred_at.timestamp() // trigger.once_per.total_seconds())
-                occurrence += f"@{bucket}"
-        else:
-            occurrence = f"event={event.id}"
         return await self.enrol(session, journey, customer, occurrence, dict(event.payload),
                                 at=event.occurred_at)
 
@@ -321,7 +419,6 @@ class JourneyEngine:
         if not types:
             return 0
         now = utcnow()
-        enrolled = 0
         async with db.session() as session:
             cursor = await session.get(JourneyCursor, "events")
             last = cursor.last_event_id if cursor else 0
@@ -329,15 +426,9 @@ class JourneyEngine:
                 select(BehaviourEvent)
                 .where(col(BehaviourEvent.id) > last, col(BehaviourEvent.type).in_(types))
                 .order_by(col(BehaviourEvent.id)).limit(TICK_BATCH))).all())
-            customers = await _customers_for(session, events)
-            ids = {c.id for c in customers.values() if c.id}
-            enrolled_in = await _enrolled_in(session, ids)
-            history = await self._batch_history(session, events, customers)
-            paused = await paused_keys(session)
+            enrolled = await self.evaluate(session, events)
             settled = last
             for event in events:
-                enrolled += await self.handle_event(session, event, customers.get(event.id or 0),
-                                                    enrolled_in=enrolled_in, history=history, paused=paused)
                 if event.occurred_at <= now - SETTLE:
                     settled = max(settled, event.id or 0)
             if len(events) == TICK_BATCH:
@@ -345,25 +436,6 @@ class JourneyEngine:
             if settled != last:
                 await session.merge(JourneyCursor(name="events", last_event_id=settled, updated_at=now))
         return enrolled
-
-    async def _batch_history(self, session: AsyncSession, events: list[BehaviourEvent],
-                             customers: dict[int, Customer]) -> dict[int, list[BehaviourEvent]]:
-        """Recent events of every customer whose event meets a repeat/"unless" trigger: one query."""
-        windows = [j.trigger.within or timedelta(days=1) for j in self.journeys.values()
-                   if isinstance(j.trigger, EventTrigger) and (j.trigger.times > 1 or j.trigger.unless)]
-        kinds = {j.trigger.event for j in self.journeys.values()
-                 if isinstance(j.trigger, EventTrigger) and (j.trigger.times > 1 or j.trigger.unless)}
-        wanted = {customers[e.id].id for e in events if e.type in kinds and e.id in customers}
-        if not wanted or not events:
-            return {}
-        since = min(e.occurred_at for e in events) - max(windows)
-        rows = await session.exec(select(BehaviourEvent).where(
-            col(BehaviourEvent.customer_id).in_(wanted), BehaviourEvent.occurred_at >= since))
-        found: dict[int, list[BehaviourEvent]] = {cid: [] for cid in wanted if cid is not None}
-        for row in rows.all():
-            if row.customer_id is not None:
-                found[row.customer_id].append(row)
-        return found
 
     async def run_scans(self, db: Database) -> int:
         enrolled = 0
@@ -463,16 +535,21 @@ async def last_order_items(session: AsyncSession, store_customer_id: str) -> lis
     return [(sku, quantity) for sku, quantity in items]
 
 
-async def _event_customer(session: AsyncSession, event: BehaviourEvent) -> Customer | None:
-    if event.customer_id is not None:
-        return await session.get(Customer, event.customer_id)
-    if event.store_customer_id is not None:
-        return (await session.exec(select(Customer).where(
-            Customer.store_customer_id == event.store_customer_id))).first()
-    return None
+def _occurrence(trigger: EventTrigger, event: BehaviourEvent) -> str | None:
+    """What makes an enrolment unique: the trigger's key value (within its `once_per` period), else
+    the event itself; None when the event lacks the key."""
+    if trigger.key is None:
+        return f"event={event.id}"
+    value = event.payload.get(trigger.key)
+    if value is None:
+        return None
+    occurrence = f"{trigger.key}={value}"
+    if trigger.once_per:
+        occurrence += f"@{int(event.occurred_at.timestamp() // trigger.once_per.total_seconds())}"
+    return occurrence[:128]
 
 
-async def _customers_for(session: AsyncSession, events: list[BehaviourEvent]) -> dict[int, Customer]:
+async def _customers_for(session: AsyncSession, events: Sequence[BehaviourEvent]) -> dict[int, Customer]:
     """The customer of each event of a batch (by event id), in one query: store events carry the
     store's customer id only, chat events our own."""
     ids = {e.customer_id for e in events if e.customer_id is not None}
@@ -480,35 +557,16 @@ async def _customers_for(session: AsyncSession, events: list[BehaviourEvent]) ->
     if not ids and not store_ids:
         return {}
     found = (await session.exec(select(Customer).where(or_(
-        col(Customer.id).in_(ids), col(Customer.store_customer_id).in_(store_ids))))).all()
+        col(Customer.id).in_(ids), col(Customer.store_customer_id).in_(store_ids)))
+        .order_by(col(Customer.id).desc()))).all()
     by_id = {c.id: c for c in found}
-    by_store = {c.store_customer_id: c for c in found if c.store_customer_id}
+    by_store = {c.store_customer_id: c for c in found if c.store_customer_id}  # the first linked chat wins
     result = {}
     for event in events:
         person = by_id.get(event.customer_id) if event.customer_id else by_store.get(event.store_customer_id)
         if person is not None and event.id is not None:
             result[event.id] = person
     return result
-
-
-async def _enrolled_in(session: AsyncSession, customer_ids: set[int]) -> set[tuple[str, int]]:
-    """Which of these customers are in which journeys (exits only touch those)."""
-    if not customer_ids:
-        return set()
-    rows = await session.exec(select(Enrolment.journey_key, Enrolment.customer_id).where(
-        col(Enrolment.customer_id).in_(customer_ids)))
-    return {(key, cid) for key, cid in rows.all()}
-
-
-async def _history(session: AsyncSession, customer_id: int, since: datetime,
-                   until: datetime) -> list[tuple[str, dict[str, Any]]]:
-    """The customer's events in the window, newest first. Not filtered by type in SQL, so the
-    planner walks this customer's own (customer, time) index instead of every event of a type."""
-    query = select(BehaviourEvent.type, BehaviourEvent.payload).where(
-        BehaviourEvent.customer_id == customer_id,
-        BehaviourEvent.occurred_at >= since, BehaviourEvent.occurred_at <= until,
-    ).order_by(col(BehaviourEvent.occurred_at).desc()).limit(5_000)
-    return [(kind, dict(payload)) for kind, payload in (await session.exec(query)).all()]
 
 
 async def _watchers(session: AsyncSession, trigger: EventTrigger, event: BehaviourEvent) -> list[Customer]:

@@ -15,7 +15,7 @@ from touchpoint.journeys.engine import get_engine
 
 
 async def evaluate_store_events(db: Database, applied: list[AppliedEvent]) -> None:
-    """One session for the whole batch: a batch of 100 store events is one read, not 100 sessions."""
+    """One session and one evaluation for the whole batch: what the journeys need is read once."""
     engine = get_engine()
     ids = [a.behaviour_event_id for a in applied
            if a.behaviour_event_id is not None and a.type in engine.event_types]
@@ -25,5 +25,4 @@ async def evaluate_store_events(db: Database, applied: list[AppliedEvent]) -> No
         events = (await session.exec(
             select(BehaviourEvent).where(col(BehaviourEvent.id).in_(ids)).order_by(col(BehaviourEvent.id))
         )).all()
-        for event in events:
-            await engine.handle_event(session, event)
+        await engine.evaluate(session, events)
