@@ -146,9 +146,9 @@ async def _claim_ids(session: AsyncSession, events: Sequence[Any], now: datetime
     """Insert every event id at once; those the database did not already hold are new."""
     rows = {e.id: {"id": e.id, "type": e.type, "received_at": now} for e in events}
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (insert(ProcessedStoreEvent).values(list(rows.values()))
-                 .on_conflict_do_nothing().returning(ProcessedStoreEvent.id))
-    result = await session.execute(statement)
+    # Rows as parameters, not in the statement: one compiled statement serves every batch size.
+    statement = insert(ProcessedStoreEvent).on_conflict_do_nothing().returning(ProcessedStoreEvent.id)
+    result = await session.execute(statement, list(rows.values()))
     return set(result.scalars().all())
 
 
