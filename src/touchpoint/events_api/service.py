@@ -138,7 +138,8 @@ async def _insert_behaviour(session: AsyncSession, rows: list[dict[str, Any]]) -
     if not rows:
         return []
     await session.flush()
-    statement = insert(BehaviourEvent).returning(BehaviourEvent.id, sort_by_parameter_order=True)
+    table = BehaviourEvent.__table__
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     return list((await session.execute(statement, rows)).scalars().all())
 
 
@@ -147,7 +148,8 @@ async def _claim_ids(session: AsyncSession, events: Sequence[Any], now: datetime
     rows = {e.id: {"id": e.id, "type": e.type, "received_at": now} for e in events}
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     # Rows as parameters, not in the statement: one compiled statement serves every batch size.
-    statement = insert(ProcessedStoreEvent).on_conflict_do_nothing().returning(ProcessedStoreEvent.id)
+    table = ProcessedStoreEvent.__table__
+    statement = insert(table).on_conflict_do_nothing().returning(table.c.id)
     result = await session.execute(statement, list(rows.values()))
     return set(result.scalars().all())
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,16 +33,17 @@ FINAL_STATUSES = (OrderStatus.DELIVERED, OrderStatus.PICKED_UP)
 @dataclass(slots=True)
 class OrderRows:
     """Items and timeline rows waiting for their order's id: a batch of events then writes each
-    table with one multi-row INSERT instead of flushing once per order."""
+    table with one multi-row INSERT of plain rows (no ORM object per row, no flush per order)."""
 
-    rows: list[tuple[Order, OrderItem | ShipmentEvent]] = field(default_factory=list)
+    items: list[tuple[Order, dict[str, Any]]] = field(default_factory=list)
+    timeline: list[tuple[Order, dict[str, Any]]] = field(default_factory=list)
 
     async def flush(self, session: AsyncSession) -> None:
         await session.flush()  # new orders get their ids
-        for order, row in self.rows:
-            row.order_id = order.id  # type: ignore[assignment]
-        session.add_all(row for _, row in self.rows)
-        self.rows.clear()
+        for table, rows in ((OrderItem.__table__, self.items), (ShipmentEvent.__table__, self.timeline)):
+            if rows:
+                await session.execute(insert(table), [{**row, "order_id": order.id} for order, row in rows])
+            rows.clear()
 
 
 async def upsert_order(session: AsyncSession, data: Any, order: Order | None, at: datetime,
@@ -62,14 +63,14 @@ async def upsert_order(session: AsyncSession, data: Any, order: Order | None, at
     else:
         for name, value in fields.items():
             setattr(order, name, value)
-        rows.rows = [(o, r) for o, r in rows.rows if o is not order or not isinstance(r, OrderItem)]
+        rows.items = [(o, r) for o, r in rows.items if o is not order]
         if order.id is not None:
             await session.exec(delete(OrderItem).where(col(OrderItem.order_id) == order.id))  # type: ignore[call-overload]
     for item in data.items:
         name = item.name if isinstance(item.name, dict) else {"en": item.name}
-        rows.rows.append((order, OrderItem(sku=item.sku, quantity=item.quantity, name=name,
-                                           unit_price_minor=item.unit_price_minor)))
-    rows.rows.append((order, ShipmentEvent(status=data.status.value, details={}, occurred_at=at)))
+        rows.items.append((order, dict(sku=item.sku, quantity=item.quantity, name=name,
+                                       unit_price_minor=item.unit_price_minor)))
+    rows.timeline.append((order, dict(status=data.status.value, details={}, occurred_at=at)))
     return order
 
 
@@ -78,7 +79,7 @@ def change_status(order: Order, data: Any, at: datetime, rows: OrderRows) -> Non
     timeline but does not move the order back."""
     details = {k: v for k, v in (("carrier", data.carrier), ("tracking_number", data.tracking_number),
                                  ("tracking_url", data.tracking_url), ("note", data.note)) if v}
-    rows.rows.append((order, ShipmentEvent(status=data.status.value, details=details, occurred_at=at)))
+    rows.timeline.append((order, dict(status=data.status.value, details=details, occurred_at=at)))
     if at < order.updated_at:
         return
     order.status = data.status.value
