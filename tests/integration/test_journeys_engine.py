@@ -202,6 +202,19 @@ async def test_browse_abandonment_needs_three_views_and_no_cart(db: Database, cl
     assert len(await rows(db, Enrolment)) == 1
 
 
+async def test_one_tick_over_three_views_enrols_once(db: Database, clock: Any) -> None:
+    """Events read together are judged in order: the third view sees the two before it."""
+    engine = engine_for("browse_abandonment")
+    browser = await customer(db, 1)
+    async with db.session() as session:
+        for n in range(4):
+            clock.move_to(NOON - timedelta(minutes=10 - n))
+            record_event(session, "product.viewed", customer_id=browser.id, payload={"sku": "K-1"})
+    assert await engine.evaluate_new_events(db) == 1
+    [enrolment] = await rows(db, Enrolment)
+    assert (enrolment.customer_id, enrolment.context["sku"]) == (browser.id, "K-1")
+
+
 async def test_browse_abandonment_judges_each_view_by_its_own_window(db: Database, clock: Any) -> None:
     """Busy customers: dozens of older views and carts, recorded earlier, count only within the
     two-day window before the view being judged."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from touchpoint.db import Database
@@ -30,6 +31,7 @@ class AppliedEvent:
     customer_id: int | None  # the linked chat customer, if any
     store_customer_id: str | None
     payload: dict[str, Any] = field(default_factory=dict)  # as stored on the BehaviourEvent
+    occurred_at: datetime | None = None
 
 
 EventListener = Callable[[Database, AppliedEvent], Awaitable[None]]

@@ -128,7 +128,7 @@ async def apply_events(session: AsyncSession, settings: Settings, events: Sequen
         await on_order_status(session, settings, order, status, customer=customer)
     ids = await _insert_behaviour(session, recorded)
     applied = [AppliedEvent(b["payload"]["event_id"], b["type"], behaviour_id, b["customer_id"],
-                            b["store_customer_id"], b["payload"])
+                            b["store_customer_id"], b["payload"], b["occurred_at"])
                for b, behaviour_id in zip(recorded, ids, strict=True)]
     return BatchResult(results, applied)
 

@@ -71,11 +71,26 @@ class History:
         return bisect_right(times, until) - bisect_left(times, since)
 
 
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An event as the engine reads it, when its BehaviourEvent row is not at hand."""
+
+    id: int | None
+    type: str
+    customer_id: int | None
+    store_customer_id: str | None
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+Event = BehaviourEvent | EventRecord
+
+
 @dataclass(slots=True)
 class _Batch:
     """What evaluating a batch of events needs, read once for all of them."""
 
-    events: list[BehaviourEvent]
+    events: list[Event]
     customers: dict[int, Customer]  # by event id
     live: set[tuple[str, int]]  # (journey, customer) pairs a goal may still end
     taken: set[tuple[str, int, str]]  # (journey, customer, occurrence) already enrolled
@@ -114,11 +129,11 @@ class JourneyEngine:
 
     # --- events ---------------------------------------------------------------------------
 
-    async def handle_event(self, session: AsyncSession, event: BehaviourEvent) -> int:
+    async def handle_event(self, session: AsyncSession, event: Event) -> int:
         """Apply exit goals, then enrol: returns how many enrolments were created."""
         return await self.evaluate(session, [event])
 
-    async def evaluate(self, session: AsyncSession, events: Sequence[BehaviourEvent]) -> int:
+    async def evaluate(self, session: AsyncSession, events: Sequence[Event]) -> int:
         """Goals and enrolments for recorded events, in order; what they need (their customers,
         enrolments, recent history, paused journeys) is read once for all of them."""
         events = [e for e in events if e.type in self.triggers or e.type in self.goals]
@@ -135,7 +150,7 @@ class JourneyEngine:
             enrolled += await self._handle(session, event, batch)
         return enrolled
 
-    async def _handle(self, session: AsyncSession, event: BehaviourEvent, batch: _Batch) -> int:
+    async def _handle(self, session: AsyncSession, event: Event, batch: _Batch) -> int:
         customer = batch.customers.get(event.id or 0)
         if customer is not None and customer.id is not None:
             await self._apply_goals(session, customer.id, event, batch.live)
@@ -156,7 +171,7 @@ class JourneyEngine:
                 enrolled += created
         return enrolled
 
-    async def _apply_goals(self, session: AsyncSession, customer_id: int, event: BehaviourEvent,
+    async def _apply_goals(self, session: AsyncSession, customer_id: int, event: Event,
                            live: set[tuple[str, int]]) -> None:
         at = event.occurred_at
         for journey in self.goals.get(event.type, []):
@@ -208,7 +223,7 @@ class JourneyEngine:
                 live.add((key, customer_id))
         return live, taken
 
-    async def _history(self, session: AsyncSession, events: Sequence[BehaviourEvent],
+    async def _history(self, session: AsyncSession, events: Sequence[Event],
                        customers: dict[int, Customer]) -> dict[int, History]:
         """Recent events of every customer whose event meets a repeat/"unless" trigger, in one query."""
         wanted = {customers[e.id].id for e in events if e.type in self.repeat_kinds and e.id in customers}
@@ -242,14 +257,12 @@ class JourneyEngine:
         return found
 
     async def _enrol_on_event(self, session: AsyncSession, journey: Journey, customer: Customer,
-                              event: BehaviourEvent, batch: _Batch) -> int:
+                              event: Event, batch: _Batch) -> int:
         trigger = journey.trigger
         assert isinstance(trigger, EventTrigger) and customer.id is not None
         occurrence = _occurrence(trigger, event)
         if occurrence is None or (journey.key, customer.id, occurrence) in batch.taken:
             return 0
-        # Whatever the outcome, the rest of the batch finds the same answer (same data, same bucket).
-        batch.taken.add((journey.key, customer.id, occurrence))
         if trigger.times > 1 or trigger.unless:
             window_start, until = event.occurred_at - (trigger.within or timedelta(days=1)), event.occurred_at
             if batch.history is None:
@@ -262,6 +275,8 @@ class JourneyEngine:
             key_value = str(event.payload.get(trigger.key or ""))
             if seen.count(event.type, window_start, until, trigger.key or "", key_value) < trigger.times:
                 return 0
+        # Enrolled or not eligible: the rest of the batch would find the same answer.
+        batch.taken.add((journey.key, customer.id, occurrence))
         return await self.enrol(session, journey, customer, occurrence, dict(event.payload),
                                 at=event.occurred_at)
 
@@ -535,7 +550,7 @@ async def last_order_items(session: AsyncSession, store_customer_id: str) -> lis
     return [(sku, quantity) for sku, quantity in items]
 
 
-def _occurrence(trigger: EventTrigger, event: BehaviourEvent) -> str | None:
+def _occurrence(trigger: EventTrigger, event: Event) -> str | None:
     """What makes an enrolment unique: the trigger's key value (within its `once_per` period), else
     the event itself; None when the event lacks the key."""
     if trigger.key is None:
@@ -549,7 +564,7 @@ def _occurrence(trigger: EventTrigger, event: BehaviourEvent) -> str | None:
     return occurrence[:128]
 
 
-async def _customers_for(session: AsyncSession, events: Sequence[BehaviourEvent]) -> dict[int, Customer]:
+async def _customers_for(session: AsyncSession, events: Sequence[Event]) -> dict[int, Customer]:
     """The customer of each event of a batch (by event id), in one query: store events carry the
     store's customer id only, chat events our own."""
     ids = {e.customer_id for e in events if e.customer_id is not None}
@@ -569,7 +584,7 @@ async def _customers_for(session: AsyncSession, events: Sequence[BehaviourEvent]
     return result
 
 
-async def _watchers(session: AsyncSession, trigger: EventTrigger, event: BehaviourEvent) -> list[Customer]:
+async def _watchers(session: AsyncSession, trigger: EventTrigger, event: Event) -> list[Customer]:
     """Customers who asked to watch this key (e.g. a sku) within the last 90 days."""
     assert trigger.watchers is not None and trigger.key is not None
     value = event.payload.get(trigger.key)

@@ -6,23 +6,19 @@ later, which is harmless: enrolments are unique per occurrence and exit goals ar
 
 from __future__ import annotations
 
-from sqlmodel import col, select
-
-from touchpoint.customers.models import BehaviourEvent
 from touchpoint.db import Database
 from touchpoint.events_api.hooks import AppliedEvent
-from touchpoint.journeys.engine import get_engine
+from touchpoint.journeys.engine import EventRecord, get_engine
 
 
 async def evaluate_store_events(db: Database, applied: list[AppliedEvent]) -> None:
     """One session and one evaluation for the whole batch: what the journeys need is read once."""
     engine = get_engine()
-    ids = [a.behaviour_event_id for a in applied
-           if a.behaviour_event_id is not None and a.type in engine.event_types]
-    if not ids:
+    # The batch's own record of each event: no need to read the rows it has just written.
+    events = [EventRecord(a.behaviour_event_id, a.type, a.customer_id, a.store_customer_id, a.payload,
+                          a.occurred_at)
+              for a in applied if a.type in engine.event_types and a.occurred_at is not None]
+    if not events:
         return
     async with db.session() as session:
-        events = (await session.exec(
-            select(BehaviourEvent).where(col(BehaviourEvent.id).in_(ids)).order_by(col(BehaviourEvent.id))
-        )).all()
         await engine.evaluate(session, events)
