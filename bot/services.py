@@ -10,6 +10,7 @@ import logging
 from aiogram import Bot
 from aiohttp import web
 
+from bot.app import freeze_startup_heap
 from bot.channel import TelegramChannel
 from touchpoint.config import Settings
 from touchpoint.console import start_console
@@ -38,7 +39,7 @@ class BotServices:
         self.sender = OutboxSender(
             db, settings, TelegramChannel(bot), get_translator(settings.locales_dir, settings.default_locale),
             pacing=Pacing(global_per_second=settings.send_rate_per_s),
-            enrolment_guard=journeys.enrolment_allows_send,
+            enrolment_guard=journeys.enrolments_allowing_send,
         )
         self.scheduler = create_scheduler(db, self.engine, self.sender, tick_s=settings.journey_tick_s)
         self._stop_sending = asyncio.Event()
@@ -57,6 +58,7 @@ class BotServices:
         if console is not None:
             self._sites.append(console)
         log.info("%d journeys; scheduler and outbox sender running", len(self.engine.journeys))
+        freeze_startup_heap()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking work, let the sender finish its batch within ``grace_s``, then hand back the

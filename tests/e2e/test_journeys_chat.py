@@ -15,7 +15,7 @@ from tests.e2e.harness import BotHarness, button_texts, buttons, eventually
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.engine import JourneyEngine, enrolment_allows_send
+from touchpoint.journeys.engine import JourneyEngine, enrolments_allowing_send
 from touchpoint.journeys.models import Delivery, Enrolment
 from touchpoint.journeys.sender import OutboxSender, Pacing
 from touchpoint.journeys.spec import JourneysFile, load_journeys
@@ -39,7 +39,7 @@ def engine(harness: BotHarness) -> JourneyEngine:
 def sender(harness: BotHarness) -> OutboxSender:
     assert harness.bot is not None
     return OutboxSender(harness.db, harness.settings, TelegramChannel(harness.bot), t,
-                        pacing=Pacing().scaled(100), enrolment_guard=enrolment_allows_send)
+                        pacing=Pacing().scaled(100), enrolment_guard=enrolments_allowing_send)
 
 
 async def store_event(harness: BotHarness, journeys: JourneyEngine, telegram_id: int, kind: str,

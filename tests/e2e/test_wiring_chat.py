@@ -24,7 +24,7 @@ from touchpoint.events_api.app import create_events_app
 from touchpoint.events_api.signing import signed_headers
 from touchpoint.i18n import get_translator
 from touchpoint.journeys import engine as journeys_engine
-from touchpoint.journeys.engine import JourneyEngine, enrolment_allows_send
+from touchpoint.journeys.engine import JourneyEngine, enrolments_allowing_send
 from touchpoint.journeys.models import Enrolment
 from touchpoint.journeys.sender import OutboxSender, Pacing
 from touchpoint.journeys.spec import JourneysFile, load_journeys
@@ -60,7 +60,7 @@ async def store(shop: BotHarness) -> AsyncIterator[TestClient[Any, Any]]:
 def sender(harness: BotHarness) -> OutboxSender:
     assert harness.bot is not None
     return OutboxSender(harness.db, harness.settings, TelegramChannel(harness.bot), t,
-                        pacing=Pacing().scaled(100), enrolment_guard=enrolment_allows_send)
+                        pacing=Pacing().scaled(100), enrolment_guard=enrolments_allowing_send)
 
 
 async def send_events(client: TestClient[Any, Any], *events: dict[str, Any]) -> None:

@@ -20,7 +20,12 @@ from touchpoint.customers.service import record_event
 from touchpoint.db import Database
 from touchpoint.i18n import get_translator
 from touchpoint.journeys.campaign import send_campaign
-from touchpoint.journeys.engine import JourneyEngine, enrolment_allows_send, preferred_send_time
+from touchpoint.journeys.engine import (
+    JourneyEngine,
+    enrolment_allows_send,
+    enrolments_allowing_send,
+    preferred_send_time,
+)
 from touchpoint.journeys.models import Enrolment, OutboxMessage
 from touchpoint.journeys.sender import OutboxSender, Pacing
 from touchpoint.journeys.spec import JourneysFile, load_journeys
@@ -333,7 +338,7 @@ async def test_sender_renders_journey_messages_and_guards_exits(db: Database, cl
     engine = engine_for("abandoned_cart", "post_delivery_checkin")
     channel = Recorder()
     sender = OutboxSender(db, settings, channel, get_translator(), pacing=Pacing().scaled(1000),
-                          enrolment_guard=enrolment_allows_send)
+                          enrolment_guard=enrolments_allowing_send)
     mia, oleg = await customer(db, 1, locale="ru"), await customer(db, 2)
     await event(db, engine, mia, "cart.updated", cart_id="c1", total_minor=4990)
     await event(db, engine, oleg, "cart.updated", cart_id="c2", total_minor=4990)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from sqlalchemy import event
 from sqlmodel import select
 
 from tests.factories import make_customer
@@ -196,3 +197,133 @@ async def test_two_senders_share_one_outbox(db: Database) -> None:
     assert len(rows) == 60
     for s in senders:
         await s.db.dispose()
+
+
+async def sent_once(channel: ScriptedChannel, timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.01)):
+        if channel.sent:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("nothing was sent")
+
+
+@pytest.mark.parametrize(("lane", "resent"), [(Lane.TRANSACTIONAL, True), (Lane.MARKETING, False)])
+async def test_crash_after_send_before_its_outcome_is_written(
+    db: Database, sender: OutboxSender, channel: ScriptedChannel, noon: Any, lane: Lane, resent: bool
+) -> None:
+    """Telegram took the message; the process died before the group commit wrote it down."""
+    row = await queue(db, 1, "hello", lane)
+    process_dies = asyncio.Event()
+
+    async def write_outcomes(session: Any, outcomes: list[Any]) -> None:
+        if outcomes:
+            await process_dies.wait()  # never set: the process is gone before the outcome is written
+
+    sender._write_outcomes = write_outcomes  # type: ignore[method-assign]
+    drain = asyncio.create_task(sender.drain_once())
+    await sent_once(channel)
+    for task in (drain, sender._committer):
+        assert task is not None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert (await statuses(db))[row] == ("sending", None)  # the send happened, the outcome was lost
+
+    noon.shift(timedelta(minutes=3))
+    await reap_expired_leases(db)
+    await OutboxSender(db, settings, channel, get_translator(), pacing=FAST).drain_once()
+    assert channel.texts(1) == ["[ru] hello"] * (2 if resent else 1)
+    assert (await statuses(db))[row] == (("sent", None) if resent else ("failed", "outcome_unknown"))
+
+
+async def test_recheck_judges_a_group_in_a_few_queries(db: Database, sender: OutboxSender,
+                                                       channel: ScriptedChannel, noon: Any) -> None:
+    """Rows claimed together are re-checked together: one look at the customers, one at the
+    messages planned for them, whatever their number; each row gets its own verdict."""
+    consent_gone = await queue(db, 1, "promo 1", Lane.MARKETING)
+    paused = await queue(db, 2, "check-in", Lane.SERVICE)
+    expiring = await queue(db, 3, "flash sale", Lane.MARKETING, expires_at=NOON + timedelta(minutes=5))
+    fine = await queue(db, 4, "promo 4", Lane.MARKETING)
+    now_at_night = await queue(db, 5, "promo 5", Lane.MARKETING)
+    order = await queue(db, 6, "your order shipped")
+    async with db.session() as session:  # things change while the messages wait
+        for telegram_id, values in ((1, {"marketing_consent": False}), (2, {"nudges_paused": True}),
+                                    (5, {"timezone": "Pacific/Tongatapu"})):  # 23:00 there: quiet
+            customer = (await session.exec(select(Customer).where(Customer.telegram_id == telegram_id))).one()
+            for key, value in values.items():
+                setattr(customer, key, value)
+    noon.shift(timedelta(minutes=10))
+
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        assert await sender.drain_once() == 6
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+
+    result = await statuses(db)
+    assert result[consent_gone] == ("skipped", "no_consent")
+    assert result[paused] == ("skipped", "opted_out")
+    assert result[expiring] == ("skipped", "expired")
+    assert result[now_at_night] == ("pending", "quiet_hours")
+    assert result[fine] == result[order] == ("sent", None)
+    assert sorted(m.chat_id for m in channel.sent) == [4, 6]
+    async with db.session() as session:
+        delayed = await session.get(OutboxMessage, now_at_night)
+    assert delayed is not None and delayed.due_at == datetime(2026, 6, 1, 11, tzinfo=UTC)  # 00:00 there
+    assert sum(" FROM customers" in s for s in selects) == 1
+    assert sum(" FROM outbox" in s for s in selects) == 1  # caps and repeats, for all of them
+
+
+async def test_a_retried_message_keeps_its_chat_in_order(db: Database, sender: OutboxSender,
+                                                        channel: ScriptedChannel, noon: Any) -> None:
+    first = await queue(db, 1, "first")
+    second = await queue(db, 1, "second")
+    channel.failures[1] = [ChannelRetryAfter(3)]
+    await sender.drain_once()
+    result = await statuses(db)
+    assert result[first] == ("pending", "retry_after")
+    assert result[second] == ("pending", "behind_retry")  # not sent before the first one
+    noon.shift(timedelta(seconds=4))
+    sender.limiter._paused_until = 0  # the monotonic pause is not moved by time-machine
+    while await sender.drain_once():
+        pass
+    assert channel.texts(1) == ["[ru] first", "[ru] second"]
+    async with db.session() as session:
+        rows = {row.id: row for row in (await session.exec(select(OutboxMessage))).all()}
+    assert rows[first].attempts == rows[second].attempts == 1  # held back, not failed attempts
+
+
+@pytest.mark.parametrize(("lane", "outcome"), [(Lane.TRANSACTIONAL, ("pending", "outcome_unknown")),
+                                               (Lane.MARKETING, ("failed", "outcome_unknown"))])
+async def test_an_unexpected_channel_error_is_an_unknown_outcome(
+    db: Database, sender: OutboxSender, channel: ScriptedChannel, lane: Lane, outcome: tuple[str, str]
+) -> None:
+    """Decided at once as the lease reaper would: retried unless marketing (at-most-once)."""
+    row = await queue(db, 1, "hello", lane)
+    channel.failures[1] = [RuntimeError("garbled answer")]  # type: ignore[list-item]
+    await sender.drain_once()
+    assert (await statuses(db))[row] == outcome
+
+
+async def test_a_running_sender_keeps_each_chat_in_order_across_batches(db: Database,
+                                                                       channel: ScriptedChannel) -> None:
+    """The next batch is claimed while the last one is still sending: a chat in both waits its turn."""
+    for i in range(5):
+        await queue(db, 1, f"chat 1 #{i}")
+        await queue(db, 100 + i, f"other {i}")
+    sender = OutboxSender(db, settings, channel, get_translator(), pacing=FAST, batch_size=3, concurrency=2)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop, idle_poll_s=0.01))
+    for _ in range(1000):
+        if all(status == ("sent", None) for status in (await statuses(db)).values()):
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await running
+    assert channel.texts(1) == [f"[ru] chat 1 #{i}" for i in range(5)]
+    assert len(channel.sent) == 10

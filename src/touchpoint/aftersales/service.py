@@ -7,6 +7,7 @@ ticket's status any other way, so every change is recorded, evented and told to 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,12 +61,17 @@ class TicketError(ValueError):
 
 async def has_open_service_case(session: AsyncSession, customer_id: int) -> bool:
     """True while the customer waits on us: marketing must stay silent then."""
-    query = select(Ticket.id).where(
-        Ticket.customer_id == customer_id,
+    return customer_id in await customers_with_open_service_case(session, [customer_id])
+
+
+async def customers_with_open_service_case(session: AsyncSession, customer_ids: Collection[int]) -> set[int]:
+    """Which of these customers wait on us (an open complaint, return, exchange or repair)."""
+    query = select(Ticket.customer_id).distinct().where(
+        col(Ticket.customer_id).in_(customer_ids),
         Ticket.kind.in_(SERVICE_CASE_KINDS),  # type: ignore[attr-defined]
         Ticket.status.not_in(CLOSED_STATUSES),  # type: ignore[attr-defined]
-    ).limit(1)
-    return (await session.exec(query)).first() is not None
+    )
+    return set((await session.exec(query)).all())
 
 
 def policy_rules(settings: Settings) -> PolicyRules:

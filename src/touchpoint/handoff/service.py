@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -50,7 +51,14 @@ def customer_locale(customer: Customer, settings: Settings) -> str:
 
 
 async def has_active_handoff(session: AsyncSession, customer_id: int) -> bool:
-    return await active_conversation(session, customer_id) is not None
+    return customer_id in await customers_in_handoff(session, [customer_id])
+
+
+async def customers_in_handoff(session: AsyncSession, customer_ids: Collection[int]) -> set[int]:
+    """Which of these customers are talking to a person right now (an open conversation)."""
+    query = select(Conversation.customer_id).distinct().where(
+        col(Conversation.customer_id).in_(customer_ids), Conversation.status == "open")
+    return set((await session.exec(query)).all())
 
 
 async def active_conversation(session: AsyncSession, customer_id: int) -> Conversation | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -630,6 +630,12 @@ async def on_behaviour_event(session: AsyncSession, event: BehaviourEvent) -> in
 
 
 async def enrolment_allows_send(session: AsyncSession, enrolment_id: int) -> bool:
-    """The sender's last look: has the journey been exited while its message waited?"""
-    status = (await session.exec(select(Enrolment.status).where(Enrolment.id == enrolment_id))).first()
-    return status in LIVE_STATUSES
+    """Has the journey not been exited while its message waited?"""
+    return enrolment_id in await enrolments_allowing_send(session, [enrolment_id])
+
+
+async def enrolments_allowing_send(session: AsyncSession, enrolment_ids: Collection[int]) -> set[int]:
+    """The sender's last look, for a group of messages: the enrolments still live."""
+    query = select(Enrolment.id).where(col(Enrolment.id).in_(enrolment_ids),
+                                       col(Enrolment.status).in_(LIVE_STATUSES))
+    return {enrolment_id for enrolment_id in (await session.exec(query)).all() if enrolment_id is not None}

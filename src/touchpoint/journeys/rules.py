@@ -1,24 +1,26 @@
 """Contact rules for every proactive message, in one place: consent, reachability, context,
 quiet hours in the customer's own time zone, frequency caps and repeats.
 
-The same check runs when a message is queued and again just before it is sent.
+The same check runs when a message is queued and again just before it is sent (the sender judges
+a group of messages at once). The rules themselves are one pure function, ``_judge``; what they
+need from other tables (open cases, handoffs, messages already planned) is loaded set-based.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from touchpoint.aftersales.service import has_open_service_case
+from touchpoint.aftersales.service import customers_with_open_service_case
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
-from touchpoint.handoff.service import has_active_handoff
+from touchpoint.handoff.service import customers_in_handoff
 from touchpoint.journeys.models import OutboxMessage
 
 
@@ -69,6 +71,36 @@ def in_evening(now: datetime, timezone: str, quiet_start: int) -> bool:
     return now.astimezone(ZoneInfo(timezone)).hour >= quiet_start - 3
 
 
+@dataclass(frozen=True, slots=True)
+class ContactQuestion:
+    """May this customer get a message of this lane and template (``exclude_outbox_id``: its own row)?"""
+
+    customer: Customer
+    lane: Lane
+    template: str
+    wait_for_quiet_hours: bool = True
+    exclude_outbox_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A proactive message sent or planned for the customer (it counts towards caps and repeats)."""
+
+    id: int
+    lane: str
+    template: str
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFacts:
+    """What the rules read from other tables about one customer."""
+
+    open_service_case: bool = False
+    active_handoff: bool = False
+    planned: tuple[Planned, ...] = ()  # within the widest cap window either side of the time judged
+
+
 async def check_contact(
     session: AsyncSession,
     settings: Settings,
@@ -81,6 +113,28 @@ async def check_contact(
     exclude_outbox_id: int | None = None,
 ) -> Verdict:
     """May this customer get this message at ``at``? Send, delay (until when) or skip (why)."""
+    question = ContactQuestion(customer, lane, template, wait_for_quiet_hours, exclude_outbox_id)
+    [verdict] = await check_contacts(session, settings, [question], at)
+    return verdict
+
+
+async def check_contacts(
+    session: AsyncSession, settings: Settings, questions: Sequence[ContactQuestion], at: datetime
+) -> list[Verdict]:
+    """``check_contact`` for many messages at once: a few queries whatever their number."""
+    verdicts = [_judge(settings, question, at, None) for question in questions]
+    open_questions = [i for i, verdict in enumerate(verdicts) if verdict is None]
+    if open_questions:
+        facts = await _load_facts(session, settings, [questions[i] for i in open_questions], at)
+        for i in open_questions:
+            verdicts[i] = _judge(settings, questions[i], at, facts[questions[i].customer.id])
+    return [verdict for verdict in verdicts if verdict is not None]
+
+
+def _judge(settings: Settings, question: ContactQuestion, at: datetime,
+           facts: ContactFacts | None) -> Verdict | None:
+    """The rules, in order. None: the answer depends on ``facts``, which were not loaded yet."""
+    customer, lane = question.customer, question.lane
     if lane is Lane.REPLY:
         return Verdict.send()
     if not customer.reachable:
@@ -89,31 +143,30 @@ async def check_contact(
     if lane is not Lane.TRANSACTIONAL:
         if customer.nudges_paused:
             return Verdict("skip", "opted_out")
+        if lane is Lane.MARKETING and not customer.marketing_consent:
+            return Verdict("skip", "no_consent")
+        if facts is None:
+            return None
         if lane is Lane.MARKETING:
-            if not customer.marketing_consent:
-                return Verdict("skip", "no_consent")
-            if await has_open_service_case(session, customer.id):
+            if facts.open_service_case:
                 return Verdict("skip", "open_service_case")
-            if await has_active_handoff(session, customer.id):
+            if facts.active_handoff:
                 return Verdict("skip", "active_handoff")
-        if settings.repeat_template_days and await _count(
-            session, customer.id, at, timedelta(days=settings.repeat_template_days),
-            exclude_outbox_id, template=template,
-        ):
+
+        def count(window: timedelta, **match: str) -> int:
+            return _count(facts.planned, at, window, question.exclude_outbox_id, **match)
+
+        if settings.repeat_template_days and count(timedelta(days=settings.repeat_template_days),
+                                                   template=question.template):
             return Verdict("skip", "repeat_template")
-        if await _count(session, customer.id, at, timedelta(days=1), exclude_outbox_id) >= (
-            settings.messages_per_day
-        ):
+        if count(timedelta(days=1)) >= settings.messages_per_day:
             return Verdict("skip", "cap_total_day")
         if lane is Lane.MARKETING:
-            marketing = dict(lane=Lane.MARKETING.value)
-            if await _count(session, customer.id, at, timedelta(days=1), exclude_outbox_id,
-                            **marketing) >= settings.marketing_per_day:
+            if count(timedelta(days=1), lane=Lane.MARKETING.value) >= settings.marketing_per_day:
                 return Verdict("skip", "cap_marketing_day")
-            if await _count(session, customer.id, at, timedelta(days=7), exclude_outbox_id,
-                            **marketing) >= settings.marketing_per_week:
+            if count(timedelta(days=7), lane=Lane.MARKETING.value) >= settings.marketing_per_week:
                 return Verdict("skip", "cap_marketing_week")
-    if lane is not Lane.TRANSACTIONAL or wait_for_quiet_hours:
+    if lane is not Lane.TRANSACTIONAL or question.wait_for_quiet_hours:
         quiet_end = quiet_hours_end(
             at, customer.timezone, settings.quiet_hours_start, settings.quiet_hours_end
         )
@@ -122,28 +175,33 @@ async def check_contact(
     return Verdict.send()
 
 
-async def _count(
-    session: AsyncSession,
-    customer_id: int,
-    at: datetime,
-    window: timedelta,
-    exclude_outbox_id: int | None,
-    *,
-    lane: str | None = None,
-    template: str | None = None,
-) -> int:
-    """Proactive messages sent or planned for this customer within ``window`` either side of ``at``."""
-    query = select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.customer_id == customer_id,
+def _count(planned: Collection[Planned], at: datetime, window: timedelta, exclude_outbox_id: int | None,
+           *, lane: str | None = None, template: str | None = None) -> int:
+    """Proactive messages sent or planned for the customer within ``window`` either side of ``at``."""
+    return sum(1 for p in planned
+               if at - window < p.due_at < at + window and p.id != exclude_outbox_id
+               and (lane is None or p.lane == lane) and (template is None or p.template == template))
+
+
+async def _load_facts(session: AsyncSession, settings: Settings, questions: Sequence[ContactQuestion],
+                      at: datetime) -> dict[int | None, ContactFacts]:
+    customer_ids = {q.customer.id for q in questions if q.customer.id is not None}
+    marketing_ids = {q.customer.id for q in questions
+                     if q.lane is Lane.MARKETING and q.customer.id is not None}
+    window = timedelta(days=max(7, settings.repeat_template_days))
+    query = select(OutboxMessage.customer_id, OutboxMessage.id, OutboxMessage.lane,
+                   OutboxMessage.template, OutboxMessage.due_at).where(
+        col(OutboxMessage.customer_id).in_(customer_ids),
         OutboxMessage.lane != Lane.REPLY.value,
-        OutboxMessage.status.in_(COUNTED_STATUSES),  # type: ignore[attr-defined]
+        col(OutboxMessage.status).in_(COUNTED_STATUSES),
         OutboxMessage.due_at > at - window,
         OutboxMessage.due_at < at + window,
     )
-    if exclude_outbox_id is not None:
-        query = query.where(OutboxMessage.id != exclude_outbox_id)
-    if lane is not None:
-        query = query.where(OutboxMessage.lane == lane)
-    if template is not None:
-        query = query.where(OutboxMessage.template == template)
-    return int((await session.exec(query)).one())
+    planned: dict[int | None, list[Planned]] = {}
+    for customer_id, *fields in (await session.exec(query)).all():
+        planned.setdefault(customer_id, []).append(Planned(*fields))
+    open_cases = await customers_with_open_service_case(session, marketing_ids) if marketing_ids else set()
+    handoffs = await customers_in_handoff(session, marketing_ids) if marketing_ids else set()
+    return {customer_id: ContactFacts(customer_id in open_cases, customer_id in handoffs,
+                                      tuple(planned.get(customer_id, ())))
+            for customer_id in customer_ids}

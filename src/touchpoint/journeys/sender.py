@@ -1,24 +1,35 @@
 """The outbox sender: claims due rows, checks the contact rules again, renders, paces and sends.
 
+How it works: claimed rows are delivered by one task per chat (a chat's messages go one after the
+other, in order; up to ``concurrency`` chats are in progress at once). Their database work is done
+in group commits: one transaction writes the outcomes of the sends finished since the previous one
+(delivery records, "sent", retries), then re-checks the rows about to be sent with a few set-based
+queries and marks those still allowed "sending". One pacer spaces the sends (RateLimiter). So the
+sender uses one database connection at a time, whatever the rate, and the bot's handlers do not
+wait for the pool behind it.
+
 Delivery semantics (see docs): a row is marked "sending" and committed *before* the channel is
-called. If the process dies during the call, the lease reaper finds the row still "sending":
-transactional and service messages go back to "pending" (at-least-once: the customer may see an
-order update twice, never miss it); marketing is marked failed (at-most-once: a nudge is never
-repeated). A crash between claim and "sending" simply lets the lease expire and the row is retried.
+called; its outcome is written by the next group commit, tens of milliseconds *after*. If the
+process dies in between, the lease reaper finds the row still "sending": transactional and service
+messages go back to "pending" (at-least-once: the customer may see an order update twice, never
+miss it); marketing is marked failed (at-most-once: a nudge is never repeated). A crash between
+claim and "sending" simply lets the lease expire and the row is retried; rows claimed but not yet
+marked "sending" at shutdown are handed back at once (``release``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Row, and_, bindparam, or_, select, update
 from sqlmodel import col
 
 from touchpoint.channels import (
@@ -34,15 +45,25 @@ from touchpoint.channels.base import Channel
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
+from touchpoint.customers.service import insert_ignoring_conflicts
 from touchpoint.db import Database
 from touchpoint.i18n import Translator, resolve_locale
 from touchpoint.journeys.models import Delivery, OutboxMessage
-from touchpoint.journeys.rules import Lane, check_contact, in_evening
+from touchpoint.journeys.rules import ContactQuestion, Lane, check_contacts, in_evening
 
 log = logging.getLogger(__name__)
 
-# Called just before a journey message goes out: False means the journey ended (exit goal met).
-EnrolmentGuard = Callable[[Any, int], Awaitable[bool]]
+# Called just before journey messages go out, with their enrolments: returns those whose journey
+# still wants its message (an exit goal met meanwhile ends it).
+EnrolmentGuard = Callable[[Any, Collection[int]], Awaitable[Collection[int]]]
+
+# A group commit waits up to this long for more rows while chats are busy sending: ten transactions
+# a second at most instead of one per message. Rows are re-checked about this long before their send.
+GROUP_LINGER_S = 0.1
+OUTCOME_UNKNOWN = "outcome_unknown"  # the send may or may not have reached Telegram
+HELD_BACK = "behind_retry"  # a chat's later message waits for its earlier one being retried
+OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+Claimed = Row[Any]  # a claimed outbox row, as read (attribute access like OutboxMessage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,33 +82,81 @@ class Pacing:
 
 
 class RateLimiter:
-    """A global token-free pacer (even spacing) plus a minimum interval per chat."""
+    """Even spacing overall (a late timer is caught up, but two sends are never less than half a
+    step apart), never more than ``global_per_second`` within any second, and a minimum interval
+    per chat counted from the end of its previous send.
+
+    Waiters queue in arrival order and one pacer task lets them go, one per slot: each send costs one
+    wake-up (not one per waiter per slot)."""
 
     def __init__(self, pacing: Pacing, clock: Callable[[], float] = time.monotonic) -> None:
         self.pacing = pacing
         self._clock = clock
-        self._next_global = 0.0
+        self._step = 1.0 / pacing.global_per_second
+        self._second = 1.0 / pacing.time_scale
+        self._recent: deque[float] = deque(maxlen=max(1, int(pacing.global_per_second * self._second)))
+        self._queue: deque[asyncio.Future[None]] = deque()
+        self._pacer: asyncio.Task[None] | None = None
+        self._next_slot = 0.0
         self._next_per_chat: dict[int, float] = {}
         self._paused_until = 0.0
-        self._lock = asyncio.Lock()
 
     def pause(self, seconds: float) -> None:
         """Telegram said "retry after": everybody waits."""
         self._paused_until = max(self._paused_until, self._clock() + seconds / self.pacing.time_scale)
 
-    async def acquire(self, chat_id: int) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self, chat_id: int) -> AsyncIterator[None]:
+        """Wait for the chat's interval and a global slot; send inside the block."""
         interval = (self.pacing.group_chat_interval_s if chat_id < 0
                     else self.pacing.private_chat_interval_s)
+        # The chat's own wait comes first, outside the queue: a busy chat holds nobody up.
         while True:
-            async with self._lock:
-                now = self._clock()
-                ready_at = max(self._next_global, self._next_per_chat.get(chat_id, 0.0),
-                               self._paused_until)
-                if ready_at <= now:
-                    self._next_global = now + 1.0 / self.pacing.global_per_second
-                    self._next_per_chat[chat_id] = now + interval
-                    return
-            await asyncio.sleep(ready_at - now)
+            delay = max(self._next_per_chat.get(chat_id, 0.0), self._paused_until) - self._clock()
+            if delay <= 0:
+                break
+            await asyncio.sleep(delay)
+        waiter = asyncio.get_running_loop().create_future()
+        self._queue.append(waiter)
+        if self._pacer is None or self._pacer.done():
+            self._pacer = asyncio.create_task(self._pace())
+        await waiter
+        try:
+            yield
+        finally:
+            # From the end of the send: its request may reach Telegram late, the next must not be early.
+            now = self._clock()
+            self._next_per_chat[chat_id] = now + interval
+            if len(self._next_per_chat) > 10_000:  # forget chats whose interval has passed
+                self._next_per_chat = {c: t for c, t in self._next_per_chat.items() if t > now}
+
+    async def _pace(self) -> None:
+        while self._queue:
+            now = self._clock()
+            ready_at = max(self._next_slot, self._paused_until)
+            if len(self._recent) == self._recent.maxlen:
+                ready_at = max(ready_at, self._recent[0] + self._second)
+            if ready_at > now:
+                await asyncio.sleep(ready_at - now)
+                continue
+            waiter = self._queue.popleft()
+            if waiter.done():  # its task was cancelled
+                continue
+            waiter.set_result(None)
+            self._recent.append(now)
+            # Keep to the even grid, catching up a late timer, but never closer than half a step:
+            # after an idle spell, a pause or a stall the grid starts afresh, no burst goes through.
+            self._next_slot = max(self._next_slot + self._step, now + self._step / 2)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What became of a send, written by the next group commit."""
+
+    row_id: int
+    values: dict[str, Any]  # outbox columns
+    delivery: dict[str, Any] | None = None  # the Delivery row of a message Telegram accepted
+    unreachable_customer: int | None = None  # 403: the customer blocked the bot
 
 
 class OutboxSender:
@@ -114,43 +183,68 @@ class OutboxSender:
         self.lease = lease
         self.batch_size = batch_size
         self.max_attempts = max_attempts
+        self.concurrency = concurrency
         self.enrolment_guard = enrolment_guard
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
-        self._held: frozenset[int] = frozenset()  # the current batch, handed back on shutdown
+        self._held: set[int] = set()  # claimed, not yet re-checked: handed back on shutdown
+        self._chats: dict[int, asyncio.Task[datetime | None]] = {}  # each chat's latest task
+        self._tasks: set[asyncio.Task[datetime | None]] = set()
+        self._active = 0  # chat tasks past the concurrency gate
+        self._stopping = False
+        # Group commits: rows waiting for their re-check, outcomes waiting to be written.
+        self._requests: list[tuple[Claimed, asyncio.Future[OutgoingMessage | None]]] = []
+        self._outcomes: list[_Outcome] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._group_ready = asyncio.Event()
+        self._group_size = max(1, int(self.limiter.pacing.global_per_second * GROUP_LINGER_S))
+        self._hurry = False
 
     def poke(self) -> None:
         """New rows may be due: drain now rather than at the next poll."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event, idle_poll_s: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                sent = await self.drain_once()
-            except Exception:  # a database hiccup must not kill the sender
-                log.exception("outbox drain failed; retrying")
-                sent = 0
-            if sent == 0:
+        """Deliver until ``stop``: the next batch is claimed while the current one is still sending."""
+        try:
+            while not stop.is_set():
                 self._wake.clear()
+                if self._waiting() < self.concurrency:
+                    try:
+                        rows = await self.claim()
+                        if rows:
+                            self._start(rows)
+                            continue
+                    except Exception:  # a database hiccup must not kill the sender
+                        log.exception("outbox drain failed; retrying")
                 waiters = [asyncio.ensure_future(self._wake.wait()),
                            asyncio.ensure_future(stop.wait())]
                 await asyncio.wait(waiters, timeout=idle_poll_s, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in waiters:
                     waiter.cancel()
+        except asyncio.CancelledError:
+            for task in self._tasks:
+                task.cancel()
+            raise
+        finally:
+            # Chats finish the message in hand; the rest stay "claimed" for release().
+            self._stopping = True
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._stopping = False
+            await self.flush()
 
     async def drain_once(self) -> int:
         """Claim one batch of due rows and deliver them; returns how many were handled."""
         rows = await self.claim()
         if not rows:
             return 0
-        by_chat: dict[int, list[OutboxMessage]] = defaultdict(list)
-        for row in rows:
-            by_chat[row.chat_id].append(row)
-        # One task per chat keeps each chat's messages in order; chats proceed in parallel.
-        await asyncio.gather(*(self._deliver_chat(chat_rows) for chat_rows in by_chat.values()))
+        self._start(rows)
+        await asyncio.gather(*self._tasks)
+        await self.flush()
         return len(rows)
 
-    async def claim(self) -> list[OutboxMessage]:
+    async def claim(self) -> list[Claimed]:
+        """Lease a batch of due rows, in sending order (plain rows: no ORM objects to build)."""
         now = utcnow()
         due = (
             select(OutboxMessage.id)
@@ -165,16 +259,17 @@ class OutboxSender:
             .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
             .values(status="claimed", lease_until=now + self.lease,
                     attempts=OutboxMessage.attempts + 1)
-            .returning(OutboxMessage)
+            .returning(*OUTBOX.c)
         )
         async with self.db.session() as session:
-            result = await session.execute(select(OutboxMessage).from_statement(claim))
-            rows = list(result.scalars().all())
-        self._held = frozenset(row.id for row in rows if row.id is not None)
-        return sorted(rows, key=lambda r: (r.priority, r.due_at, r.id or 0))
+            rows = list((await session.execute(claim)).all())
+        self._held.update(row.id for row in rows)
+        return sorted(rows, key=lambda r: (r.priority, r.due_at, r.id))
 
     async def release(self) -> int:
-        """Rows of the last batch still only "claimed" were never handed to Telegram: pending again."""
+        """Write what is still in memory, then hand back the rows claimed but never marked
+        "sending" (never handed to Telegram): pending again, without waiting for the lease."""
+        await self.flush()
         if not self._held:
             return 0
         async with self.db.session() as session:
@@ -183,121 +278,291 @@ class OutboxSender:
                 .where(col(OutboxMessage.id).in_(self._held), OutboxMessage.status == "claimed")
                 .values(status="pending", lease_until=None, attempts=OutboxMessage.attempts - 1)
             )
-        self._held = frozenset()
+        self._held.clear()
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def _deliver_chat(self, rows: list[OutboxMessage]) -> None:
-        async with self._slots:
-            for row in rows:
-                try:
-                    await self._deliver(row)
-                except Exception:
-                    # Unknown trouble: leave the row to the lease reaper rather than lose it.
-                    log.exception("outbox %s: delivery crashed", row.id)
-
-    async def _deliver(self, row: OutboxMessage) -> None:
-        assert row.id is not None
-        async with self.db.session() as session:
-            customer = await session.get(Customer, row.customer_id) if row.customer_id else None
-            decision = await self._recheck(session, row, customer)
-            if decision is not None:
-                status, reason, due_at = decision
-                await self._finish(session, row.id, status, reason, due_at=due_at)
-                return
-            locale = (resolve_locale(customer.locale, customer.language_code,
-                                     self.settings.default_locale)
-                      if customer else self.settings.default_locale)
-            rendered = render(self.translate, locale, row.template, row.params)
-            edit_id = await self._card_message_id(session, row) if row.edit_in_place else None
-            silent = row.lane == Lane.MARKETING.value and customer is not None and in_evening(
-                utcnow(), customer.timezone, self.settings.quiet_hours_start)
-            message = OutgoingMessage(
-                chat_id=row.chat_id, text=rendered.text, buttons=rendered.buttons,
-                disable_notification=silent or row.edit_in_place, edit_message_id=edit_id,
-            )
-            # Recorded before the call (in the re-check's own transaction, one round trip less):
-            # the reaper can tell "never tried" from "maybe sent". A crash while pacing below
-            # counts as "maybe sent" — still at-most-once for marketing, at-least-once otherwise.
-            await self._set(session, row.id, status="sending")
-        await self.limiter.acquire(row.chat_id)
+    async def flush(self) -> None:
+        """Write every outcome still waiting for a group commit (end of a drain, shutdown)."""
+        self._hurry = True
         try:
-            result = await self.channel.send(message)
-        except ChannelRetryAfter as exc:
-            self.limiter.pause(exc.retry_after)
-            await self._retry(row, timedelta(seconds=exc.retry_after), "retry_after", count=False)
-        except ChannelBlocked:
-            async with self.db.session() as session:
-                if customer is not None:
-                    await session.exec(update(Customer).where(Customer.id == customer.id)  # type: ignore[call-overload]
-                                       .values(reachable=False))
-                await self._finish(session, row.id, "failed", "blocked")
-        except ChannelRejected as exc:
-            async with self.db.session() as session:
-                await self._finish(session, row.id, "failed", f"rejected: {str(exc)[:50]}")
-        except ChannelUnavailable:
-            await self._retry(row, timedelta(seconds=2 ** min(row.attempts, 8)), "unavailable")
-        else:
-            async with self.db.session() as session:
-                session.add(Delivery(outbox_id=row.id, customer_id=row.customer_id,
-                                     chat_id=row.chat_id, telegram_message_id=result.message_id,
-                                     card_key=row.card_key, sent_at=utcnow()))
-                await self._finish(session, row.id, "sent", None, sent=True)
+            self._group_check()
+            while self._committer is not None and not self._committer.done():
+                await asyncio.wait([self._committer])
+        finally:
+            self._hurry = False
 
-    async def _recheck(
-        self, session: Any, row: OutboxMessage, customer: Customer | None
-    ) -> tuple[str, str, Any] | None:
-        """The rules again, just before sending: things change while a message waits."""
-        now = utcnow()
-        if row.expires_at is not None and row.expires_at <= now:
-            return "skipped", "expired", None
-        if row.enrolment_id is not None and self.enrolment_guard is not None and not (
-            await self.enrolment_guard(session, row.enrolment_id)
-        ):
-            return "skipped", "journey_exited", None
-        if customer is None:
-            return None
-        verdict = await check_contact(
-            session, self.settings, customer, Lane(row.lane), now, template=row.template,
-            wait_for_quiet_hours=row.reason == "quiet_hours" or row.lane != Lane.TRANSACTIONAL,
-            exclude_outbox_id=row.id,
-        )
-        if verdict.action == "skip":
-            return "skipped", verdict.reason or "rules", None
-        if verdict.action == "delay":
-            return "pending", verdict.reason or "delayed", verdict.not_before
+    # --- chats ---------------------------------------------------------------------------------
+
+    def _waiting(self) -> int:
+        """Chat tasks not yet past the concurrency gate: when few are left, claim the next batch."""
+        return len(self._tasks) - self._active
+
+    def _start(self, rows: list[Claimed]) -> None:
+        by_chat: dict[int, list[Claimed]] = defaultdict(list)
+        for row in rows:
+            by_chat[row.chat_id].append(row)
+        for chat_id, chat_rows in by_chat.items():
+            # A chat already in progress (earlier batch): this batch's rows wait for it, in order.
+            task = asyncio.create_task(self._deliver_chat(chat_rows, self._chats.get(chat_id)))
+            self._chats[chat_id] = task
+            self._tasks.add(task)
+            task.add_done_callback(lambda done, chat_id=chat_id: self._chat_done(chat_id, done))
+
+    def _chat_done(self, chat_id: int, task: asyncio.Task[datetime | None]) -> None:
+        self._tasks.discard(task)
+        if self._chats.get(chat_id) is task:
+            del self._chats[chat_id]
+
+    async def _deliver_chat(self, rows: list[Claimed],
+                            previous: asyncio.Task[datetime | None] | None) -> datetime | None:
+        """One chat's rows, in order. Returns until when a retry holds the chat back, if it does."""
+        held_back = None
+        if previous is not None:
+            await asyncio.wait([previous])
+            if not previous.cancelled() and previous.exception() is None:
+                held_back = previous.result()
+        async with self._slots:
+            self._active += 1
+            if self._waiting() < self.concurrency:
+                self._wake.set()
+            try:
+                for row in rows:
+                    if self._stopping:
+                        break
+                    try:
+                        if held_back is not None and held_back > utcnow():
+                            self._hold_back(row, held_back)
+                            continue
+                        message = await self._prepare(row)
+                        if message is not None:
+                            held_back = await self._send(row, message)
+                    except Exception:
+                        # Unknown trouble: leave the row to the lease reaper rather than lose it.
+                        log.exception("outbox %s: delivery crashed", row.id)
+            finally:
+                self._active -= 1
+                self._group_check()
+        return held_back
+
+    async def _send(self, row: Claimed, message: OutgoingMessage) -> datetime | None:
+        """Pace and send a row marked "sending"; its outcome goes to the next group commit."""
+        async with self.limiter.slot(row.chat_id):
+            try:
+                result = await self.channel.send(message)
+            except ChannelRetryAfter as exc:
+                self.limiter.pause(exc.retry_after)
+                return self._retry(row, timedelta(seconds=exc.retry_after), "retry_after", count=False)
+            except ChannelBlocked:
+                self._record(row, "failed", "blocked", unreachable=True)
+            except ChannelRejected as exc:
+                self._record(row, "failed", f"rejected: {str(exc)[:50]}")
+            except ChannelUnavailable:
+                return self._retry(row, timedelta(seconds=2 ** min(row.attempts, 8)), "unavailable")
+            except Exception:
+                # Neither delivered nor refused for sure (a bug, a garbled answer): decide now what
+                # the lease reaper would decide later, rather than hold the row for the lease.
+                log.exception("outbox %s: send failed, outcome unknown", row.id)
+                if row.lane == Lane.MARKETING.value:
+                    self._record(row, "failed", OUTCOME_UNKNOWN)  # at-most-once
+                    return None
+                return self._retry(row, timedelta(seconds=2 ** min(row.attempts, 8)), OUTCOME_UNKNOWN)
+            else:
+                self._record(row, "sent", None, message_id=result.message_id)
         return None
 
-    async def _card_message_id(self, session: Any, row: OutboxMessage) -> int | None:
-        """The message of the live card to edit, if this card was sent before."""
-        if row.card_key is None:
+    def _retry(self, row: Claimed, delay: timedelta, reason: str, count: bool = True) -> datetime | None:
+        """Pending again after ``delay``; returns when, so the chat's later messages wait behind it."""
+        if count and row.attempts >= self.max_attempts:
+            self._record(row, "failed", f"{reason}: gave up")
             return None
-        query = (select(Delivery.telegram_message_id)
-                 .where(Delivery.chat_id == row.chat_id, Delivery.card_key == row.card_key)
-                 .order_by(col(Delivery.id).desc()).limit(1))
-        return (await session.execute(query)).scalar_one_or_none()
+        due_at = utcnow() + delay
+        self._record(row, "pending", reason, due_at=due_at,
+                     attempts=None if count else max(row.attempts - 1, 0))
+        return due_at
 
-    async def _retry(self, row: OutboxMessage, delay: timedelta, reason: str, count: bool = True) -> None:
-        assert row.id is not None
-        async with self.db.session() as session:
-            if count and row.attempts >= self.max_attempts:
-                await self._finish(session, row.id, "failed", f"{reason}: gave up")
-                return
-            await self._set(session, row.id, status="pending", reason=reason,
-                            due_at=utcnow() + delay, lease_until=None,
-                            **({} if count else {"attempts": max(row.attempts - 1, 0)}))
+    def _hold_back(self, row: Claimed, until: datetime) -> None:
+        """An earlier message of this chat is being retried: this one goes after it (not an attempt)."""
+        self._held.discard(row.id)
+        self._record(row, "pending", HELD_BACK, due_at=until, attempts=max(row.attempts - 1, 0))
 
-    async def _finish(self, session: Any, row_id: int, status: str, reason: str | None,
-                      *, due_at: Any = None, sent: bool = False) -> None:
+    def _record(self, row: Claimed, status: str, reason: str | None, *, due_at: datetime | None = None,
+                attempts: int | None = None, message_id: int | None = None,
+                unreachable: bool = False) -> None:
         values: dict[str, Any] = {"status": status, "reason": reason, "lease_until": None}
         if due_at is not None:
             values["due_at"] = due_at
-        if sent:
-            values["sent_at"] = utcnow()
-        await self._set(session, row_id, **values)
+        if attempts is not None:
+            values["attempts"] = attempts
+        outcome = _Outcome(row.id, values, unreachable_customer=row.customer_id if unreachable else None)
+        if status == "sent":
+            values["sent_at"] = now = utcnow()
+            outcome.delivery = dict(outbox_id=row.id, customer_id=row.customer_id, chat_id=row.chat_id,
+                                    telegram_message_id=message_id, card_key=row.card_key, sent_at=now)
+        self._outcomes.append(outcome)
+        self._group_check()
+
+    # --- group commits -------------------------------------------------------------------------
+
+    async def _prepare(self, row: Claimed) -> OutgoingMessage | None:
+        """Re-check, render and mark "sending" in the next group commit; None: not to be sent now."""
+        waiter: asyncio.Future[OutgoingMessage | None] = asyncio.get_running_loop().create_future()
+        self._requests.append((row, waiter))
+        self._group_check()
+        return await waiter
+
+    def _group_check(self) -> None:
+        """A group commit will take what waits; at once if no chat in progress can add to it."""
+        if not (self._requests or self._outcomes):
+            return
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups())
+        if self._hurry or len(self._requests) >= min(self._group_size, self._active):
+            self._group_ready.set()
+
+    async def _commit_groups(self) -> None:
+        while self._requests or self._outcomes:
+            if not (self._hurry or self._group_ready.is_set()):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(GROUP_LINGER_S):
+                        await self._group_ready.wait()
+            self._group_ready.clear()
+            requests, self._requests = self._requests, []
+            outcomes, self._outcomes = self._outcomes, []
+            try:
+                messages = await self._commit(outcomes, [row for row, _ in requests])
+            except Exception as exc:
+                for _, waiter in requests:  # those rows stay "claimed": retried after their lease
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                await self._write_one_by_one(outcomes)
+                continue
+            for (_, waiter), message in zip(requests, messages, strict=True):
+                if not waiter.done():
+                    waiter.set_result(message)
+
+    async def _write_one_by_one(self, outcomes: list[_Outcome]) -> None:
+        """After a failed group commit: one bad outcome must not hold up the others. One that still
+        fails is dropped; its row stays "sending", as after a crash (the lease reaper decides)."""
+        for outcome in outcomes:
+            try:
+                async with self.db.session() as session:
+                    await self._write_outcomes(session, [outcome])
+            except Exception:
+                log.exception("outbox %s: outcome not written; the lease reaper decides", outcome.row_id)
+
+    async def _commit(self, outcomes: list[_Outcome], rows: list[Claimed]) -> list[OutgoingMessage | None]:
+        """One transaction: outcomes first (the re-check sees them: a card just posted, a customer
+        who just blocked the bot), then the rows about to be sent."""
+        async with self.db.session() as session:
+            await self._write_outcomes(session, outcomes)
+            messages = await self._recheck(session, rows) if rows else []
+        self._held.difference_update(row.id for row in rows)
+        return messages
+
+    @staticmethod
+    async def _write_outcomes(session: Any, outcomes: list[_Outcome]) -> None:
+        if deliveries := [o.delivery for o in outcomes if o.delivery is not None]:
+            # A row re-sent after its lease expired may already have its delivery: keep the first.
+            await session.execute(insert_ignoring_conflicts(session, Delivery), deliveries)
+        if unreachable := {o.unreachable_customer for o in outcomes if o.unreachable_customer is not None}:
+            await session.execute(update(Customer).where(col(Customer.id).in_(unreachable))
+                                  .values(reachable=False))
+        await _update_rows(session, {o.row_id: o.values for o in outcomes})
+
+    async def _recheck(self, session: Any, rows: list[Claimed]) -> list[OutgoingMessage | None]:
+        """The rules again, just before sending (things change while a message waits), for a group
+        of rows in a few queries. Skips and delays are written; the rest are rendered and marked
+        "sending" in this same transaction, so the reaper can tell "never tried" from "maybe sent"."""
+        now = utcnow()
+        decided: dict[int, dict[str, Any]] = {}  # row id → the columns of a skip or delay
+
+        def decide(row: Claimed, status: str, reason: str, due_at: datetime | None = None) -> None:
+            decided[row.id] = {"status": status, "reason": reason, "lease_until": None,
+                               **({"due_at": due_at} if due_at is not None else {})}
+
+        for row in rows:
+            if row.expires_at is not None and row.expires_at <= now:
+                decide(row, "skipped", "expired")
+        guarded = {row.enrolment_id for row in rows if row.enrolment_id is not None and row.id not in decided}
+        if guarded and self.enrolment_guard is not None:
+            live = set(await self.enrolment_guard(session, guarded))
+            for row in rows:
+                if row.enrolment_id in guarded and row.enrolment_id not in live and row.id not in decided:
+                    decide(row, "skipped", "journey_exited")
+        customer_ids = {row.customer_id for row in rows
+                        if row.customer_id is not None and row.id not in decided}
+        customers = {c.id: c for c in (await session.execute(
+            select(Customer).where(col(Customer.id).in_(customer_ids)))).scalars()} if customer_ids else {}
+        judged = [row for row in rows if row.id not in decided and row.customer_id in customers]
+        questions = [ContactQuestion(customers[row.customer_id], Lane(row.lane), row.template,
+                                     wait_for_quiet_hours=row.reason == "quiet_hours"
+                                     or row.lane != Lane.TRANSACTIONAL, exclude_outbox_id=row.id)
+                     for row in judged]
+        verdicts = await check_contacts(session, self.settings, questions, now)
+        for row, verdict in zip(judged, verdicts, strict=True):
+            if verdict.action == "skip":
+                decide(row, "skipped", verdict.reason or "rules")
+            elif verdict.action == "delay":
+                decide(row, "pending", verdict.reason or "delayed", verdict.not_before)
+        cards = await self._card_message_ids(
+            session, [row for row in rows if row.id not in decided and row.edit_in_place])
+        messages: list[OutgoingMessage | None] = []
+        for row in rows:
+            message = None
+            if row.id not in decided:
+                try:
+                    message = self._render(row, customers.get(row.customer_id), cards, now)
+                except Exception:  # left "claimed": the lease reaper retries it, as after a crash
+                    log.exception("outbox %s: rendering failed", row.id)
+            messages.append(message)
+        await _update_rows(session, decided)
+        if sending := [row.id for row, message in zip(rows, messages, strict=True) if message is not None]:
+            await session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(sending))
+                                  .values(status="sending"))
+        return messages
+
+    def _render(self, row: Claimed, customer: Customer | None,
+                cards: dict[tuple[int, str | None], int | None], now: datetime) -> OutgoingMessage:
+        locale = (resolve_locale(customer.locale, customer.language_code, self.settings.default_locale)
+                  if customer else self.settings.default_locale)
+        rendered = render(self.translate, locale, row.template, row.params)
+        silent = row.lane == Lane.MARKETING.value and customer is not None and in_evening(
+            now, customer.timezone, self.settings.quiet_hours_start)
+        return OutgoingMessage(
+            chat_id=row.chat_id, text=rendered.text, buttons=rendered.buttons,
+            disable_notification=silent or row.edit_in_place,
+            edit_message_id=cards.get((row.chat_id, row.card_key)) if row.edit_in_place else None,
+        )
+
+    @staticmethod
+    async def _card_message_ids(session: Any,
+                                rows: list[Claimed]) -> dict[tuple[int, str | None], int | None]:
+        """The message of each live card to edit, if the card was sent before (its latest delivery)."""
+        keyed = [row for row in rows if row.card_key is not None]
+        if not keyed:
+            return {}
+        query = (select(Delivery.chat_id, Delivery.card_key, Delivery.telegram_message_id)
+                 .where(col(Delivery.card_key).in_({row.card_key for row in keyed}),
+                        col(Delivery.chat_id).in_({row.chat_id for row in keyed}))
+                 .order_by(col(Delivery.id)))
+        return {(chat_id, card_key): message_id  # ordered by id: the latest one wins
+                for chat_id, card_key, message_id in (await session.execute(query)).all()}
 
     @staticmethod
     async def _set(session: Any, row_id: int, **values: Any) -> None:
         await session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
+
+
+async def _update_rows(session: Any, changes: dict[int, dict[str, Any]]) -> None:
+    """Per-row values for many outbox rows: one executemany per set of columns."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row_id, values in changes.items():
+        by_columns[tuple(sorted(values))].append(
+            {"row_id": row_id, **{f"new_{column}": value for column, value in values.items()}})
+    for columns, params in by_columns.items():
+        statement = (update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
+                     .values({column: bindparam(f"new_{column}") for column in columns}))
+        await session.execute(statement, params)
 
 
 async def reap_expired_leases(db: Database) -> int:
@@ -315,6 +580,6 @@ async def reap_expired_leases(db: Database) -> int:
         dropped = await session.execute(
             update(OutboxMessage)
             .where(expired, OutboxMessage.status == "sending", OutboxMessage.lane == Lane.MARKETING.value)
-            .values(status="failed", lease_until=None, reason="outcome_unknown")
+            .values(status="failed", lease_until=None, reason=OUTCOME_UNKNOWN)
         )
     return int(retried.rowcount or 0) + int(dropped.rowcount or 0)

@@ -392,10 +392,12 @@ class Sandbox(SandboxState):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            for message in self.bot_messages(chat_id, thread_id):
-                if message["message_id"] > after_message_id and (
-                    predicate is None or predicate(message)
-                ):
+            # Woken by every message in any chat: copy only the candidates, not the whole chat.
+            for live in self.iter_messages(chat_id, thread_id):
+                if live["message_id"] <= after_message_id or not live["_from_bot"] or live["_service"]:
+                    continue
+                message = copy.deepcopy(live)
+                if predicate is None or predicate(message):
                     return message
             remaining = deadline - loop.time()
             if remaining <= 0:
