@@ -10,11 +10,15 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.db.sqlite import OneTripDBAPI
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # SQL errors must not carry bound values (names, phones) into logs and tracebacks.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
+        if url.startswith("sqlite+aiosqlite"):
+            kwargs.setdefault("module", OneTripDBAPI())
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
