@@ -16,6 +16,7 @@ from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy import bindparam, insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -73,12 +74,14 @@ class SerializePerChat(BaseMiddleware):
                 del self._users[key], self._locks[key]
 
 
-# Built once: SQLAlchemy then reuses the compiled statement instead of re-deriving its cache key.
-_HANDLED = select(ProcessedUpdate.update_id).where(
-    ProcessedUpdate.update_id == bindparam("update_id"), ProcessedUpdate.bot_id == bindparam("bot_id")
+# Built once (SQLAlchemy then reuses the compiled statement instead of re-deriving its cache key)
+# and run on the session's connection: plain SQL, none of the ORM's per-statement work.
+_PROCESSED = ProcessedUpdate.__table__
+_HANDLED = sa_select(_PROCESSED.c.update_id).where(
+    _PROCESSED.c.update_id == bindparam("update_id"), _PROCESSED.c.bot_id == bindparam("bot_id")
 )
-_MARK = insert(ProcessedUpdate)
-_CLAIM = pg_insert(ProcessedUpdate).on_conflict_do_nothing().returning(ProcessedUpdate.update_id)
+_MARK = insert(_PROCESSED)
+_CLAIM = pg_insert(_PROCESSED).on_conflict_do_nothing().returning(_PROCESSED.c.update_id)
 
 
 class UpdateTransaction(BaseMiddleware):
@@ -104,10 +107,11 @@ class UpdateTransaction(BaseMiddleware):
         ids = {"update_id": event.update_id, "bot_id": data["bot"].id}
         mark = {**ids, "received_at": utcnow()}
         async with self.db.sessions() as session:
+            connection = await session.connection()
             if self.claim_first:
-                handled = (await session.exec(_CLAIM, params=mark)).first() is None
+                handled = (await connection.execute(_CLAIM, mark)).first() is None
             else:
-                handled = (await session.exec(_HANDLED, params=ids)).first() is not None
+                handled = (await connection.execute(_HANDLED, ids)).first() is not None
             if handled:
                 log.info("update %s already handled, skipped", event.update_id)
                 return None
@@ -120,8 +124,8 @@ class UpdateTransaction(BaseMiddleware):
                 await self._mark_handled(event.update_id, ids["bot_id"], data.get("chat_user"))
                 raise
             try:
-                if not self.claim_first:
-                    await session.exec(_MARK, params=mark)
+                if not self.claim_first:  # on the session's connection now: a handler may have committed
+                    await (await session.connection()).execute(_MARK, mark)
                 await session.commit()
             except IntegrityError:
                 await session.rollback()

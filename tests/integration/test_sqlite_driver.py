@@ -1,5 +1,6 @@
-"""SQLite statements take one trip to aiosqlite's worker thread and behave as the stock adapter's:
-rows, row counts, generated ids, many-row inserts and constraint errors."""
+"""SQLite statements take one trip to aiosqlite's worker thread (a commit with nothing written none)
+and behave as the stock adapter's: rows, row counts, generated ids, many-row inserts and constraint
+errors."""
 
 from __future__ import annotations
 
@@ -26,10 +27,16 @@ async def test_one_trip_per_statement(sqlite_db: Database, monkeypatch: pytest.M
         return await execute(self, fn, *args, **kwargs)
 
     async with sqlite_db.session() as session:
-        await session.exec(text("SELECT 1"))  # connected, transaction begun
+        await session.exec(text("SELECT 1"))  # connected
         monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counted)
         assert (await session.exec(text("SELECT 41 + 1"))).one() == (42,)
         assert len(trips) == 1
+    assert len(trips) == 1  # nothing written: neither the commit nor the pool's reset went to the worker
+    async with sqlite_db.session() as session:
+        await session.exec(insert(ProcessedUpdate).values(update_id=1, bot_id=1, received_at=utcnow()))
+    assert len(trips) == 3  # the insert and its commit
+    async with sqlite_db.session() as session:
+        assert (await session.exec(select(ProcessedUpdate.update_id))).all() == [1]  # committed
 
 
 async def test_rows_counts_ids_and_errors(sqlite_db: Database) -> None:

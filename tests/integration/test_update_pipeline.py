@@ -27,6 +27,9 @@ from touchpoint.config import SANDBOX_TOKEN, load_settings
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
+from touchpoint.i18n import get_translator
+
+t = get_translator()
 
 
 class RecordingSession(BaseSession):
@@ -34,15 +37,17 @@ class RecordingSession(BaseSession):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sent: list[tuple[str, Any]] = []
+        self.sent: list[tuple[str, Any, Any]] = []  # (method, chat id, text)
 
     async def make_request(self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None) -> Any:
         name = method.__api_method__
-        self.sent.append((name, getattr(method, "text", None)))
+        self.sent.append((name, getattr(method, "chat_id", None), getattr(method, "text", None)))
         result: Any = True
         if name in ("sendMessage", "editMessageText"):
             result = {"message_id": len(self.sent), "date": 0, "text": getattr(method, "text", ""),
                       "chat": {"id": getattr(method, "chat_id", 1), "type": "private"}}
+        elif name == "createForumTopic":
+            result = {"message_thread_id": len(self.sent), "name": method.name, "icon_color": 0}
         return self.check_response(bot, method, 200, json.dumps({"ok": True, "result": result})).result
 
     async def close(self) -> None:
@@ -54,8 +59,9 @@ class RecordingSession(BaseSession):
 
 
 class Chat:
-    def __init__(self, db: Database) -> None:
-        settings = load_settings(_env_file=None, database_url=db.url, bot_token=SecretStr(SANDBOX_TOKEN))
+    def __init__(self, db: Database, **overrides: Any) -> None:
+        settings = load_settings(_env_file=None, database_url=db.url, bot_token=SecretStr(SANDBOX_TOKEN),
+                                 **overrides)
         self.db = db
         self.session = RecordingSession()
         self.bot = Bot(SANDBOX_TOKEN, session=self.session)
@@ -88,8 +94,9 @@ class Chat:
     async def feed(self, update: Update) -> None:
         await self.dp.feed_update(self.bot, update)
 
-    def texts(self) -> list[Any]:
-        return [text for name, text in self.session.sent if name == "sendMessage"]
+    def texts(self, chat_id: int | None = None) -> list[Any]:
+        return [text for name, to, text in self.session.sent
+                if name == "sendMessage" and chat_id in (None, to)]
 
 
 @pytest.fixture
@@ -141,6 +148,20 @@ async def test_failed_update_is_marked_handled_and_its_work_undone(chat: Chat) -
     assert await count(chat.db, Customer, Customer.telegram_id == 602) == 1  # a first contact is kept
 
 
+async def test_an_update_whose_handler_commits_midway_is_still_marked_handled(db: Database) -> None:
+    chat = Chat(db, staff_chat_id=-100777)
+    chat.dp["handoff_desk"].bot = chat.bot  # as its start-up would (without its background loop)
+    await chat.feed(chat.text(606, "/start"))
+    update = chat.text(606, "/human")  # opening the conversation commits before the staff topic
+    await chat.feed(update)
+    await chat.feed(update)
+    assert await count(chat.db, ProcessedUpdate, ProcessedUpdate.update_id == update.update_id) == 1
+    assert await count(chat.db, Conversation) == 1
+    _welcome, answer = chat.texts(606)  # and no apology for a failed update
+    closed_prefix = t("en", "handoff.wait.closed", when="\0").split("\0")[0]
+    assert answer == t("en", "handoff.wait.open", minutes=4) or answer.startswith(closed_prefix)
+
+
 async def test_customer_and_routing_state_come_in_one_statement(chat: Chat) -> None:
     await chat.feed(chat.text(603, "/start"))
     with statements(chat.db) as seen:
@@ -155,7 +176,7 @@ async def test_customer_and_routing_state_come_in_one_statement(chat: Chat) -> N
     # Besides: the de-dup check (SQLite) and the update's own writes, each update within five.
     assert len(seen) <= 10, seen
     assert len(chat.texts()) == 2  # the welcome and the help
-    assert [name for name, _ in chat.session.sent[-2:]] == ["answerCallbackQuery", "editMessageText"]
+    assert [name for name, _, _ in chat.session.sent[-2:]] == ["answerCallbackQuery", "editMessageText"]
 
 
 async def test_a_conversation_opened_elsewhere_routes_the_next_message_to_staff(chat: Chat) -> None:

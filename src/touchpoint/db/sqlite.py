@@ -2,8 +2,9 @@
 
 SQLAlchemy's aiosqlite adapter makes four trips for every statement (open a cursor, execute,
 fetch, close), each a thread wake-up plus an event-loop turn: together the larger part of what a
-statement cost the bot. This cursor does the four in the worker as one call. Connections,
-transactions, errors and server-side cursors stay SQLAlchemy's own.
+statement cost the bot. This cursor does the four in the worker as one call, and a commit or
+rollback with no transaction open makes no trip. Connections, errors and server-side cursors
+stay SQLAlchemy's own.
 """
 
 from __future__ import annotations
@@ -96,6 +97,20 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 class _Connection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _Cursor
+
+    # sqlite3 commits and rolls back only inside a transaction; outside one (a read-only session,
+    # the pool's reset of a connection already committed) the trip to the worker would do nothing.
+    def commit(self) -> None:
+        if self._in_transaction():
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
+
+    def _in_transaction(self) -> bool:
+        connection = self._connection._connection  # the sqlite3 connection; None once closed
+        return connection is not None and connection.in_transaction
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
