@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.base import BaseSession
@@ -203,3 +204,20 @@ async def test_no_filter_runs_in_a_worker_thread(chat: Chat, monkeypatch: pytest
         await chat.feed(update)
     assert hops == []
     assert len(chat.texts()) >= 3
+
+
+async def test_a_connection_the_database_dropped_is_replaced_before_use(chat: Chat) -> None:
+    """A restart or an idle timeout kills pooled connections: the next update opens a new one."""
+    await chat.feed(chat.text(607, "/start"))  # a connection now waits in the pool
+    if chat.db.dialect == "postgresql":
+        admin = await asyncpg.connect(chat.db.url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            killed = await admin.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        finally:
+            await admin.close()
+        assert killed >= 1
+        await asyncio.sleep(0.2)  # the pooled connection hears it was closed
+    await chat.feed(chat.text(607, "/help"))
+    assert chat.texts(607)[-1] == t("en", "help.text")
+
