@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import gc
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable
+from functools import cache
+from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, methods
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
-from aiogram.methods import TelegramMethod
-from aiogram.methods.base import Response
+from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
@@ -39,19 +40,16 @@ from touchpoint.i18n import DOMAIN, compile_catalogs, find_locales_dir
 BOT_COMMANDS = ("start", "help", "invite", "points", "settings", "human", "language", "stop")
 
 
-class BotSession(AiohttpSession):
-    """aiogram parses every answer as ``Response[T]``; pydantic caches such classes only weakly, so
-    after a garbage collection the class is built again (~20 ms of CPU that blocks the event loop,
-    every few dozen requests under load). Holding each one built keeps it cached."""
-
-    _response_types: ClassVar[dict[Any, type]] = {}
-
-    def check_response(self, bot: Bot, method: TelegramMethod[Any], status_code: int,
-                       content: str) -> Response[Any]:
-        returning = method.__returning__
-        if returning not in self._response_types:
-            self._response_types[returning] = Response[returning]  # type: ignore[valid-type]
-        return super().check_response(bot, method, status_code, content)
+@cache
+def keep_response_models() -> tuple[Any, ...]:
+    """aiogram parses every Bot API answer as ``Response[<result type>]``, and pydantic keeps such
+    parametrised models only weakly: after a garbage collection the next call built the model
+    again (milliseconds of schema work, the worst latency spikes). Held here, they are built once."""
+    returning = {
+        method.__returning__ for method in vars(methods).values()
+        if isinstance(method, type) and issubclass(method, TelegramMethod) and method is not TelegramMethod
+    }
+    return tuple(Response[result] for result in returning)
 
 
 def freeze_startup_heap() -> None:
@@ -63,10 +61,11 @@ def freeze_startup_heap() -> None:
 
 
 def create_bot(settings: Settings, token: str | None = None) -> Bot:
+    keep_response_models()
     token = token or settings.require_bot_token()
-    session = BotSession()
+    session = AiohttpSession()
     if settings.telegram_api_base.rstrip("/") != TELEGRAM_API_BASE:
-        session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
     bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
     bot.session.middleware(CaptureReplies())
     bot.session.middleware(TelegramRequestMetrics())
@@ -82,6 +81,7 @@ def create_i18n(settings: Settings) -> I18n:
 def create_dispatcher(
     settings: Settings, db: Database, *, flood_gate: FloodGate | None = None
 ) -> Dispatcher:
+    keep_response_models()
     i18n = create_i18n(settings)
     storage: BaseStorage | None = None
     isolation: BaseEventIsolation | None = None
@@ -121,7 +121,29 @@ def create_dispatcher(
     dp.callback_query.middleware(behaviour)
     dp.callback_query.outer_middleware(TrackClicks())
     dp.include_routers(*all_routers())
+    run_sync_filters_inline(dp)
     return dp
+
+
+def run_sync_filters_inline(dp: Dispatcher) -> None:
+    """aiogram runs every synchronous filter (magic filters such as ``F.chat.type == "private"``,
+    FSM states, plain functions) in a worker thread: about twenty thread hops per update, most of
+    the routing cost. Ours only look at the update in memory, so they run on the event loop."""
+    for router in dp.chain_tail:
+        for observer in router.observers.values():
+            # _handler holds the router-level filters (observer.filter(...)).
+            for handler in (observer._handler, *observer.handlers):
+                for event_filter in handler.filters or ():
+                    if not event_filter.awaitable:
+                        event_filter.callback = _on_the_loop(event_filter.callback)
+                        event_filter.awaitable = True
+
+
+def _on_the_loop(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        return check(*args, **kwargs)
+
+    return run
 
 
 async def publish_commands(bot: Bot, i18n: I18n) -> None:

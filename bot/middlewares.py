@@ -8,23 +8,39 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
+from sqlalchemy import bindparam, insert
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.aftersales.models import AftersalesDraft
 from touchpoint.channels.flood import FloodGate, FloodVerdict
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
-from touchpoint.customers.service import ChatUser, insert_ignoring_conflicts, record_event, upsert_customer
+from touchpoint.customers.service import (
+    ChatUser,
+    add_customer,
+    insert_ignoring_conflicts,
+    record_event,
+    seen_customer,
+    upsert_customer,
+)
 from touchpoint.db import Database
+from touchpoint.handoff.models import Conversation
 from touchpoint.handoff.service import has_active_handoff
 from touchpoint.i18n import resolve_locale
+from touchpoint.journeys.models import Delivery
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -58,26 +74,45 @@ class SerializePerChat(BaseMiddleware):
                 del self._users[key], self._locks[key]
 
 
+# Built once (SQLAlchemy then reuses the compiled statement instead of re-deriving its cache key)
+# and run on the session's connection: plain SQL, none of the ORM's per-statement work.
+_PROCESSED = ProcessedUpdate.__table__
+_HANDLED = sa_select(_PROCESSED.c.update_id).where(
+    _PROCESSED.c.update_id == bindparam("update_id"), _PROCESSED.c.bot_id == bindparam("bot_id")
+)
+_MARK = insert(_PROCESSED)
+_CLAIM = pg_insert(_PROCESSED).on_conflict_do_nothing().returning(_PROCESSED.c.update_id)
+
+
 class UpdateTransaction(BaseMiddleware):
     """One session and one commit per update: its id (de-dup), the customer and the handler's work.
 
     Telegram may deliver an update twice. Updates of one chat are handled one after another (the
     per-chat lock here, Redis event isolation across processes), so a redelivery finds the first
-    delivery's id committed and is skipped; the unique key stays the last guard. The id is written
-    with the commit, not first: on SQLite an early write would hold the database lock while the
-    handler waits on Telegram. If the handler fails, its work is rolled back but the update is still
-    marked handled, so a poison update is not retried forever.
+    delivery's id committed and is skipped; the unique key stays the last guard. On SQLite the id
+    is written with the commit, not first: an early write would hold the database lock while the
+    handler waits on Telegram. On PostgreSQL it is claimed first, in one statement that also tells
+    whether it was new (a row lock only; a second process with the same update waits for this one,
+    then skips it). If the handler fails, its work is rolled back but the update is still marked
+    handled, so a poison update is not retried forever.
     """
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self.claim_first = db.dialect == "postgresql"
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
-        bot_id = data["bot"].id
+        ids = {"update_id": event.update_id, "bot_id": data["bot"].id}
+        mark = {**ids, "received_at": utcnow()}
         async with self.db.sessions() as session:
-            if await session.get(ProcessedUpdate, (event.update_id, bot_id)) is not None:
+            connection = await session.connection()
+            if self.claim_first:
+                handled = (await connection.execute(_CLAIM, mark)).first() is None
+            else:
+                handled = (await connection.execute(_HANDLED, ids)).first() is not None
+            if handled:
                 log.info("update %s already handled, skipped", event.update_id)
                 return None
             data["session"] = session
@@ -86,10 +121,11 @@ class UpdateTransaction(BaseMiddleware):
                 await session.flush()  # the handler's own errors surface here, not as a duplicate
             except BaseException:
                 await session.rollback()
-                await self._mark_handled(event.update_id, bot_id, data.get("chat_user"))
+                await self._mark_handled(event.update_id, ids["bot_id"], data.get("chat_user"))
                 raise
-            session.add(ProcessedUpdate(update_id=event.update_id, bot_id=bot_id, received_at=utcnow()))
             try:
+                if not self.claim_first:  # on the session's connection now: a handler may have committed
+                    await (await session.connection()).execute(_MARK, mark)
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
@@ -109,6 +145,30 @@ class UpdateTransaction(BaseMiddleware):
             log.warning("could not mark update %s handled", update_id)
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    """What routing asks about a customer on every update, read with the customer in one statement
+    (as it was when the update arrived): their open conversation with staff, the after-sales step
+    they are in, and for a button the proactive message (delivery) it was on. Filters use it to
+    skip their own query when there is nothing to find."""
+
+    open_conversation_id: int | None = None
+    draft_step: str | None = None
+    delivery_id: int | None = None
+
+
+_CUSTOMER_WITH_STATE = select(
+    Customer,
+    select(Conversation.id)
+    .where(Conversation.customer_id == Customer.id, Conversation.status == "open")
+    .order_by(col(Conversation.id).desc()).limit(1).scalar_subquery(),
+    select(AftersalesDraft.step).where(AftersalesDraft.customer_id == Customer.id).scalar_subquery(),
+    select(Delivery.id)
+    .where(Delivery.chat_id == bindparam("chat_id"), Delivery.telegram_message_id == bindparam("message_id"))
+    .order_by(col(Delivery.id).desc()).limit(1).scalar_subquery(),
+).where(Customer.telegram_id == bindparam("telegram_id"))
+
+
 class KnownCustomer(BaseMiddleware):
     """Upserts the customer behind a private chat and works out their locale."""
 
@@ -125,12 +185,28 @@ class KnownCustomer(BaseMiddleware):
         if user is not None and not user.is_bot and (chat is None or chat.type == "private"):
             chat_user = ChatUser(user.id, user.first_name, user.username, user.language_code)
             data["chat_user"] = chat_user  # kept by the transaction even if the handler fails
-            customer = await upsert_customer(data["session"], chat_user, self.settings.default_timezone)
+            customer, data["customer_state"] = await self._load(data["session"], chat_user, event)
             data["customer"] = customer
             data["locale"] = resolve_locale(
                 customer.locale, customer.language_code, self.settings.default_locale
             )
         return await handler(event, data)
+
+    async def _load(
+        self, session: AsyncSession, user: ChatUser, event: TelegramObject
+    ) -> tuple[Customer, CustomerState | None]:
+        button = event.callback_query.message if isinstance(event, Update) and event.callback_query else None
+        row = (await session.exec(_CUSTOMER_WITH_STATE, params={
+            "telegram_id": user.telegram_id,
+            "chat_id": button.chat.id if button else None,
+            "message_id": button.message_id if button else None,
+        })).first()
+        if row is None:
+            # First contact: a new customer has no conversation, draft or proactive message yet.
+            return await add_customer(session, user, self.settings.default_timezone), CustomerState()
+        customer, conversation_id, draft_step, delivery_id = row
+        seen_customer(session, customer, user, utcnow())
+        return customer, CustomerState(conversation_id, draft_step, delivery_id)
 
 
 class FloodControl(BaseMiddleware):
@@ -147,7 +223,7 @@ class FloodControl(BaseMiddleware):
             return await handler(event, data)
         verdict = await self.gate.check(customer.telegram_id)
         # A customer talking to staff may paste many lines: the relay coalesces, nothing is dropped.
-        if verdict is FloodVerdict.ALLOW or await has_active_handoff(data["session"], customer.id):
+        if verdict is FloodVerdict.ALLOW or await self._in_handoff(data, customer):
             return await handler(event, data)
         if verdict is FloodVerdict.WARN:
             text = self.i18n.gettext("flood.slow_down", locale=data["locale"])
@@ -155,6 +231,13 @@ class FloodControl(BaseMiddleware):
         if event.callback_query is not None:
             await event.callback_query.answer()
         return None
+
+    @staticmethod
+    async def _in_handoff(data: dict[str, Any], customer: Customer) -> bool:
+        state: CustomerState | None = data.get("customer_state")
+        if state is not None:
+            return state.open_conversation_id is not None
+        return await has_active_handoff(data["session"], customer.id or 0)
 
 
 class CustomerI18n(I18nMiddleware):

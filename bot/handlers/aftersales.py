@@ -18,12 +18,12 @@ from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from babel.dates import format_date, format_datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handlers.common import _edit_or_send
-from bot.keyboards import MenuCallback, main_menu
+from bot.keyboards import Keyboard, MenuCallback, main_menu
+from bot.middlewares import CustomerState
 from touchpoint.aftersales import service, warranty
 from touchpoint.aftersales.models import AftersalesDraft, Ticket
 from touchpoint.aftersales.policy import KINDS, Decision
@@ -43,11 +43,11 @@ class AftersalesCallback(CallbackData, prefix="as"):
     value: str = ""
 
 
-def _button(builder: InlineKeyboardBuilder, text: str, action: str, id: int = 0, value: str = "") -> None:
+def _button(builder: Keyboard, text: str, action: str, id: int = 0, value: str = "") -> None:
     builder.button(text=text, callback_data=AftersalesCallback(action=action, id=id, value=value))
 
 
-def _nav(builder: InlineKeyboardBuilder, *, back: bool = True) -> None:
+def _nav(builder: Keyboard, *, back: bool = True) -> None:
     if back:
         _button(builder, _("button.back"), "back")
     _button(builder, _("aftersales.button.cancel"), "cancel")
@@ -64,7 +64,7 @@ def _item_name(name: dict[str, str], locale: str) -> str:
 # --- rendering each step ---------------------------------------------------------------------
 
 async def _render(session: AsyncSession, customer: Customer, draft: AftersalesDraft, locale: str) -> Reply:
-    data, builder = draft.data, InlineKeyboardBuilder()
+    data, builder = draft.data, Keyboard()
     step = draft.step
     if step == "order":
         for order in await service.customer_orders(session, customer):
@@ -127,7 +127,7 @@ async def _refusal(session: AsyncSession, customer: Customer, draft: AftersalesD
     item = _item_name(names.get(decision.order_item_id, {}), locale) if decision.order_item_id else ""
     date = format_date(decision.key_date, "medium", locale=locale) if decision.key_date else ""
     lines = [_(f"aftersales.policy.{decision.reason}").format(item=item, date=date)]
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if decision.alternatives:
         lines.append(_("aftersales.policy.alternatives"))
         for kind in decision.alternatives:
@@ -137,7 +137,7 @@ async def _refusal(session: AsyncSession, customer: Customer, draft: AftersalesD
 
 
 def _hub() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     _button(builder, _("aftersales.button.new"), "new")
     _button(builder, _("aftersales.button.mine"), "list")
     _button(builder, _("aftersales.button.warranty"), "warranty")
@@ -254,7 +254,7 @@ async def _new(query: CallbackQuery, _id: int, _value: str, session: AsyncSessio
     draft = await service.get_draft(session, customer.id or 0)
     await query.answer()
     if draft is not None and draft.step in service.FLOW_STEPS and draft.step != "order":
-        builder = InlineKeyboardBuilder()
+        builder = Keyboard()
         _button(builder, _("aftersales.button.resume"), "resume")
         _button(builder, _("aftersales.button.restart"), "restart")
         await _edit_or_send(query, _("aftersales.resume.prompt"), builder.adjust(2).as_markup())
@@ -296,7 +296,7 @@ async def _list(query: CallbackQuery, _id: int, _value: str, session: AsyncSessi
                 settings: Settings, locale: str) -> None:
     await query.answer()
     tickets = await service.customer_tickets(session, customer.id or 0)
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for ticket in tickets:
         label = _("aftersales.mine.button").format(number=ticket.number,
                                                    status=_(f"aftersales.status.{ticket.status}"))
@@ -313,7 +313,7 @@ def _ticket_card(ticket: Ticket, customer: Customer, locale: str) -> Reply:
     )]
     if ticket.resolution:
         lines.append(_("aftersales.ticket.resolution").format(note=html.escape(ticket.resolution)))
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if ticket.status not in service.CLOSED_STATUSES:
         _button(builder, _("aftersales.button.add_message"), "msg", ticket.id or 0)
     if "cancelled" in service.TRANSITIONS[ticket.status]:
@@ -339,7 +339,7 @@ async def _ask_message(query: CallbackQuery, ident: int, _value: str, session: A
         await query.answer(_("aftersales.ticket.closed"), show_alert=True)
         return
     await service.save_draft(session, customer.id or 0, "ticket_message", {"ticket_id": ident})
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     _button(builder, _("aftersales.button.done"), "ticket", ident)
     await query.answer()
     await _edit_or_send(query, _("aftersales.ticket.ask_message"), builder.as_markup())
@@ -377,7 +377,7 @@ async def _rate(query: CallbackQuery, ident: int, value: str, session: AsyncSess
         await _edit_or_send(query, _("aftersales.csat.low"))
         return
     await service.save_draft(session, customer.id or 0, "csat_comment", {"ticket_id": ident})
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     _button(builder, _("aftersales.button.skip"), "skip")
     await _edit_or_send(query, _("aftersales.csat.thanks").format(score=value), builder.as_markup())
 
@@ -394,7 +394,7 @@ async def _skip(query: CallbackQuery, _id: int, _value: str, session: AsyncSessi
 # --- warranty registration -------------------------------------------------------------------
 
 def _cancel_only() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     _nav(builder, back=False)
     return builder.as_markup()
 
@@ -451,7 +451,7 @@ async def _warranty_message(message: Message, session: AsyncSession, customer: C
         if not products:
             await message.answer(_("aftersales.warranty.not_found"), reply_markup=_cancel_only())
             return
-        builder = InlineKeyboardBuilder()
+        builder = Keyboard()
         for product in products:
             _button(builder, _item_name(product.name, locale), "wprod", value=product.sku)
         _nav(builder, back=False)
@@ -489,7 +489,9 @@ _SIDE_ACTIONS: dict[str, Any] = {
 # --- messages while a step waits for the customer's words or photos ----------------------------
 
 async def on_message(message: Message, session: AsyncSession, customer: Customer, settings: Settings,
-                     locale: str) -> None:
+                     locale: str, customer_state: CustomerState | None = None) -> None:
+    if customer_state is not None and customer_state.draft_step is None:
+        raise SkipHandler  # not in a flow (known without a query): the other routers answer
     draft = await service.get_draft(session, customer.id or 0)
     if draft is None:
         raise SkipHandler  # not in a flow: the other routers answer
@@ -525,7 +527,7 @@ async def on_message(message: Message, session: AsyncSession, customer: Customer
             await message.answer(_("aftersales.details.too_long").format(limit=service.MAX_TEXT))
             return
         await service.add_message(session, ticket, author="customer", text=text, photos=photos)
-        builder = InlineKeyboardBuilder()
+        builder = Keyboard()
         _button(builder, _("aftersales.button.done"), "ticket", ticket.id or 0)
         await message.answer(_("aftersales.ticket.message_added").format(number=ticket.number),
                              reply_markup=builder.as_markup())
@@ -558,7 +560,7 @@ async def _take_photo(message: Message, session: AsyncSession, customer: Custome
                       draft: AftersalesDraft) -> None:
     limit = _max_photos(draft)
     photos = list(draft.data.get("photos", []))
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     _button(builder, _("aftersales.button.done"), "done")
     _nav(builder)
     markup = builder.adjust(1).as_markup()

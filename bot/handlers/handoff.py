@@ -17,12 +17,12 @@ from aiogram.exceptions import TelegramForbiddenError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handoff_desk import HandoffCallback, StaffDesk
-from bot.keyboards import MenuCallback
+from bot.keyboards import Keyboard, MenuCallback
+from bot.middlewares import CustomerState
 from bot.transcript import TranscriptRecorder
 from touchpoint.aftersales.policy import KINDS
 from touchpoint.aftersales.service import awaits_words, create_ticket_from_conversation
@@ -43,11 +43,20 @@ NOTE_PREFIXES = ("#", "/note")
 # ------------------------------------------------------------------ filters
 
 
-async def in_handoff(_event: Any, customer: Customer | None, session: AsyncSession) -> bool | dict[str, Any]:
+async def in_handoff(
+    _event: Any, customer: Customer | None, session: AsyncSession, customer_state: CustomerState | None = None
+) -> bool | dict[str, Any]:
     """The customer's open conversation, handed to the handler as ``conversation``."""
     if customer is None or customer.id is None:
         return False
-    conversation = await service.active_conversation(session, customer.id)
+    if customer_state is None:
+        conversation = await service.active_conversation(session, customer.id)
+    elif customer_state.open_conversation_id is None:
+        return False  # the common case: no query at all
+    else:
+        conversation = await session.get(Conversation, customer_state.open_conversation_id)
+        if conversation is not None and conversation.status != "open":
+            conversation = None
     return {"conversation": conversation} if conversation is not None else False
 
 
@@ -177,7 +186,7 @@ async def csat_rated(
 
 
 def csat_keyboard(conversation_id: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for score in range(1, 6):
         builder.button(
             text="⭐" * score,

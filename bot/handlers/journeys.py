@@ -9,10 +9,10 @@ from aiogram import BaseMiddleware, F, Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.keyboards import MenuCallback
+from bot.keyboards import Keyboard, MenuCallback
+from bot.middlewares import CustomerState
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.journeys.service import ANSWERS, record_answer, record_click, unsubscribe_marketing
@@ -34,7 +34,7 @@ async def answered(query: CallbackQuery, callback_data: JourneyCallback, custome
                    session: AsyncSession, settings: Settings) -> None:
     answer = await record_answer(session, customer, callback_data.action)
     await query.answer()
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if answer == "happy":
         builder.button(text=_("journey.button.review"), url=f"{settings.shop_url.rstrip('/')}/review")
         builder.button(text=_("journey.button.invite"), callback_data=MenuCallback(action="invite"))
@@ -72,5 +72,7 @@ class TrackClicks(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if isinstance(event, CallbackQuery) and isinstance(event.message, Message) and "session" in data:
-            await record_click(data["session"], event.message.chat.id, event.message.message_id)
+            state: CustomerState | None = data.get("customer_state")
+            if state is None or state.delivery_id is not None:  # else: not a proactive message
+                await record_click(data["session"], event.message.chat.id, event.message.message_id)
         return await handler(event, data)

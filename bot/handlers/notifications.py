@@ -11,11 +11,10 @@ from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handlers.common import _edit_or_send
-from bot.keyboards import MenuCallback
+from bot.keyboards import Keyboard, MenuCallback
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import has_decided_marketing, set_marketing_consent, set_nudges_paused
 
@@ -29,7 +28,7 @@ async def ask_opt_in(message: Message, session: AsyncSession, customer: Customer
     they never decided, here or in the shop."""
     if customer.marketing_consent or await has_decided_marketing(session, customer):
         return
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("notifications.ask.yes"), callback_data=NotifyCallback(action="on"))
     builder.button(text=_("notifications.ask.no"), callback_data=NotifyCallback(action="no"))
     builder.adjust(2)
@@ -39,7 +38,7 @@ async def ask_opt_in(message: Message, session: AsyncSession, customer: Customer
 def screen(customer: Customer) -> tuple[str, InlineKeyboardMarkup]:
     offers = _("notifications.offers.on") if customer.marketing_consent else _("notifications.offers.off")
     lines = [_("notifications.title"), "", offers, _("notifications.service")]
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if customer.nudges_paused:
         lines += ["", _("notifications.paused")]
         builder.button(text=_("notifications.button.resume"), callback_data=NotifyCallback(action="resume"))

@@ -17,13 +17,12 @@ from aiogram.types import (
     ReplyKeyboardRemove,
 )
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handlers.aftersales import AftersalesCallback
 from bot.handlers.common import _edit_or_send
 from bot.handlers.notifications import ask_opt_in
-from bot.keyboards import MenuCallback, main_menu
+from bot.keyboards import Keyboard, MenuCallback, main_menu
 from touchpoint.channels.base import Button
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
@@ -59,7 +58,7 @@ def _with_back(
 
 async def _overview(customer: Customer, session: AsyncSession, settings: Settings,
                     locale: str) -> tuple[str, InlineKeyboardMarkup]:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if customer.store_customer_id is None:
         builder.button(text=_("orders.button.link"), callback_data=OrderCallback(action="k"))
         builder.button(text=_("orders.button.find"), callback_data=OrderCallback(action="f"))
@@ -164,7 +163,7 @@ async def unlink(query: CallbackQuery, customer: Customer, session: AsyncSession
 
 
 def _cancel_markup() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("orders.button.cancel"), callback_data=OrderCallback(action="x"))
     return builder.as_markup()
 
@@ -200,7 +199,7 @@ async def find_proof(message: Message, customer: Customer, session: AsyncSession
     view = await orders.guest_lookup(session, settings, customer, number, (message.text or "")[:256])
     if view is None:
         locked = await orders.lookup_locked(session, settings, customer)
-        builder = InlineKeyboardBuilder()
+        builder = Keyboard()
         if not locked:
             builder.button(text=_("orders.button.find"), callback_data=OrderCallback(action="f"))
         builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))

@@ -16,11 +16,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from babel.dates import format_date, format_time
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.keyboards import MenuCallback
+from bot.keyboards import Keyboard, MenuCallback
 from touchpoint.catalog import service
 from touchpoint.catalog.hours import store_status
 from touchpoint.catalog.matcher import Match
@@ -98,7 +97,7 @@ def text_of(texts: dict[str, Any], locale: str, limit: int = 200) -> str:
 
 async def categories(query: CallbackQuery, session: AsyncSession, locale: str) -> None:
     await query.answer()
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for category in await service.list_categories(session):
         builder.button(text=short(service.localized(category.name, locale), NAME_IN_BUTTON),
                        callback_data=CategoryCb(id=category.id))
@@ -120,7 +119,7 @@ async def category(
     products, pages = await service.list_products(session, found.id, callback_data.page)
     page = min(max(callback_data.page, 0), pages - 1)
     track(session, customer, "presale.category_viewed", {"category": found.id, "page": page})
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for product in products:
         label = f"{service.localized(product.name, locale)} · " \
                 f"{service.format_price(product.price_minor, product.currency, locale)}"
@@ -159,7 +158,7 @@ def product_card_text(product: Product, locale: str, stock: list[service.StoreSt
 
 
 def product_card_markup(product: Product, in_stock: bool = True) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if in_stock:
         builder.button(text=_("presale.button.stock"), callback_data=StockCb(sku=product.sku))
     else:  # the back-in-stock journey messages everyone who tapped this
@@ -195,7 +194,7 @@ async def watch(
     """"Tell me when it is back": the back_in_stock journey reads these events on `stock.changed`."""
     await query.answer()
     track(session, customer, "product.watch", {"sku": callback_data.sku})
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("button.back"), callback_data=ProductCb(sku=callback_data.sku))
     assert query.message is not None
     await query.message.answer(_("presale.watch.done"), reply_markup=builder.as_markup())
@@ -234,7 +233,7 @@ async def stores(query: CallbackQuery, session: AsyncSession, locale: str) -> No
     lines = [_("presale.stores.title"), ""]
     for store in await service.list_stores(session):
         lines += [store_line(store, locale), ""]
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("button.back"), callback_data=MenuCallback(action="products"))
     await show(query, "\n".join(lines).strip(), builder.as_markup())
 
@@ -250,7 +249,7 @@ async def stock(
         return
     track(session, customer, "presale.stock_checked", {"sku": found.sku})
     lines = [_("presale.stock.title").format(name=text_of(found.name, locale)), ""]
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for row in await service.stock_by_store(session, found.sku):
         count = _("presale.stock.available").format(count=row.available) if row.available \
             else _("presale.stock.none")
@@ -271,7 +270,7 @@ async def reserve(
     await query.answer()
     outcome = await service.reserve(session, customer.id or 0, callback_data.store, callback_data.sku,
                                     timedelta(hours=settings.reservation_hold_hours))
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("button.back"), callback_data=ProductCb(sku=callback_data.sku))
     if outcome.reservation is None:
         key = "presale.reserve.out_of_stock" if outcome.reason == "out_of_stock" else "presale.not_found"
@@ -324,7 +323,7 @@ async def compare_add(
     track(session, customer, "presale.compare_added", {"sku": callback_data.sku})
     products = await service.get_products(session, skus)
     names = ", ".join(text_of(p.name, locale) for p in products)
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if len(products) >= 2:
         builder.button(text=_("presale.button.compare_show"), callback_data=CompareCb(action="show"))
     builder.button(text=_("presale.button.compare_clear"), callback_data=CompareCb(action="clear"))
@@ -342,7 +341,7 @@ async def compare_show(
 ) -> None:
     await query.answer()
     products = await service.get_products(session, (await state.get_data()).get("compare", []))
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for index, item in enumerate(products):
         builder.button(text=f"{index + 1}. {short(service.localized(item.name, locale), NAME_IN_BUTTON)}",
                        callback_data=ProductCb(sku=item.sku))
@@ -381,7 +380,7 @@ def compare_text(products: list[Product], locale: str) -> str:
 async def compare_clear(query: CallbackQuery, state: FSMContext) -> None:
     await query.answer()
     await state.update_data(compare=[])
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("presale.button.more_products"), callback_data=MenuCallback(action="products"))
     await show(query, _("presale.compare.cleared"), builder.as_markup())
 
@@ -402,7 +401,7 @@ async def question(message: Message, session: AsyncSession, customer: Customer, 
     elif match.verdict == "suggest":
         await send_suggestions(message, session, match, locale)
     else:
-        builder = InlineKeyboardBuilder()
+        builder = Keyboard()
         # After the second miss the person is escalated as "faq_miss", so staff see why.
         human = "human_faq" if misses >= 2 else "human"
         builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action=human))
@@ -415,7 +414,7 @@ async def question(message: Message, session: AsyncSession, customer: Customer, 
 async def send_answer(message: Message, session: AsyncSession, match: Match, locale: str) -> None:
     best = match.best
     assert best is not None
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if best.target.kind == "faq":
         entry = await service.get_faq(session, best.target.id)
         assert entry is not None
@@ -436,7 +435,7 @@ async def send_answer(message: Message, session: AsyncSession, match: Match, loc
 
 
 async def send_suggestions(message: Message, session: AsyncSession, match: Match, locale: str) -> None:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     for hit in match.hits[:3]:
         if hit.target.kind == "faq":
             entry = await service.get_faq(session, hit.target.id)
@@ -462,7 +461,7 @@ async def faq_chosen(
         await show(query, _("presale.not_found"), back_to_categories())
         return
     track(session, customer, "presale.suggestion_chosen", {"kind": "faq", "id": entry.id})
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text="👍", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=1))
     builder.button(text="👎", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=0))
     await show(query, f"{esc(service.localized(entry.answer, locale))}\n\n{_('presale.answer.helpful')}",
@@ -476,7 +475,7 @@ async def feedback(
     track(session, customer, "presale.feedback",
           {"kind": kind, "id": callback_data.id, "helpful": bool(callback_data.helpful)})
     await query.answer(_("presale.feedback.thanks"))
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     if not callback_data.helpful:
         builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action="human"))
     builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
@@ -493,7 +492,7 @@ def track(session: AsyncSession, customer: Customer, event: str, payload: dict[s
 
 
 def back_to_categories() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("button.back"), callback_data=MenuCallback(action="products"))
     return builder.as_markup()
 

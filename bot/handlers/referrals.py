@@ -13,10 +13,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.keyboards import MenuCallback
+from bot.keyboards import Keyboard, MenuCallback
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.referrals import ledger
@@ -65,7 +64,7 @@ async def _invite_screen(
         joined=stats.joined, pending=stats.pending, rewarded=stats.rewarded, earned=stats.earned_points,
         balance=stats.balance,
     )
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("referrals.button.share"), callback_data=ReferralCallback(action="share"))
     builder.button(text=_("referrals.button.have_code"), callback_data=ReferralCallback(action="code"))
     builder.button(text=_("referrals.button.points"), callback_data=ReferralCallback(action="points"))
@@ -75,7 +74,7 @@ async def _invite_screen(
 
 
 def _back_to_invite() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("referrals.button.invite"), callback_data=MenuCallback(action="invite"))
     builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
     return builder.as_markup()
@@ -106,7 +105,7 @@ async def share(
     text = _("referrals.share.message").format(
         brand=html.escape(settings.brand_name), points=settings.referral_referee_points, link=link
     )
-    builder = InlineKeyboardBuilder()
+    builder = Keyboard()
     builder.button(text=_("referrals.button.send"), url=share_url(link, text.removesuffix(link).strip()))
     await query.message.answer(_("referrals.share.intro"))
     await query.message.answer(text, reply_markup=builder.as_markup(), link_preview_options=NO_PREVIEW)

@@ -72,7 +72,8 @@ async def test_two_webhook_processes_behave_as_one_bot(
 
         for index, port in enumerate(ports):
             env = {
-                **os.environ, "PYTHONPATH": str(ROOT),
+                # This checkout's code, not whichever one the environment has installed.
+                **os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
                 "TOUCHPOINT_BOT_TOKEN": SANDBOX_TOKEN, "TOUCHPOINT_TELEGRAM_API_BASE": api_base,
                 "TOUCHPOINT_DATABASE_URL": database_url, "TOUCHPOINT_REDIS_URL": redis_url,
                 "TOUCHPOINT_REDIS_PREFIX": prefix, "TOUCHPOINT_WEBHOOK_URL": proxy.url + "/telegram/webhook",

@@ -35,6 +35,7 @@ from touchpoint.catalog.loader import (
     apply_faq,
 )
 from touchpoint.catalog.models import Category, Product, Store
+from touchpoint.catalog.service import forget_matchers
 from touchpoint.config import SUPPORTED_LOCALES
 from touchpoint.db import Database
 
@@ -186,6 +187,7 @@ async def import_catalog(db: Database, text: str, filename: str) -> ImportReport
         return ImportReport(errors)
     async with db.session() as session:  # one transaction: all or nothing
         counts = await apply_catalog(session, catalog)
+    forget_matchers()
     return ImportReport(counts={k: v for k, v in counts.items() if v})
 
 
@@ -223,5 +225,6 @@ async def import_faq(db: Database, text: str) -> ImportReport:
         return ImportReport(errors)
     async with db.session() as session:
         count = await apply_faq(session, entries)
+    forget_matchers()
     return ImportReport(counts={"faq": count})
 

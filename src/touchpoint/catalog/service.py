@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -150,26 +151,54 @@ async def release_expired_reservations(db: Database) -> int:
 
 # --- free-text questions ---
 
-_matcher_cache: dict[str, Any] = {}
+# How often a process looks for FAQ or catalogue changes made elsewhere (the import CLI, another
+# process's seed); changes made in this process are seen at once (``forget_matchers``).
+MATCHER_CHECK_S = 10.0
+_SIGNATURE = select(
+    select(func.count()).select_from(FaqEntry).scalar_subquery(),
+    select(func.max(FaqEntry.updated_at)).scalar_subquery(),
+    select(func.count()).select_from(Product).scalar_subquery(),
+    select(func.max(Product.updated_at)).scalar_subquery(),
+)
 
 
-async def _signature(session: AsyncSession) -> tuple[Any, ...]:
-    faq = (await session.exec(select(func.count(), func.max(FaqEntry.updated_at)))).one()
-    products = (await session.exec(select(func.count(), func.max(Product.updated_at)))).one()
-    return (*faq, *products)
+@dataclass(slots=True)
+class _Index:
+    signature: tuple[Any, ...]
+    matcher: Matcher
+    checked_at: float
+
+
+_matchers: dict[str, _Index] = {}  # per database URL (tests run many databases in one process)
+
+
+def forget_matchers() -> None:
+    """The FAQ or catalogue was just committed here: the next question checks for changes."""
+    _matchers.clear()
 
 
 async def get_matcher(session: AsyncSession) -> Matcher:
-    """The in-process index, rebuilt when the FAQ or the catalogue changed (import or seed)."""
-    signature = await _signature(session)
-    if _matcher_cache.get("signature") == signature:
-        return _matcher_cache["matcher"]  # type: ignore[no-any-return]
+    """The in-process index, rebuilt when the FAQ or the catalogue changed (import or seed).
+
+    The change check (one statement) runs at most every ``MATCHER_CHECK_S`` per database, not on
+    every question."""
+    key = str(session.get_bind().url)
+    index = _matchers.get(key)
+    now = time.monotonic()
+    if index is not None and now - index.checked_at < MATCHER_CHECK_S:
+        return index.matcher
+    signature = tuple((await session.exec(_SIGNATURE)).one())
+    if index is not None and index.signature == signature:
+        index.checked_at = now
+        return index.matcher
     matcher = Matcher()
     for entry in (await session.exec(select(FaqEntry))).all():
         matcher.add(Target("faq", entry.id), [q for qs in entry.questions.values() for q in qs])
     for product in (await session.exec(select(Product).where(col(Product.active)))).all():
         matcher.add(Target("product", product.sku), [*product.name.values(), product.sku])
-    _matcher_cache.update(signature=signature, matcher=matcher.build())
+    if len(_matchers) >= 8:  # a long test run: drop the oldest database's index
+        del _matchers[next(iter(_matchers))]
+    _matchers[key] = _Index(signature, matcher.build(), now)
     return matcher
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -39,29 +39,43 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 async def upsert_customer(session: AsyncSession, user: ChatUser, default_timezone: str) -> Customer:
     """Find the customer for a chat user, creating them on first contact (safe across processes)."""
-    now = utcnow()
     customer = await get_customer_by_telegram_id(session, user.telegram_id)
     if customer is None:
-        await session.exec(
-            insert_ignoring_conflicts(session, Customer).values(
-                telegram_id=user.telegram_id, first_name=user.first_name[:128],
-                username=user.username, language_code=user.language_code,
-                timezone=default_timezone, created_at=now, last_seen_at=now,
-                marketing_consent=False, nudges_paused=False, reachable=True,
-            )
-        )
-        customer = await get_customer_by_telegram_id(session, user.telegram_id)
-        assert customer is not None
-        return customer
-    customer.first_name = user.first_name[:128]
-    customer.username = user.username
-    customer.language_code = user.language_code
-    if now - customer.last_seen_at >= LAST_SEEN_RESOLUTION:
-        customer.last_seen_at = now
-    # A message from the customer proves they no longer block the bot.
-    customer.reachable = True
-    session.add(customer)
+        return await add_customer(session, user, default_timezone)
+    seen_customer(session, customer, user, utcnow())
     return customer
+
+
+async def add_customer(session: AsyncSession, user: ChatUser, default_timezone: str) -> Customer:
+    """First contact: insert the customer, unless another process just did, and load them."""
+    now = utcnow()
+    await session.exec(
+        insert_ignoring_conflicts(session, Customer).values(
+            telegram_id=user.telegram_id, first_name=user.first_name[:128],
+            username=user.username, language_code=user.language_code,
+            timezone=default_timezone, created_at=now, last_seen_at=now,
+            marketing_consent=False, nudges_paused=False, reachable=True,
+        )
+    )
+    customer = await get_customer_by_telegram_id(session, user.telegram_id)
+    assert customer is not None
+    return customer
+
+
+def seen_customer(session: AsyncSession, customer: Customer, user: ChatUser, now: datetime) -> None:
+    """A known customer wrote: what the chat says about them now. Only changed fields are set, so
+    most updates leave the row alone (no UPDATE, nothing for the flush to compare)."""
+    fields: dict[str, Any] = {
+        "first_name": user.first_name[:128], "username": user.username,
+        "language_code": user.language_code,
+        "reachable": True,  # a message from the customer proves they no longer block the bot
+    }
+    if now - customer.last_seen_at >= LAST_SEEN_RESOLUTION:
+        fields["last_seen_at"] = now
+    for name, value in fields.items():
+        if getattr(customer, name) != value:
+            setattr(customer, name, value)
+    session.add(customer)
 
 
 async def get_customer_by_telegram_id(session: AsyncSession, telegram_id: int) -> Customer | None:

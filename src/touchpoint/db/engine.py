@@ -7,18 +7,38 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from touchpoint.db.sqlite import OneTripDBAPI
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # SQL errors must not carry bound values (names, phones) into logs and tracebacks.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
+        if url.startswith("sqlite+aiosqlite"):
+            kwargs.setdefault("module", OneTripDBAPI())
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+    # The pool checks each connection before use, so the bot recovers by itself once a restarted
+    # database is back. SQLAlchemy's pool_pre_ping wraps asyncpg's check in BEGIN and ROLLBACK:
+    # three round trips on every update. The listener does the same check in one.
+    asyncpg = url.startswith("postgresql+asyncpg")
+    engine = create_async_engine(url, pool_pre_ping=not asyncpg, pool_size=10, max_overflow=10, **kwargs)
+    if asyncpg:
+        event.listen(engine.sync_engine.pool, "checkout", _ping_asyncpg)
+    return engine
+
+
+def _ping_asyncpg(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    try:
+        await_(dbapi_connection.driver_connection.fetchrow(";"))
+    except Exception as exc:  # the pool drops this connection and opens another
+        raise DisconnectionError("connection failed its check before use") from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 _NOT_AFTER_LETTER = r"(?<![^\W\d_])"  # not glued to a letter before it…
@@ -33,6 +34,13 @@ def _entry_pattern(entry: str) -> str | None:
     return _NOT_AFTER_LETTER + body + ("" if stem else _NOT_BEFORE_LETTER)
 
 
+@lru_cache(maxsize=8)
+def _lexicon_regex(entries: tuple[str, ...]) -> re.Pattern[str] | None:
+    """The whole lexicon as one compiled alternation (it is checked on every customer message)."""
+    patterns = [pattern for entry in entries if (pattern := _entry_pattern(entry)) is not None]
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns)) if patterns else None
+
+
 def is_distress(text: str, lexicon: dict[str, list[str]]) -> bool:
     """Distress or anger, by a clear rule (docs/handoff.md, "Distress rule").
 
@@ -42,12 +50,9 @@ def is_distress(text: str, lexicon: dict[str, list[str]]) -> bool:
     stems; an entry in Chinese or Japanese characters anywhere (no spaces there). Or when it is
     shouted: at least 8 letters, all capitals, ending in "!".
     """
-    folded = _fold(text)
-    for words in lexicon.values():
-        for entry in words:
-            pattern = _entry_pattern(entry)
-            if pattern is not None and re.search(pattern, folded):
-                return True
+    regex = _lexicon_regex(tuple(entry for words in lexicon.values() for entry in words))
+    if regex is not None and regex.search(_fold(text)):
+        return True
     letters = [c for c in text if c.isalpha()]
     return (
         len(letters) >= _SHOUT_MIN_LETTERS
