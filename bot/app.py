@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from aiogram import Bot, Dispatcher
@@ -121,7 +122,29 @@ def create_dispatcher(
     dp.callback_query.middleware(behaviour)
     dp.callback_query.outer_middleware(TrackClicks())
     dp.include_routers(*all_routers())
+    run_filters_inline(dp)
     return dp
+
+
+def run_filters_inline(dispatcher: Dispatcher) -> None:
+    """aiogram runs every filter that is not a coroutine (our magic filters: ``F.text == …``) in a
+    worker thread: some twenty thread hops per update, each waiting for the GIL while the event loop
+    is busy (tens of milliseconds per reply under load). They are cheap predicates: run inline."""
+    for router in dispatcher.chain_tail:
+        for observer in router.observers.values():
+            # ``_handler`` holds the router-level filters (``router.message.filter(…)``).
+            for handler in (getattr(observer, "_handler", None), *observer.handlers):
+                for event_filter in (handler.filters if handler else None) or ():
+                    if not event_filter.awaitable:
+                        event_filter.callback = _inline(event_filter.callback)
+                        event_filter.awaitable = True
+
+
+def _inline(predicate: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        return predicate(*args, **kwargs)
+
+    return run
 
 
 async def publish_commands(bot: Bot, i18n: I18n) -> None:
