@@ -61,7 +61,10 @@ EnrolmentGuard = Callable[[Any, Collection[int]], Awaitable[Collection[int]]]
 # a second at most instead of one per message. Rows are re-checked about this long before their send.
 GROUP_LINGER_S = 0.1
 OUTCOME_UNKNOWN = "outcome_unknown"  # the send may or may not have reached Telegram
-HELD_BACK = "behind_retry"  # a chat's later message waits for its earlier one being retried
+HELD_BACK = "behind_retry"
+# Requests reach Telegram a little unevenly (the event loop is busy elsewhere): "at most N in any
+# second" is kept over a second and a few milliseconds, so Telegram never counts N + 1.
+JITTER_S = 0.003  # a chat's later message waits for its earlier one being retried
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 Claimed = Row[Any]  # a claimed outbox row, as read (attribute access like OutboxMessage)
 
@@ -121,6 +124,7 @@ class RateLimiter:
         if self._pacer is None or self._pacer.done():
             self._pacer = asyncio.create_task(self._pace())
         await waiter
+        self._recent.append(self._clock())  # when it really goes: this task may resume late
         try:
             yield
         finally:
@@ -135,7 +139,7 @@ class RateLimiter:
             now = self._clock()
             ready_at = max(self._next_slot, self._paused_until)
             if len(self._recent) == self._recent.maxlen:
-                ready_at = max(ready_at, self._recent[0] + self._second)
+                ready_at = max(ready_at, self._recent[0] + self._second + JITTER_S)
             if ready_at > now:
                 await asyncio.sleep(ready_at - now)
                 continue
@@ -143,7 +147,6 @@ class RateLimiter:
             if waiter.done():  # its task was cancelled
                 continue
             waiter.set_result(None)
-            self._recent.append(now)
             # Keep to the even grid, catching up a late timer, but never closer than half a step:
             # after an idle spell, a pause or a stall the grid starts afresh, no burst goes through.
             self._next_slot = max(self._next_slot + self._step, now + self._step / 2)
