@@ -26,12 +26,12 @@ from touchpoint.channels.flood import FloodGate, FloodVerdict
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
-from touchpoint.customers.models import Customer
+from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.customers.service import (
     ChatUser,
     add_customer,
+    event_row,
     insert_ignoring_conflicts,
-    record_event,
     seen_customer,
     upsert_customer,
 )
@@ -80,6 +80,7 @@ _HANDLED = sa_select(_PROCESSED.c.update_id).where(
     _PROCESSED.c.update_id == bindparam("update_id"), _PROCESSED.c.bot_id == bindparam("bot_id")
 )
 _MARK = insert(_PROCESSED)
+_EVENT = insert(BehaviourEvent.__table__)  # type: ignore[arg-type]
 
 
 class UpdateTransaction(BaseMiddleware):
@@ -249,5 +250,7 @@ class BehaviourEvents(BaseMiddleware):
             payload = data.get("event_payload") or {}
             if isinstance(event, CallbackQuery | Message):
                 payload = {"via": "button" if isinstance(event, CallbackQuery) else "text", **payload}
-            record_event(data["session"], event_type, customer_id=customer.id, payload=payload)
+            # A plain INSERT, not an ORM object: this runs on most updates.
+            row = event_row(event_type, customer_id=customer.id, payload=payload)
+            await (await data["session"].connection()).execute(_EVENT, row)
         return result
