@@ -26,6 +26,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.transcript import write_pending
 from touchpoint.channels.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
@@ -197,6 +198,7 @@ class StaffDesk:
 
     async def _card_post(self, session: AsyncSession, conversation: Conversation) -> Post:
         assert conversation.staff_chat_id is not None and conversation.id is not None
+        await write_pending(session)  # the card shows the message that brought the customer here
         card = await build_card(session, conversation, self.settings)
         buttons = [
             [

@@ -17,7 +17,6 @@ from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update, 
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy import bindparam, insert
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,12 +26,12 @@ from touchpoint.channels.flood import FloodGate, FloodVerdict
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
-from touchpoint.customers.models import Customer
+from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.customers.service import (
     ChatUser,
     add_customer,
+    event_row,
     insert_ignoring_conflicts,
-    record_event,
     seen_customer,
     upsert_customer,
 )
@@ -81,7 +80,7 @@ _HANDLED = sa_select(_PROCESSED.c.update_id).where(
     _PROCESSED.c.update_id == bindparam("update_id"), _PROCESSED.c.bot_id == bindparam("bot_id")
 )
 _MARK = insert(_PROCESSED)
-_CLAIM = pg_insert(_PROCESSED).on_conflict_do_nothing().returning(_PROCESSED.c.update_id)
+_EVENT = insert(BehaviourEvent.__table__)  # type: ignore[arg-type]
 
 
 class UpdateTransaction(BaseMiddleware):
@@ -89,30 +88,23 @@ class UpdateTransaction(BaseMiddleware):
 
     Telegram may deliver an update twice. Updates of one chat are handled one after another (the
     per-chat lock here, Redis event isolation across processes), so a redelivery finds the first
-    delivery's id committed and is skipped; the unique key stays the last guard. On SQLite the id
-    is written with the commit, not first: an early write would hold the database lock while the
-    handler waits on Telegram. On PostgreSQL it is claimed first, in one statement that also tells
-    whether it was new (a row lock only; a second process with the same update waits for this one,
-    then skips it). If the handler fails, its work is rolled back but the update is still marked
-    handled, so a poison update is not retried forever.
+    delivery's id committed and is skipped; the unique key stays the last guard. The id is written
+    with the commit, not first: on SQLite an early write would hold the database lock while the
+    handler waits on Telegram, and a handler that commits midway (an escalation) would commit the
+    id with its first half, so a crash after it would skip the redelivery. If the handler fails,
+    its work is rolled back but the update is still marked handled, so a poison update is not
+    retried forever.
     """
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.claim_first = db.dialect == "postgresql"
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         ids = {"update_id": event.update_id, "bot_id": data["bot"].id}
-        mark = {**ids, "received_at": utcnow()}
         async with self.db.sessions() as session:
-            connection = await session.connection()
-            if self.claim_first:
-                handled = (await connection.execute(_CLAIM, mark)).first() is None
-            else:
-                handled = (await connection.execute(_HANDLED, ids)).first() is not None
-            if handled:
+            if (await (await session.connection()).execute(_HANDLED, ids)).first() is not None:
                 log.info("update %s already handled, skipped", event.update_id)
                 return None
             data["session"] = session
@@ -124,8 +116,8 @@ class UpdateTransaction(BaseMiddleware):
                 await self._mark_handled(event.update_id, ids["bot_id"], data.get("chat_user"))
                 raise
             try:
-                if not self.claim_first:  # on the session's connection now: a handler may have committed
-                    await (await session.connection()).execute(_MARK, mark)
+                # The session's connection now: a handler that committed midway released the first.
+                await (await session.connection()).execute(_MARK, {**ids, "received_at": utcnow()})
                 await session.commit()
             except IntegrityError:
                 await session.rollback()
@@ -258,5 +250,7 @@ class BehaviourEvents(BaseMiddleware):
             payload = data.get("event_payload") or {}
             if isinstance(event, CallbackQuery | Message):
                 payload = {"via": "button" if isinstance(event, CallbackQuery) else "text", **payload}
-            record_event(data["session"], event_type, customer_id=customer.id, payload=payload)
+            # A plain INSERT, not an ORM object: this runs on most updates.
+            row = event_row(event_type, customer_id=customer.id, payload=payload)
+            await (await data["session"].connection()).execute(_EVENT, row)
         return result

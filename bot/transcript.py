@@ -14,30 +14,58 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextR
 from aiogram.methods import EditMessageText, SendDocument, SendMessage, SendPhoto, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update
+from sqlalchemy import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.customers.models import Customer
 from touchpoint.handoff.models import TranscriptMessage
-from touchpoint.handoff.service import add_transcript
+from touchpoint.handoff.service import transcript_row
 
 _TAG = re.compile(r"<[^>]+>")
 _MEDIA = ("photo", "document", "voice", "sticker", "video", "audio", "video_note", "contact", "location")
 
 
 class TranscriptRecorder:
-    """Lines of one update; handlers attach them to a conversation."""
+    """Lines of one update, written with the update's other work in one INSERT after the handler
+    (plain rows, no ORM objects: this runs on every update). Handlers attach them to a conversation;
+    the context card has them written first (``write_pending``)."""
 
     def __init__(self, customer: Customer) -> None:
+        assert customer.id is not None
         self.customer = customer
-        self.inbound: TranscriptMessage | None = None
-        self.outgoing: list[tuple[str, str]] = []  # (kind, text)
+        self.inbound: dict[str, Any] | None = None  # the customer's line, until written
+        self.outgoing: list[tuple[str, str]] = []  # (kind, text) the bot sent, until written
         self.conversation_id: int | None = None
+        self._inbound_written = False
+
+    def receive(self, body: str, kind: str, telegram_message_id: int | None = None) -> None:
+        assert self.customer.id is not None
+        self.inbound = transcript_row(
+            self.customer.id, "in", body, kind=kind, telegram_message_id=telegram_message_id
+        )
 
     def attach(self, conversation_id: int) -> None:
+        """Before the card is posted: a line already written keeps no conversation."""
+        assert not self._inbound_written, "attach the update's lines before posting the card"
         self.conversation_id = conversation_id
         if self.inbound is not None:
-            self.inbound.conversation_id = conversation_id
+            self.inbound["conversation_id"] = conversation_id
+
+    async def write(self, session: AsyncSession) -> None:
+        """Everything recorded so far, in one statement in the update's transaction."""
+        assert self.customer.id is not None
+        rows = [self.inbound] if self.inbound is not None else []
+        rows += [
+            transcript_row(self.customer.id, "out", body, kind=kind, conversation_id=self.conversation_id)
+            for kind, body in self.outgoing
+        ]
+        self._inbound_written = self._inbound_written or self.inbound is not None
+        self.inbound, self.outgoing = None, []
+        if rows:
+            await (await session.connection()).execute(_INSERT, rows)
 
 
+_INSERT = insert(TranscriptMessage.__table__)  # type: ignore[arg-type]
 _current: ContextVar[TranscriptRecorder | None] = ContextVar("touchpoint_transcript", default=None)
 
 
@@ -61,6 +89,13 @@ def button_label(query: CallbackQuery) -> str:
     return ""
 
 
+async def write_pending(session: AsyncSession) -> None:
+    """The lines of the update being handled go in now: the context card is about to read them."""
+    recorder = _current.get()
+    if recorder is not None:
+        await recorder.write(session)
+
+
 class RecordTranscript(BaseMiddleware):
     def __init__(self, touched: set[int]) -> None:
         self.touched = touched  # the desk prunes these customers' old lines
@@ -74,15 +109,12 @@ class RecordTranscript(BaseMiddleware):
         customer: Customer | None = data.get("customer")
         if customer is None or customer.id is None or not isinstance(event, Update):
             return await handler(event, data)
-        session = data["session"]
         recorder = TranscriptRecorder(customer)
         if event.message is not None:
             kind, body = describe(event.message)
-            recorder.inbound = add_transcript(
-                session, customer.id, "in", body, kind=kind, telegram_message_id=event.message.message_id
-            )
+            recorder.receive(body, kind, event.message.message_id)
         elif event.callback_query is not None and (label := button_label(event.callback_query)):
-            recorder.inbound = add_transcript(session, customer.id, "in", label, kind="button")
+            recorder.receive(label, "button")
         data["transcript"] = recorder
         self.touched.add(customer.id)
         token = _current.set(recorder)
@@ -90,10 +122,7 @@ class RecordTranscript(BaseMiddleware):
             result = await handler(event, data)
         finally:
             _current.reset(token)
-        for kind, body in recorder.outgoing:
-            add_transcript(
-                session, customer.id, "out", body, kind=kind, conversation_id=recorder.conversation_id
-            )
+        await recorder.write(data["session"])
         return result
 
 

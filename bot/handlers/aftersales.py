@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
-from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -488,13 +487,22 @@ _SIDE_ACTIONS: dict[str, Any] = {
 
 # --- messages while a step waits for the customer's words or photos ----------------------------
 
-async def on_message(message: Message, session: AsyncSession, customer: Customer, settings: Settings,
-                     locale: str, customer_state: CustomerState | None = None) -> None:
+async def in_flow(
+    _message: Message, customer: Customer | None, session: AsyncSession,
+    customer_state: CustomerState | None = None,
+) -> bool | dict[str, Any]:
+    """The customer's request in progress, handed to the handler as ``draft``; without one the
+    other routers answer (the customer's state usually says so without a query)."""
+    if customer is None or customer.id is None:
+        return False
     if customer_state is not None and customer_state.draft_step is None:
-        raise SkipHandler  # not in a flow (known without a query): the other routers answer
-    draft = await service.get_draft(session, customer.id or 0)
-    if draft is None:
-        raise SkipHandler  # not in a flow: the other routers answer
+        return False
+    draft = await service.get_draft(session, customer.id)
+    return {"draft": draft} if draft is not None else False
+
+
+async def on_message(message: Message, session: AsyncSession, customer: Customer, settings: Settings,
+                     locale: str, draft: AftersalesDraft) -> None:
     step, text = draft.step, message.text or message.caption or ""
     if step in warranty.STEPS:
         await _warranty_message(message, session, customer, draft, locale)
@@ -588,5 +596,5 @@ def create_router() -> Router:
     router.callback_query.register(hub, MenuCallback.filter(F.action == "returns"),
                                    flags={"event": "aftersales.menu"})
     router.callback_query.register(on_button, AftersalesCallback.filter())
-    router.message.register(on_message, _not_a_command)
+    router.message.register(on_message, _not_a_command, in_flow)
     return router

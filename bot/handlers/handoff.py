@@ -426,30 +426,30 @@ async def ticket_command(
 
 def create_router() -> Router:
     router = Router(name="handoff")
-    private_msg, private_cb = F.chat.type == "private", F.message.chat.type == "private"
-    group_msg, group_cb = F.chat.type == "supergroup", F.message.chat.type == "supergroup"
+    # Router-level chat filters: one check skips the other side's handlers.
+    customers, staff = Router(name="handoff.customers"), Router(name="handoff.staff")
+    customers.message.filter(F.chat.type == "private")
+    customers.callback_query.filter(F.message.chat.type == "private")
+    staff.message.filter(F.chat.type == "supergroup")
+    staff.callback_query.filter(F.message.chat.type == "supergroup")
     # Customer side: the rating first, then everything during a handoff, then the ways in.
-    router.callback_query.register(
-        csat_rated,
-        private_cb,
-        HandoffCallback.filter(F.action == "csat"),
-        flags={"event": "handoff.csat_given"},
+    customers.callback_query.register(
+        csat_rated, HandoffCallback.filter(F.action == "csat"), flags={"event": "handoff.csat_given"}
     )
-    router.message.register(relay_to_staff, private_msg, in_handoff)
-    router.callback_query.register(busy_button, private_cb, in_handoff)
-    router.callback_query.register(
-        human_button, private_cb, MenuCallback.filter(F.action.in_(HUMAN_BUTTONS))
-    )
-    router.message.register(human_command, private_msg, Command("human"))
-    router.message.register(distress, private_msg, F.text, distressed)
+    customers.message.register(relay_to_staff, in_handoff)
+    customers.callback_query.register(busy_button, in_handoff)
+    customers.callback_query.register(human_button, MenuCallback.filter(F.action.in_(HUMAN_BUTTONS)))
+    customers.message.register(human_command, Command("human"))
+    customers.message.register(distress, F.text, distressed)
     # Staff side: only members of the staff group, only inside a customer's topic.
-    router.callback_query.register(
-        card_button, group_cb, HandoffCallback.filter(F.action.in_({"claim", "close"})), from_staff
+    staff.callback_query.register(
+        card_button, HandoffCallback.filter(F.action.in_({"claim", "close"})), from_staff
     )
-    router.message.register(close_command, group_msg, Command("close"), from_staff)
-    router.message.register(claim_command, group_msg, Command("claim"), from_staff)
-    router.message.register(canned_command, group_msg, Command("t"), from_staff)
-    router.message.register(order_command, group_msg, Command("order"), from_staff)
-    router.message.register(ticket_command, group_msg, Command("ticket"), from_staff)
-    router.message.register(staff_message, group_msg, from_staff)
+    staff.message.register(close_command, Command("close"), from_staff)
+    staff.message.register(claim_command, Command("claim"), from_staff)
+    staff.message.register(canned_command, Command("t"), from_staff)
+    staff.message.register(order_command, Command("order"), from_staff)
+    staff.message.register(ticket_command, Command("ticket"), from_staff)
+    staff.message.register(staff_message, from_staff)
+    router.include_routers(customers, staff)
     return router

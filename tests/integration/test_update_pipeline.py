@@ -19,6 +19,7 @@ from aiogram.types import Message, Update
 from pydantic import SecretStr
 from sqlalchemy import event
 from sqlmodel import func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import create_dispatcher
 from bot.keyboards import MenuCallback
@@ -161,6 +162,22 @@ async def test_an_update_whose_handler_commits_midway_is_still_marked_handled(db
     _welcome, answer = chat.texts(606)  # and no apology for a failed update
     closed_prefix = t("en", "handoff.wait.closed", when="\0").split("\0")[0]
     assert answer == t("en", "handoff.wait.open", minutes=4) or answer.startswith(closed_prefix)
+
+
+async def test_an_update_is_marked_handled_with_its_last_commit_not_a_midway_one(chat: Chat) -> None:
+    """A crash after a midway commit must leave the redelivery to be handled."""
+    marked_midway: list[int] = []
+
+    async def two_steps(message: Message, session: AsyncSession) -> None:
+        await session.commit()  # as an escalation does before opening the staff topic
+        marked_midway.append(await count(chat.db, ProcessedUpdate, ProcessedUpdate.update_id == update_id))
+
+    chat.dp.message.register(two_steps, lambda message: message.text == "/two")
+    update = chat.text(608, "/two")
+    update_id = update.update_id
+    await chat.feed(update)
+    assert marked_midway == [0]
+    assert await count(chat.db, ProcessedUpdate, ProcessedUpdate.update_id == update_id) == 1
 
 
 async def test_customer_and_routing_state_come_in_one_statement(chat: Chat) -> None:

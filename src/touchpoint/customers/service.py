@@ -119,9 +119,24 @@ def record_event(
     source: str = "bot",
 ) -> BehaviourEvent:
     """Append a behaviour event in the caller's transaction (journeys react to these)."""
-    event = BehaviourEvent(
-        customer_id=customer_id, store_customer_id=store_customer_id, type=event_type,
-        payload=payload or {}, source=source, occurred_at=utcnow(),
-    )
+    event = BehaviourEvent(**event_row(
+        event_type, customer_id=customer_id, store_customer_id=store_customer_id, payload=payload,
+        source=source,
+    ))
     session.add(event)
     return event
+
+
+def event_row(
+    event_type: str,
+    *,
+    customer_id: int | None = None,
+    store_customer_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    source: str = "bot",
+) -> dict[str, Any]:
+    """The column values of a behaviour event, for ``record_event`` or a plain INSERT."""
+    return {
+        "customer_id": customer_id, "store_customer_id": store_customer_id, "type": event_type,
+        "payload": payload or {}, "source": source, "occurred_at": utcnow(),
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -332,18 +333,30 @@ def add_transcript(
     telegram_message_id: int | None = None,
 ) -> TranscriptMessage:
     """One line of the chat (direction in | out | staff | note); text capped, media by kind only."""
-    entry = TranscriptMessage(
-        customer_id=customer_id,
-        conversation_id=conversation_id,
-        direction=direction,
-        author=author[:64],
-        kind=kind[:16],
-        text=body[:TRANSCRIPT_TEXT_LIMIT],
+    entry = TranscriptMessage(**transcript_row(
+        customer_id, direction, body, kind=kind, author=author, conversation_id=conversation_id,
         telegram_message_id=telegram_message_id,
-        created_at=utcnow(),
-    )
+    ))
     session.add(entry)
     return entry
+
+
+def transcript_row(
+    customer_id: int,
+    direction: str,
+    body: str,
+    *,
+    kind: str = "text",
+    author: str = "",
+    conversation_id: int | None = None,
+    telegram_message_id: int | None = None,
+) -> dict[str, Any]:
+    """The column values of a transcript line, for ``add_transcript`` or a plain INSERT."""
+    return {
+        "customer_id": customer_id, "conversation_id": conversation_id, "direction": direction,
+        "author": author[:64], "kind": kind[:16], "text": body[:TRANSCRIPT_TEXT_LIMIT],
+        "telegram_message_id": telegram_message_id, "created_at": utcnow(),
+    }
 
 
 async def recent_transcript(
