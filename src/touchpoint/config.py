@@ -176,6 +176,17 @@ class Settings(BaseSettings):
             raise ValueError("is not an IANA time zone such as Europe/Berlin") from exc
         return value
 
+    @field_validator("orders_attention_statuses", "orders_urgent_statuses")
+    @classmethod
+    def _known_statuses(cls, value: list[str]) -> list[str]:
+        from touchpoint.orders.models import OrderStatus  # the models import the settings' package
+
+        unknown = [status for status in value if status not in set(OrderStatus)]
+        if unknown:
+            raise ValueError(f"unknown order status {', '.join(unknown)} "
+                             f"(known: {', '.join(OrderStatus)})")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
