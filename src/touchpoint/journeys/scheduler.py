@@ -15,23 +15,35 @@ from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.db import Database
+from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.journeys.engine import JourneyEngine
 from touchpoint.journeys.sender import OutboxSender, reap_expired_leases
 from touchpoint.journeys.stats import journey_stats
+from touchpoint.orders.models import LinkToken, LookupAttempt
 
 log = logging.getLogger(__name__)
-PROCESSED_UPDATES_KEPT = timedelta(days=2)
+# How long each kind of bookkeeping row is worth keeping: past that, it only grows the tables.
+KEPT = (
+    # Telegram redelivers an update within hours, not days.
+    (ProcessedUpdate, ProcessedUpdate.received_at, timedelta(days=2)),
+    # A store's retry queue may hold an event for days; the same id a month later is applied again.
+    (ProcessedStoreEvent, ProcessedStoreEvent.received_at, timedelta(days=30)),
+    # Expired link tokens, used or not, can link nobody.
+    (LinkToken, LinkToken.expires_at, timedelta(days=1)),
+    # The guest look-up lock counts the last hour's failures.
+    (LookupAttempt, LookupAttempt.attempted_at, timedelta(days=1)),
+)
 
 
-async def prune_processed_updates(db: Database) -> int:
-    """Telegram redelivers within hours, not days: old de-duplication rows can go."""
+async def prune_bookkeeping(db: Database) -> int:
+    """Old de-duplication ids, spent link tokens and look-up attempts go; returns how many rows."""
+    pruned = 0
+    now = utcnow()
     async with db.session() as session:
-        result = await session.exec(
-            delete(ProcessedUpdate).where(
-                ProcessedUpdate.received_at < utcnow() - PROCESSED_UPDATES_KEPT
-            )
-        )
-        return int(result.rowcount or 0)
+        for model, stamp, kept in KEPT:
+            result = await session.exec(delete(model).where(stamp < now - kept))  # type: ignore[call-overload]
+            pruned += int(result.rowcount or 0)
+    return pruned
 
 
 async def journey_tick(db: Database, engine: JourneyEngine, sender: OutboxSender | None) -> None:
@@ -66,8 +78,7 @@ async def log_daily_stats(db: Database) -> None:
 def create_scheduler(db: Database, engine: JourneyEngine | None = None,
                      sender: OutboxSender | None = None, tick_s: float = 30.0) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-    scheduler.add_job(prune_processed_updates, "interval", hours=1, args=[db],
-                      id="prune_processed_updates")
+    scheduler.add_job(prune_bookkeeping, "interval", hours=1, args=[db], id="prune_bookkeeping")
     scheduler.add_job(release_expired_reservations, "interval", minutes=5, args=[db], id="release_holds")
     scheduler.add_job(reap_expired_leases, "interval", minutes=1, args=[db], id="reap_expired_leases")
     if engine is not None:
