@@ -29,7 +29,7 @@ from touchpoint.i18n import Translator, get_translator
 from touchpoint.journeys.models import Delivery, OutboxMessage
 from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.rules import Lane
-from touchpoint.journeys.sender import OutboxSender, Pacing, reap_expired_leases
+from touchpoint.journeys.sender import OutboxSender, Pacing, _Outcome, reap_expired_leases
 
 settings = load_settings(_env_file=None, quiet_hours_start=23, quiet_hours_end=0, messages_per_day=100,
                          marketing_per_day=100, marketing_per_week=100, repeat_template_days=0)
@@ -327,3 +327,24 @@ async def test_a_running_sender_keeps_each_chat_in_order_across_batches(db: Data
     await running
     assert channel.texts(1) == [f"[ru] chat 1 #{i}" for i in range(5)]
     assert len(channel.sent) == 10
+
+
+async def test_one_bad_outcome_does_not_hold_up_the_others(db: Database, sender: OutboxSender,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A group commit that fails is written again outcome by outcome; only the bad one is dropped."""
+    rows = [await queue(db, 1, "a"), await queue(db, 2, "b")]
+    bad = _Outcome(10**9, {"status": "sent"}, delivery=dict(  # no such outbox row: a foreign key error
+        outbox_id=10**9, customer_id=None, chat_id=3, telegram_message_id=1, card_key=None,
+        sent_at=NOON))
+    record = sender._record
+
+    def record_with_a_bad_one(*args: Any, **kwargs: Any) -> None:
+        record(*args, **kwargs)
+        if bad not in sender._outcomes:
+            sender._outcomes.append(bad)
+
+    sender._record = record_with_a_bad_one  # type: ignore[method-assign]
+    assert await sender.drain_once() == 2
+    result = await statuses(db)
+    assert [result[row] for row in rows] == [("sent", None)] * 2
+    assert f"outbox {10**9}: outcome not written" in caplog.text
