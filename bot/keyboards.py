@@ -33,12 +33,12 @@ class LanguageCallback(CallbackData, prefix="lang"):
     locale: str
 
 
-# The fixed keyboards, built once per translation catalogue and locale: they are sent on most
-# updates and depend on nothing else. Callers must not modify them.
 _fixed: WeakKeyDictionary[I18n, dict[tuple[str, str], InlineKeyboardMarkup]] = WeakKeyDictionary()
 
 
-def _once(name: str, build: Callable[[], InlineKeyboardMarkup]) -> InlineKeyboardMarkup:
+def fixed(name: str, build: Callable[[], InlineKeyboardMarkup]) -> InlineKeyboardMarkup:
+    """A keyboard that depends on nothing but the locale, built once per translation catalogue and
+    locale (they go out with most replies). Callers must not modify it."""
     i18n = get_i18n()
     built = _fixed.setdefault(i18n, {})
     key = (name, i18n.current_locale)
@@ -55,7 +55,7 @@ def main_menu() -> InlineKeyboardMarkup:
         builder.adjust(1, 2, 2, 2)
         return builder.as_markup()
 
-    return _once("main", build)
+    return fixed("main", build)
 
 
 def back_to_menu() -> InlineKeyboardMarkup:
@@ -64,7 +64,7 @@ def back_to_menu() -> InlineKeyboardMarkup:
         builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
         return builder.as_markup()
 
-    return _once("back", build)
+    return fixed("back", build)
 
 
 def language_menu() -> InlineKeyboardMarkup:
@@ -76,4 +76,4 @@ def language_menu() -> InlineKeyboardMarkup:
         builder.adjust(len(SUPPORTED_LOCALES), 1)
         return builder.as_markup()
 
-    return _once("language", build)
+    return fixed("language", build)

@@ -19,7 +19,7 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date, format_time
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.keyboards import Keyboard, MenuCallback
+from bot.keyboards import Keyboard, MenuCallback, fixed
 from touchpoint.catalog import service
 from touchpoint.catalog.hours import store_status
 from touchpoint.catalog.matcher import Match
@@ -401,14 +401,21 @@ async def question(message: Message, session: AsyncSession, customer: Customer, 
     elif match.verdict == "suggest":
         await send_suggestions(message, session, match, locale)
     else:
-        builder = Keyboard()
         # After the second miss the person is escalated as "faq_miss", so staff see why.
         human = "human_faq" if misses >= 2 else "human"
+        key = "presale.answer.two_misses" if misses >= 2 else "presale.answer.none"
+        await message.answer(_(key), reply_markup=no_answer_keyboard(human))
+
+
+def no_answer_keyboard(human: str) -> InlineKeyboardMarkup:
+    def build() -> InlineKeyboardMarkup:
+        builder = Keyboard()
         builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action=human))
         builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
         builder.adjust(1)
-        key = "presale.answer.two_misses" if misses >= 2 else "presale.answer.none"
-        await message.answer(_(key), reply_markup=builder.as_markup())
+        return builder.as_markup()
+
+    return fixed(f"presale.no_answer.{human}", build)
 
 
 async def send_answer(message: Message, session: AsyncSession, match: Match, locale: str) -> None:
