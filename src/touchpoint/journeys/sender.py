@@ -61,10 +61,7 @@ EnrolmentGuard = Callable[[Any, Collection[int]], Awaitable[Collection[int]]]
 # a second at most instead of one per message. Rows are re-checked about this long before their send.
 GROUP_LINGER_S = 0.1
 OUTCOME_UNKNOWN = "outcome_unknown"  # the send may or may not have reached Telegram
-HELD_BACK = "behind_retry"
-# Requests reach Telegram a little unevenly (the event loop is busy elsewhere): "at most N in any
-# second" is kept over a second and a few milliseconds, so Telegram never counts N + 1.
-JITTER_S = 0.003  # a chat's later message waits for its earlier one being retried
+HELD_BACK = "behind_retry"  # a chat's later message waits for its earlier one being retried
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 Claimed = Row[Any]  # a claimed outbox row, as read (attribute access like OutboxMessage)
 
@@ -89,6 +86,10 @@ class RateLimiter:
     step apart), never more than ``global_per_second`` within any second, and a minimum interval
     per chat counted from the end of its previous send.
 
+    Telegram counts a request when it arrives, at some moment between our start and our end of it
+    (the event loop may delay either). So a send starts only while fewer than the limit of others
+    are on their way or ended within the last second: no second can hold one arrival too many.
+
     Waiters queue in arrival order and one pacer task lets them go, one per slot: each send costs one
     wake-up (not one per waiter per slot)."""
 
@@ -97,7 +98,10 @@ class RateLimiter:
         self._clock = clock
         self._step = 1.0 / pacing.global_per_second
         self._second = 1.0 / pacing.time_scale
-        self._recent: deque[float] = deque(maxlen=max(1, int(pacing.global_per_second * self._second)))
+        self._limit = max(1, int(pacing.global_per_second * self._second))
+        self._ended: deque[float] = deque()  # ends of sends within the last second
+        self._in_flight = 0
+        self._send_ended = asyncio.Event()
         self._queue: deque[asyncio.Future[None]] = deque()
         self._pacer: asyncio.Task[None] | None = None
         self._next_slot = 0.0
@@ -123,11 +127,16 @@ class RateLimiter:
         self._queue.append(waiter)
         if self._pacer is None or self._pacer.done():
             self._pacer = asyncio.create_task(self._pace())
-        await waiter
-        self._recent.append(self._clock())  # when it really goes: this task may resume late
         try:
+            await waiter  # the pacer counts this send on its way from here
             yield
         finally:
+            if not waiter.done():
+                waiter.cancel()  # cancelled while queued: the pacer skips it
+            elif not waiter.cancelled():
+                self._in_flight -= 1
+                self._ended.append(self._clock())
+                self._send_ended.set()
             # From the end of the send: its request may reach Telegram late, the next must not be early.
             now = self._clock()
             self._next_per_chat[chat_id] = now + interval
@@ -137,9 +146,15 @@ class RateLimiter:
     async def _pace(self) -> None:
         while self._queue:
             now = self._clock()
+            while self._ended and self._ended[0] <= now - self._second:
+                self._ended.popleft()
             ready_at = max(self._next_slot, self._paused_until)
-            if len(self._recent) == self._recent.maxlen:
-                ready_at = max(ready_at, self._recent[0] + self._second + JITTER_S)
+            if self._in_flight + len(self._ended) >= self._limit:
+                if not self._ended:  # all on their way: wait for one to end
+                    self._send_ended.clear()
+                    await self._send_ended.wait()
+                    continue
+                ready_at = max(ready_at, self._ended[0] + self._second)  # the oldest end leaves the second
             if ready_at > now:
                 await asyncio.sleep(ready_at - now)
                 continue
@@ -147,6 +162,7 @@ class RateLimiter:
             if waiter.done():  # its task was cancelled
                 continue
             waiter.set_result(None)
+            self._in_flight += 1
             # Keep to the even grid, catching up a late timer, but never closer than half a step:
             # after an idle spell, a pause or a stall the grid starts afresh, no burst goes through.
             self._next_slot = max(self._next_slot + self._step, now + self._step / 2)
