@@ -250,7 +250,10 @@ class BehaviourEvents(BaseMiddleware):
             payload = data.get("event_payload") or {}
             if isinstance(event, CallbackQuery | Message):
                 payload = {"via": "button" if isinstance(event, CallbackQuery) else "text", **payload}
-            # A plain INSERT, not an ORM object: this runs on most updates.
+            # A plain INSERT, not an ORM object: this runs on most updates. Events the handler
+            # recorded go in first, so ids keep the order things happened in.
+            session: AsyncSession = data["session"]
+            await session.flush()
             row = event_row(event_type, customer_id=customer.id, payload=payload)
-            await (await data["session"].connection()).execute(_EVENT, row)
+            await (await session.connection()).execute(_EVENT, row)
         return result

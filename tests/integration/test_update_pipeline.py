@@ -18,7 +18,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import Message, Update
 from pydantic import SecretStr
 from sqlalchemy import event
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import create_dispatcher
@@ -30,6 +30,7 @@ from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
+from touchpoint.journeys.models import Delivery, OutboxMessage
 
 t = get_translator()
 
@@ -205,6 +206,31 @@ async def test_a_conversation_opened_elsewhere_routes_the_next_message_to_staff(
     before = len(chat.texts())
     await chat.feed(chat.text(604, "is anyone there"))
     assert len(chat.texts()) == before  # relayed to staff: the bot itself stays quiet
+
+
+async def test_a_button_on_a_proactive_message_counts_its_click_first(chat: Chat) -> None:
+    """The click is found through the customer's state; events keep the order they happened in."""
+    await chat.feed(chat.text(609, "/start"))
+    now = utcnow()
+    async with chat.db.session() as session:
+        customer = (await session.exec(select(Customer).where(Customer.telegram_id == 609))).one()
+        outbox = OutboxMessage(customer_id=customer.id, chat_id=609, lane="marketing", template="t",
+                               params={}, journey_key="winback", status="sent", due_at=now, created_at=now)
+        session.add(outbox)
+        await session.flush()
+        session.add(Delivery(outbox_id=outbox.id or 0, customer_id=customer.id, chat_id=609,
+                             telegram_message_id=1, sent_at=now))  # the message chat.tap presses on
+    await chat.feed(chat.tap(609, "root"))
+    await chat.feed(chat.tap(609, "root"))  # pressed again: still one click
+    async with chat.db.session() as session:
+        events = (await session.exec(
+            select(BehaviourEvent.type).where(BehaviourEvent.customer_id == customer.id,
+                                              BehaviourEvent.type != "chat.start")
+            .order_by(col(BehaviourEvent.id))
+        )).all()
+        delivery = (await session.exec(select(Delivery))).one()
+    assert events == ["journey.clicked", "chat.menu", "chat.menu"]
+    assert delivery.clicked_at is not None
 
 
 async def test_no_filter_runs_in_a_worker_thread(chat: Chat, monkeypatch: pytest.MonkeyPatch) -> None:
