@@ -22,7 +22,6 @@ from touchpoint.i18n import get_translator
 from touchpoint.journeys.campaign import send_campaign
 from touchpoint.journeys.engine import (
     JourneyEngine,
-    enrolment_allows_send,
     enrolments_allowing_send,
     preferred_send_time,
 )
@@ -116,7 +115,7 @@ async def test_exit_after_queueing_stops_the_waiting_message(db: Database, clock
     assert message.due_at == datetime(2026, 6, 3, 7, tzinfo=UTC)  # 09:00 Berlin
     await event(db, engine, mia, "order.created", order_number="A-2")
     async with db.session() as session:
-        assert not await enrolment_allows_send(session, message.enrolment_id)
+        assert message.enrolment_id not in await enrolments_allowing_send(session, [message.enrolment_id])
 
 
 async def test_incentive_step_only_when_configured(db: Database, clock: Any) -> None:

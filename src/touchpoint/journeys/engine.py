@@ -226,11 +226,12 @@ class JourneyEngine:
     async def _history(self, session: AsyncSession, events: Sequence[Event],
                        customers: dict[int, Customer]) -> dict[int, History]:
         """Recent events of every customer whose event meets a repeat/"unless" trigger, in one query."""
-        wanted = {customers[e.id].id for e in events if e.type in self.repeat_kinds and e.id in customers}
+        wanted = {cid for e in events if e.type in self.repeat_kinds and e.id in customers
+                  if (cid := customers[e.id].id) is not None}
         if not wanted:
             return {}
         first, last = min(e.occurred_at for e in events), max(e.occurred_at for e in events)
-        return await self._load_history(session, {cid for cid in wanted if cid is not None}, first, last)
+        return await self._load_history(session, wanted, first, last)
 
     async def _load_history(self, session: AsyncSession, customer_ids: set[int], first: datetime,
                             last: datetime) -> dict[int, History]:
@@ -628,10 +629,6 @@ async def on_behaviour_event(session: AsyncSession, event: BehaviourEvent) -> in
     """Immediate evaluation, in the caller's transaction, right after an event is recorded."""
     return await get_engine().handle_event(session, event)
 
-
-async def enrolment_allows_send(session: AsyncSession, enrolment_id: int) -> bool:
-    """Has the journey not been exited while its message waited?"""
-    return enrolment_id in await enrolments_allowing_send(session, [enrolment_id])
 
 
 async def enrolments_allowing_send(session: AsyncSession, enrolment_ids: Collection[int]) -> set[int]:
