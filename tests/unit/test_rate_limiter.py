@@ -22,6 +22,11 @@ class SimulatedTime:
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._real_sleep = asyncio.sleep
+        self._stall: tuple[float, float] | None = None
+
+    def stall(self, at: float, seconds: float) -> None:
+        """The event loop is busy from ``at`` for ``seconds``: whoever should wake then wakes late."""
+        self._stall = (at, seconds)
 
     def clock(self) -> float:
         return self.now
@@ -38,6 +43,8 @@ class SimulatedTime:
                 await self._real_sleep(0)
             if self._sleepers and not work.done():
                 when, _, waker = heapq.heappop(self._sleepers)
+                if self._stall is not None and when >= self._stall[0]:
+                    when, self._stall = max(when, sum(self._stall)), None
                 self.now = max(self.now, when)
                 if not waker.done():
                     waker.set_result(None)
@@ -107,4 +114,23 @@ async def test_retry_after_pauses_everybody(sim: SimulatedTime) -> None:
 
     await sim.run(asyncio.gather(*(send(chat_id) for chat_id in (1, 2, 3))))
     assert sent[0] == 0.0 and sent[1] == 2.0
-    assert round(sent[2] - sent[1], 6) == 0.025  # no burst after the pause: half a step (of 1/20 s) apart
+    assert round(sent[2] - sent[1], 6) == 0.05  # no burst after the pause: a step (of 1/20 s) apart
+
+
+async def test_a_late_timer_is_caught_up_within_the_limit(sim: SimulatedTime) -> None:
+    limiter = RateLimiter(PACING, clock=sim.clock)
+    sent: list[float] = []
+
+    async def send(chat_id: int) -> None:
+        async with limiter.slot(chat_id):
+            sent.append(sim.now)
+
+    sim.stall(at=0.45, seconds=0.3)  # the pacer should wake at 0.5, wakes at 0.75
+    await sim.run(asyncio.gather(*(send(chat_id) for chat_id in range(1, 41))))
+    assert round(sent[5], 6) == 0.75
+    gaps = [round(later - earlier, 6) for earlier, later in itertools.pairwise(sent)]
+    assert min(gaps) == 0.05  # catching up, never closer than half a step
+    assert all(sum(start <= at < start + 1.0 for at in sent) <= 10 for start in sent)  # 10 a second
+    # The lost time is made up: the 10th send went at 0.95 instead of 0.9, so the 40th at 3.95,
+    # three seconds later, as soon as 10 a second allows (without catching up: 4.1).
+    assert round(sent[-1], 6) == 3.95

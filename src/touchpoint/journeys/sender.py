@@ -60,6 +60,8 @@ EnrolmentGuard = Callable[[Any, Collection[int]], Awaitable[Collection[int]]]
 # A group commit waits up to this long for more rows while chats are busy sending: ten transactions
 # a second at most instead of one per message. Rows are re-checked about this long before their send.
 GROUP_LINGER_S = 0.1
+# How far the pacer makes up for lost time when the event loop woke it late.
+CATCH_UP_STEPS = 8
 OUTCOME_UNKNOWN = "outcome_unknown"  # the send may or may not have reached Telegram
 HELD_BACK = "behind_retry"  # a chat's later message waits for its earlier one being retried
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -82,9 +84,9 @@ class Pacing:
 
 
 class RateLimiter:
-    """Even spacing overall (a late timer is caught up, but two sends are never less than half a
-    step apart), never more than ``global_per_second`` within any second, and a minimum interval
-    per chat counted from the end of its previous send.
+    """Even spacing overall (a late timer is caught up, a few steps at most, but two sends are never
+    less than half a step apart), never more than ``global_per_second`` within any second, and a
+    minimum interval per chat counted from the end of its previous send.
 
     Telegram counts a request when it arrives, at some moment between our start and our end of it
     (the event loop may delay either). So a send starts only while fewer than the limit of others
@@ -104,13 +106,15 @@ class RateLimiter:
         self._send_ended = asyncio.Event()
         self._queue: deque[asyncio.Future[None]] = deque()
         self._pacer: asyncio.Task[None] | None = None
-        self._next_slot = 0.0
+        self._next_slot = 0.0  # the even grid: one step further per send
+        self._not_before = 0.0  # half a step after the last send
         self._next_per_chat: dict[int, float] = {}
         self._paused_until = 0.0
 
     def pause(self, seconds: float) -> None:
         """Telegram said "retry after": everybody waits."""
         self._paused_until = max(self._paused_until, self._clock() + seconds / self.pacing.time_scale)
+        self._next_slot = max(self._next_slot, self._paused_until)  # the time lost is not made up
 
     @contextlib.asynccontextmanager
     async def slot(self, chat_id: int) -> AsyncIterator[None]:
@@ -148,7 +152,7 @@ class RateLimiter:
             now = self._clock()
             while self._ended and self._ended[0] <= now - self._second:
                 self._ended.popleft()
-            ready_at = max(self._next_slot, self._paused_until)
+            ready_at = max(self._next_slot, self._not_before, self._paused_until)
             if self._in_flight + len(self._ended) >= self._limit:
                 if not self._ended:  # all on their way: wait for one to end
                     self._send_ended.clear()
@@ -163,9 +167,10 @@ class RateLimiter:
                 continue
             waiter.set_result(None)
             self._in_flight += 1
-            # Keep to the even grid, catching up a late timer, but never closer than half a step:
-            # after an idle spell, a pause or a stall the grid starts afresh, no burst goes through.
-            self._next_slot = max(self._next_slot + self._step, now + self._step / 2)
+            # The grid moves on a step per send, so a timer woken late (the event loop was busy) is
+            # caught up at half steps; it lags a few steps at most, so an idle spell buys no burst.
+            self._next_slot = max(self._next_slot, now - CATCH_UP_STEPS * self._step) + self._step
+            self._not_before = now + self._step / 2
 
 
 @dataclass(slots=True)
