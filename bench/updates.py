@@ -4,7 +4,9 @@ The same stream of mixed customer updates (menu taps, questions, order look-ups,
 through (a) a bare Dispatcher whose handlers only reply and (b) Touchpoint's dispatcher with all
 its middlewares and a real database, on SQLite and (when a server is given) PostgreSQL. Both use
 an in-process fake Bot API session, so the figures are the bot's own cost, not the network's.
-Then resident memory with 100,000 customers in the database.
+For scale, (c) is the floor of any bot with a database: the bare dispatcher plus one session per
+update that reads the customer by an indexed key, nothing else. Then resident memory with
+100,000 customers in the database.
 
     python bench/updates.py [--updates 2000] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
@@ -24,20 +26,21 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import asyncpg
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import BaseMiddleware, Bot, Dispatcher, F, Router
 from aiogram.client.session.base import BaseSession
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import CallbackQuery, Message, Update
 from pydantic import SecretStr
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from bot.app import create_dispatcher
 from bot.keyboards import MenuCallback
@@ -127,6 +130,67 @@ def bare_dispatcher() -> Dispatcher:
     dp = Dispatcher()
     dp.include_router(router)
     return dp
+
+
+ReadCustomer = Callable[[int], Awaitable[Any]]
+
+
+def floor_dispatcher(read_customer: ReadCustomer) -> Dispatcher:
+    """The bare dispatcher plus one indexed read of the customer per update, in a transaction."""
+
+    class OneRead(BaseMiddleware):
+        async def __call__(self, handler: Callable[..., Any], event: Any, data: dict[str, Any]) -> Any:
+            await read_customer(data["event_from_user"].id)
+            return await handler(event, data)
+
+    dp = bare_dispatcher()
+    dp.update.middleware(OneRead())
+    return dp
+
+
+@asynccontextmanager
+async def customer_reader(database_url: str, raw_driver: bool) -> AsyncIterator[ReadCustomer]:
+    """Reads a customer id by Telegram id: through the stack's session, or the bare driver."""
+    if not raw_driver:
+        db = Database(database_url)
+
+        async def through_session(telegram_id: int) -> Any:
+            async with db.session() as session:
+                query = select(Customer.id).where(Customer.telegram_id == telegram_id)
+                return (await session.exec(query)).first()  # type: ignore[call-overload]
+        try:
+            yield through_session
+        finally:
+            await db.dispose()
+    elif database_url.startswith("sqlite"):
+        async with aiosqlite.connect(database_url.split(":///", 1)[1]) as connection:
+            async def with_aiosqlite(telegram_id: int) -> Any:
+                async with connection.execute("SELECT id FROM customers WHERE telegram_id = ?",
+                                              (telegram_id,)) as cursor:
+                    row = await cursor.fetchone()
+                await connection.commit()
+                return row
+            yield with_aiosqlite
+    else:
+        pool = await asyncpg.create_pool(database_url.replace("+asyncpg", ""), min_size=1, max_size=1)
+        try:
+            async def with_asyncpg(telegram_id: int) -> Any:
+                async with pool.acquire() as connection, connection.transaction():
+                    return await connection.fetchrow("SELECT id FROM customers WHERE telegram_id = $1",
+                                                     telegram_id)
+            yield with_asyncpg
+        finally:
+            await pool.close()
+
+
+async def floor(database_url: str, stream: list[dict[str, Any]]) -> dict[str, float]:
+    """Updates/s of the floor through the stack's session and through the bare driver."""
+    result = {}
+    for how, raw_driver in (("session", False), ("driver", True)):
+        async with customer_reader(database_url, raw_driver) as read_customer:
+            bot = Bot(SANDBOX_TOKEN, session=FakeSession())
+            result[how], _latencies = await run_stream(floor_dispatcher(read_customer), bot, stream)
+    return result
 
 
 async def run_stream(dp: Dispatcher, bot: Bot, stream: list[dict[str, Any]]) -> tuple[float, list[float]]:
@@ -229,6 +293,7 @@ async def main() -> None:
         await upgrade_database(sqlite_url)
         sqlite_ups, sqlite_latencies, calls = await full_stack(sqlite_url, stream)
         report("(b) Touchpoint SQLite", sqlite_ups, sqlite_latencies, bare_ups, print)
+        floor_ups = {"SQLite": await floor(sqlite_url, stream)}
 
         postgres_ups: float | None = None
         postgres_latencies: list[float] = []
@@ -236,10 +301,16 @@ async def main() -> None:
             async with postgres_database(args.postgres) as postgres_url:
                 await upgrade_database(postgres_url)
                 postgres_ups, postgres_latencies, _ = await full_stack(postgres_url, stream)
+                floor_ups["Postgres"] = await floor(postgres_url, stream)
             report("(b) Touchpoint Postgres", postgres_ups, postgres_latencies, bare_ups, print)
         else:
             print("  (b) Touchpoint Postgres  skipped: no --postgres / TOUCHPOINT_TEST_POSTGRES_URL")
         print(f"  Bot API calls per update (full stack): {calls / len(stream):.2f}")
+        print("  (c) floor: bare + one indexed read of the customer per update, in a transaction")
+        for backend, ups in floor_ups.items():
+            print(f"      {backend:<8} through the session {ups['session']:6.0f} updates/s "
+                  f"(ratio {ups['session'] / bare_ups:4.2f}), bare driver {ups['driver']:6.0f} "
+                  f"(ratio {ups['driver'] / bare_ups:4.2f})")
 
         big_url = f"sqlite+aiosqlite:///{tmp}/big.db"
         await upgrade_database(big_url)
