@@ -168,7 +168,8 @@ class RateLimiter:
             waiter.set_result(None)
             self._in_flight += 1
             # The grid moves on a step per send, so a timer woken late (the event loop was busy) is
-            # caught up at half steps; it lags a few steps at most, so an idle spell buys no burst.
+            # caught up at half steps. It lags 8 steps at most: after an idle spell, at most 8 extra sends
+            # go at half steps (twice the rate, for a moment, and within the second's limit).
             self._next_slot = max(self._next_slot, now - CATCH_UP_STEPS * self._step) + self._step
             self._not_before = now + self._step / 2
 
