@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlmodel import select
 
 from tests.factories import make_customer
@@ -171,7 +171,7 @@ async def test_crash_during_send(db: Database, sender: OutboxSender, channel: Sc
     row = await queue(db, 1, "hello", lane)
     await sender.claim()
     async with db.session() as session:
-        await OutboxSender._set(session, row, status="sending")
+        await session.exec(update(OutboxMessage).where(OutboxMessage.id == row).values(status="sending"))
     noon.shift(timedelta(minutes=3))
     await reap_expired_leases(db)
     await sender.drain_once()

@@ -109,20 +109,10 @@ async def has_decided_marketing(session: AsyncSession, customer: Customer) -> bo
     return (await session.exec(query)).first() is not None
 
 
-def record_event(
-    session: AsyncSession,
-    event_type: str,
-    *,
-    customer_id: int | None = None,
-    store_customer_id: str | None = None,
-    payload: dict[str, Any] | None = None,
-    source: str = "bot",
-) -> BehaviourEvent:
-    """Append a behaviour event in the caller's transaction (journeys react to these)."""
-    event = BehaviourEvent(**event_row(
-        event_type, customer_id=customer_id, store_customer_id=store_customer_id, payload=payload,
-        source=source,
-    ))
+def record_event(session: AsyncSession, event_type: str, **columns: Any) -> BehaviourEvent:
+    """Append a behaviour event in the caller's transaction (journeys react to these); ``columns``
+    as for ``event_row``."""
+    event = BehaviourEvent(**event_row(event_type, **columns))
     session.add(event)
     return event
 

@@ -322,21 +322,10 @@ async def record_csat(
 
 
 def add_transcript(
-    session: AsyncSession,
-    customer_id: int,
-    direction: str,
-    body: str,
-    *,
-    kind: str = "text",
-    author: str = "",
-    conversation_id: int | None = None,
-    telegram_message_id: int | None = None,
+    session: AsyncSession, customer_id: int, direction: str, body: str, **details: Any
 ) -> TranscriptMessage:
-    """One line of the chat (direction in | out | staff | note); text capped, media by kind only."""
-    entry = TranscriptMessage(**transcript_row(
-        customer_id, direction, body, kind=kind, author=author, conversation_id=conversation_id,
-        telegram_message_id=telegram_message_id,
-    ))
+    """One line of the chat, in the caller's transaction; ``details`` as for ``transcript_row``."""
+    entry = TranscriptMessage(**transcript_row(customer_id, direction, body, **details))
     session.add(entry)
     return entry
 
@@ -351,7 +340,8 @@ def transcript_row(
     conversation_id: int | None = None,
     telegram_message_id: int | None = None,
 ) -> dict[str, Any]:
-    """The column values of a transcript line, for ``add_transcript`` or a plain INSERT."""
+    """The column values of a transcript line (direction in | out | staff | note; text capped,
+    media by kind only), for ``add_transcript`` or a plain INSERT."""
     return {
         "customer_id": customer_id, "conversation_id": conversation_id, "direction": direction,
         "author": author[:64], "kind": kind[:16], "text": body[:TRANSCRIPT_TEXT_LIMIT],

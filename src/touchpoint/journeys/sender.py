@@ -573,10 +573,6 @@ class OutboxSender:
         return {(chat_id, card_key): message_id  # ordered by id: the latest one wins
                 for chat_id, card_key, message_id in (await session.execute(query)).all()}
 
-    @staticmethod
-    async def _set(session: Any, row_id: int, **values: Any) -> None:
-        await session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
-
 
 async def _update_rows(session: Any, changes: dict[int, dict[str, Any]]) -> None:
     """Per-row values for many outbox rows: one executemany per set of columns."""
