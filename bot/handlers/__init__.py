@@ -16,6 +16,7 @@ from bot.handlers import (
     notifications,
     orders,
     presale,
+    questions,
     referrals,
 )
 
@@ -30,5 +31,6 @@ def all_routers() -> list[Router]:
         referrals.create_router(),
         journeys.create_router(),
         notifications.create_router(),
+        questions.create_router(),  # last: free text no feature took
     ]
     return [errors.create_router(), *features, common.create_router(), fallback.create_router()]

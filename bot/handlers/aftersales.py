@@ -144,6 +144,11 @@ def _hub() -> InlineKeyboardMarkup:
     return builder.adjust(1).as_markup()
 
 
+async def open_hub(message: Message) -> None:
+    """Returns, exchanges and repairs, opened from a message ("I want to return the grinder")."""
+    await message.answer(_("aftersales.menu.title"), reply_markup=_hub())
+
+
 async def _goto(session: AsyncSession, customer: Customer, draft: AftersalesDraft, step: str) -> None:
     await service.save_draft(session, customer.id or 0, step, draft.data)
     record_event(session, "aftersales.step", customer_id=customer.id, payload={"step": step})

@@ -97,6 +97,12 @@ async def _escalate(
     return result.text
 
 
+async def hand_over(message: Message, session: AsyncSession, customer: Customer, settings: Settings,
+                    handoff_desk: StaffDesk, reason: str) -> None:
+    """Hand the chat to staff from a message that asks for a person in so many words."""
+    await message.answer(await _escalate(session, customer, settings, handoff_desk, reason))
+
+
 # "Talk to a person" buttons and the reason each gives staff: the menu's, and the FAQ's offer
 # after two questions it could not answer.
 HUMAN_BUTTONS = {"human": "button", "human_faq": "faq_miss"}

@@ -218,6 +218,26 @@ async def find_cancel(query: CallbackQuery, state: FSMContext) -> None:
     await _edit_or_send(query, _("menu.title"), main_menu())
 
 
+async def show_by_number(message: Message, number: str, customer: Customer, session: AsyncSession,
+                         settings: Settings, locale: str, state: FSMContext) -> None:
+    """An order number typed in a message: the customer's own order at once, anyone else's only
+    after the usual identity check (the look-up continues at its proof step)."""
+    view = await orders.customer_order(session, customer, number)
+    if view is not None:
+        t = get_translator(settings.locales_dir, settings.default_locale)
+        buttons = render.order_buttons(t, locale, view.order.number, view.order.tracking_url, details=False)
+        await message.answer(render.detail_text(t, locale, customer.timezone, view),
+                             reply_markup=_with_back(buttons, OrderCallback(action="l")))
+        return
+    if await orders.lookup_locked(session, settings, customer):
+        menu = _with_back((), MenuCallback(action="root"))
+        await message.answer(_("orders.find.locked"), reply_markup=menu)
+        return
+    await state.update_data(number=number)
+    await state.set_state(Lookup.proof)
+    await message.answer(_("orders.find.ask_proof"), reply_markup=_cancel_markup())
+
+
 def create_router() -> Router:
     router = Router(name="orders")
     router.message.filter(F.chat.type == "private")

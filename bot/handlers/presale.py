@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.filters import StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -19,10 +18,9 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date, format_time
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.keyboards import Keyboard, MenuCallback, fixed
+from bot.keyboards import Keyboard, MenuCallback
 from touchpoint.catalog import service
 from touchpoint.catalog.hours import store_status
-from touchpoint.catalog.matcher import Match
 from touchpoint.catalog.models import Product, Store
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
@@ -393,72 +391,6 @@ async def ask_about(query: CallbackQuery) -> None:
     await query.message.answer(_("presale.ask.prompt"))
 
 
-async def question(message: Message, session: AsyncSession, customer: Customer, locale: str) -> None:
-    text = (message.text or "").strip()
-    match, misses = await service.answer_question(session, customer.id or 0, text)
-    if match.verdict == "answer":
-        await send_answer(message, session, match, locale)
-    elif match.verdict == "suggest":
-        await send_suggestions(message, session, match, locale)
-    else:
-        # After the second miss the person is escalated as "faq_miss", so staff see why.
-        human = "human_faq" if misses >= 2 else "human"
-        key = "presale.answer.two_misses" if misses >= 2 else "presale.answer.none"
-        await message.answer(_(key), reply_markup=no_answer_keyboard(human))
-
-
-def no_answer_keyboard(human: str) -> InlineKeyboardMarkup:
-    def build() -> InlineKeyboardMarkup:
-        builder = Keyboard()
-        builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action=human))
-        builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
-        builder.adjust(1)
-        return builder.as_markup()
-
-    return fixed(f"presale.no_answer.{human}", build)
-
-
-async def send_answer(message: Message, session: AsyncSession, match: Match, locale: str) -> None:
-    best = match.best
-    assert best is not None
-    builder = Keyboard()
-    if best.target.kind == "faq":
-        entry = await service.get_faq(session, best.target.id)
-        assert entry is not None
-        text = esc(service.localized(entry.answer, locale))
-        kind = "f"
-    else:
-        found = await service.get_product(session, best.target.id)
-        assert found is not None
-        text = _("presale.answer.product").format(
-            name=text_of(found.name, locale),
-            price=service.format_price(found.price_minor, found.currency, locale))
-        builder.button(text=_("presale.button.open_product"), callback_data=ProductCb(sku=found.sku))
-        kind = "p"
-    builder.button(text="👍", callback_data=FeedbackCb(kind=kind, id=best.target.id, helpful=1))
-    builder.button(text="👎", callback_data=FeedbackCb(kind=kind, id=best.target.id, helpful=0))
-    builder.adjust(*([1] if kind == "p" else []), 2)
-    await message.answer(f"{text}\n\n{_('presale.answer.helpful')}", reply_markup=builder.as_markup())
-
-
-async def send_suggestions(message: Message, session: AsyncSession, match: Match, locale: str) -> None:
-    builder = Keyboard()
-    for hit in match.hits[:3]:
-        if hit.target.kind == "faq":
-            entry = await service.get_faq(session, hit.target.id)
-            if entry is not None:
-                questions = entry.questions.get(locale) or entry.questions.get("en") or [entry.id]
-                builder.button(text=short(questions[0], 60), callback_data=FaqCb(id=entry.id))
-        else:
-            found = await service.get_product(session, hit.target.id)
-            if found is not None:
-                builder.button(text=short(service.localized(found.name, locale), 60),
-                               callback_data=ProductCb(sku=found.sku))
-    builder.button(text=_("presale.button.human"), callback_data=MenuCallback(action="human"))
-    builder.adjust(1)
-    await message.answer(_("presale.answer.suggest"), reply_markup=builder.as_markup())
-
-
 async def faq_chosen(
     query: CallbackQuery, callback_data: FaqCb, session: AsyncSession, locale: str, customer: Customer,
 ) -> None:
@@ -543,7 +475,4 @@ def create_router() -> Router:
     cb(ask_about, AskCb.filter())
     cb(faq_chosen, FaqCb.filter())
     cb(feedback, FeedbackCb.filter())
-    # Free text no earlier router took (commands excluded) is a question for the FAQ matcher;
-    # never in the middle of another feature's conversation (an FSM state is set then).
-    router.message.register(question, StateFilter(None), F.text, ~F.text.startswith("/"), F.from_user)
     return router

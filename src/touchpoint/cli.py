@@ -18,6 +18,7 @@ from touchpoint.events_api.cli import events_app
 from touchpoint.i18n import compile_catalogs, find_locales_dir
 from touchpoint.journeys.cli import campaign_app, journeys_app
 from touchpoint.referrals.cli import app as referrals_app
+from touchpoint.understanding.cli import faq_app
 
 app = typer.Typer(help="Touchpoint: a retail customer-journey assistant on Telegram.",
                   no_args_is_help=True)
@@ -34,6 +35,7 @@ app.add_typer(referrals_app, name="referrals")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(staff_app, name="staff")
+app.add_typer(faq_app, name="faq")
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -13,7 +13,6 @@ from tests.browser.conftest import Stack, screenshot
 from tests.console_helpers import PASSWORD, make_handoff, make_ticket, open_conversation
 from tests.e2e.harness import eventually
 from tests.factories import make_customer
-from touchpoint.catalog.service import answer_question
 from touchpoint.clock import utcnow
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.handoff.models import Conversation
@@ -21,6 +20,9 @@ from touchpoint.i18n import get_translator
 from touchpoint.journeys.models import OutboxMessage
 from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.rules import Lane
+from touchpoint.understanding.service import understand_message
+
+PATTERN = r"^[A-Z]{2,4}-?\d{4,10}$"
 
 t = get_translator()
 
@@ -198,7 +200,8 @@ async def test_console_dashboard_shows_charts(page: Any, stack: Stack) -> None:
         customers = [await make_customer(session, telegram_id) for telegram_id in range(620, 626)]
         for customer in customers[:4]:
             session.add(BehaviourEvent(customer_id=customer.id, type="product.viewed", occurred_at=utcnow()))
-        await answer_question(session, customers[0].id or 0, "Do you ship to Norway?")  # no FAQ: no answer
+        # No FAQ: no answer.
+        await understand_message(session, customers[0].id or 0, "Do you ship to Norway?", PATTERN)
     await log_in(page, stack)
     funnel = page.get_by_test_id("funnel")
     await expect(funnel.locator("svg title")).to_have_text("Customer journey funnel")

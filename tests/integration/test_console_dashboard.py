@@ -11,13 +11,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.console_helpers import log_in, make_staff
 from tests.factories import make_customer
-from touchpoint.catalog.service import answer_question
 from touchpoint.clock import utcnow
 from touchpoint.config import load_settings
 from touchpoint.console import create_console_app, queries
 from touchpoint.db import Database
 from touchpoint.orders.models import Order, OrderStatus
 from touchpoint.seed.demo import seed_demo
+from touchpoint.understanding.service import understand_message
+
+PATTERN = r"^[A-Z]{2,4}-?\d{4,10}$"
 
 settings = load_settings(_env_file=None)
 
@@ -34,7 +36,7 @@ async def ask(db: Database, telegram_id: int, *questions: str) -> None:
     async with db.session() as session:
         customer = await make_customer(session, telegram_id)
         for text in questions:
-            await answer_question(session, customer.id or 0, text)
+            await understand_message(session, customer.id or 0, text, PATTERN)
 
 
 async def test_content_gaps_come_from_the_matchers_own_events(client: TestClient, db: Database) -> None:

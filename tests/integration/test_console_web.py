@@ -12,7 +12,6 @@ from sqlmodel import select
 from tests.console_helpers import PASSWORD, csrf_from, log_in, make_handoff, make_staff, make_ticket
 from tests.factories import make_customer
 from touchpoint.aftersales.models import Ticket, TicketEvent
-from touchpoint.catalog.service import answer_question
 from touchpoint.channels.all_templates import load_all_templates
 from touchpoint.channels.templates import render
 from touchpoint.clock import utcnow
@@ -28,6 +27,9 @@ from touchpoint.journeys.models import OutboxMessage
 from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.rules import Lane
 from touchpoint.orders.models import Order
+from touchpoint.understanding.service import understand_message
+
+PATTERN = r"^[A-Z]{2,4}-?\d{4,10}$"
 
 settings = load_settings(_env_file=None, console_login_attempts=3, quiet_hours_start=23, quiet_hours_end=0)
 t = get_translator()
@@ -283,7 +285,7 @@ async def test_customer_page_timeline_and_dashboard_funnel(client: TestClient, d
             )
         )
         # The bot hands free text to the presale matcher, which records what it could not answer.
-        await answer_question(session, customer.id or 0, "Do you sell gift cards?")
+        await understand_message(session, customer.id or 0, "Do you sell gift cards?", PATTERN)
         for number in ("A-1", "A-2"):
             session.add(
                 Order(

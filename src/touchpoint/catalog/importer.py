@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlmodel import col, select
 
+from touchpoint.catalog import changes
 from touchpoint.catalog.loader import (
     WEEKDAYS,
     CatalogFile,
@@ -35,7 +36,6 @@ from touchpoint.catalog.loader import (
     apply_faq,
 )
 from touchpoint.catalog.models import Category, Product, Store
-from touchpoint.catalog.service import forget_matchers
 from touchpoint.config import SUPPORTED_LOCALES
 from touchpoint.db import Database
 
@@ -187,7 +187,7 @@ async def import_catalog(db: Database, text: str, filename: str) -> ImportReport
         return ImportReport(errors)
     async with db.session() as session:  # one transaction: all or nothing
         counts = await apply_catalog(session, catalog)
-    forget_matchers()
+    changes.changed()
     return ImportReport(counts={k: v for k, v in counts.items() if v})
 
 
@@ -225,6 +225,6 @@ async def import_faq(db: Database, text: str) -> ImportReport:
         return ImportReport(errors)
     async with db.session() as session:
         count = await apply_faq(session, entries)
-    forget_matchers()
+    changes.changed()
     return ImportReport(counts={"faq": count})
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,15 +12,11 @@ from sqlalchemy import case, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from touchpoint.catalog.matcher import Match, Matcher, Target
 from touchpoint.catalog.models import Category, FaqEntry, Product, Reservation, Stock, Store
 from touchpoint.clock import utcnow
-from touchpoint.customers.models import BehaviourEvent
-from touchpoint.customers.service import record_event
 from touchpoint.db import Database
 
 PAGE_SIZE = 6
-QUESTION_EVENTS = ("presale.question_answered", "presale.question_suggested", "presale.question_unanswered")
 
 
 def localized(texts: dict[str, Any], locale: str) -> str:
@@ -149,78 +144,7 @@ async def release_expired_reservations(db: Database) -> int:
     return released
 
 
-# --- free-text questions ---
-
-# How often a process looks for FAQ or catalogue changes made elsewhere (the import CLI, another
-# process's seed); changes made in this process are seen at once (``forget_matchers``).
-MATCHER_CHECK_S = 10.0
-_SIGNATURE = select(
-    select(func.count()).select_from(FaqEntry).scalar_subquery(),
-    select(func.max(FaqEntry.updated_at)).scalar_subquery(),
-    select(func.count()).select_from(Product).scalar_subquery(),
-    select(func.max(Product.updated_at)).scalar_subquery(),
-)
-
-
-@dataclass(slots=True)
-class _Index:
-    signature: tuple[Any, ...]
-    matcher: Matcher
-    checked_at: float
-
-
-_matchers: dict[str, _Index] = {}  # per database URL (tests run many databases in one process)
-
-
-def forget_matchers() -> None:
-    """The FAQ or catalogue was just committed here: the next question checks for changes."""
-    _matchers.clear()
-
-
-async def get_matcher(session: AsyncSession) -> Matcher:
-    """The in-process index, rebuilt when the FAQ or the catalogue changed (import or seed).
-
-    The change check (one statement) runs at most every ``MATCHER_CHECK_S`` per database, not on
-    every question."""
-    key = str(session.get_bind().url)
-    index = _matchers.get(key)
-    now = time.monotonic()
-    if index is not None and now - index.checked_at < MATCHER_CHECK_S:
-        return index.matcher
-    signature = tuple((await session.exec(_SIGNATURE)).one())
-    if index is not None and index.signature == signature:
-        index.checked_at = now
-        return index.matcher
-    matcher = Matcher()
-    for entry in (await session.exec(select(FaqEntry))).all():
-        matcher.add(Target("faq", entry.id), [q for qs in entry.questions.values() for q in qs])
-    for product in (await session.exec(select(Product).where(col(Product.active)))).all():
-        matcher.add(Target("product", product.sku), [*product.name.values(), product.sku])
-    if len(_matchers) >= 8:  # a long test run: drop the oldest database's index
-        del _matchers[next(iter(_matchers))]
-    _matchers[key] = _Index(signature, matcher.build(), now)
-    return matcher
-
-
-async def answer_question(session: AsyncSession, customer_id: int, text: str) -> tuple[Match, int]:
-    """Match a question and record it; returns the match and how many misses in a row it makes."""
-    match = (await get_matcher(session)).match(text)
-    kind = {"answer": "answered", "suggest": "suggested", "none": "unanswered"}[match.verdict]
-    payload: dict[str, Any] = {"text": text[:500]}
-    if match.best is not None and match.verdict != "none":
-        payload.update(kind=match.best.target.kind, id=match.best.target.id, score=match.best.score)
-    misses = 0
-    if match.verdict == "none":
-        previous = (await session.exec(
-            select(BehaviourEvent.type)
-            .where(BehaviourEvent.customer_id == customer_id, col(BehaviourEvent.type).in_(QUESTION_EVENTS))
-            .order_by(col(BehaviourEvent.occurred_at).desc(), col(BehaviourEvent.id).desc())
-            .limit(1)
-        )).first()
-        misses = 2 if previous == "presale.question_unanswered" else 1
-    record_event(session, f"presale.question_{kind}", customer_id=customer_id, payload=payload)
-    return match, misses
-
+# --- FAQ ---
 
 async def get_faq(session: AsyncSession, faq_id: str) -> FaqEntry | None:
     return await session.get(FaqEntry, faq_id)

@@ -16,7 +16,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from touchpoint.aftersales.models import Ticket, TicketEvent
 from touchpoint.aftersales.policy import KINDS
 from touchpoint.aftersales.service import CLOSED_STATUSES
-from touchpoint.catalog.matcher import normalize
 from touchpoint.config import Settings
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
 from touchpoint.customers.models import BehaviourEvent, Customer
@@ -26,11 +25,12 @@ from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
 from touchpoint.journeys.spec import JourneyFileError, load_journeys
 from touchpoint.orders.models import Order, OrderItem
 from touchpoint.referrals.models import Referral
+from touchpoint.understanding.text import normalize
 
 FUNNEL_STAGES = ("new", "engaged", "considering", "purchased", "repeat", "advocate")
 # Event types that count as looking at products or filling a cart (events API and chat alike).
 CONSIDERING_MARKERS = ("view", "cart", "wishlist", "product")
-# What the presale matcher records for a free-text question (touchpoint.catalog.service.answer_question).
+# What a free-text question records (touchpoint.understanding.service.understand_message).
 UNANSWERED = "presale.question_unanswered"
 SUGGESTED = "presale.question_suggested"
 ANSWERED = "presale.question_answered"

@@ -11,9 +11,9 @@ import yaml
 from pydantic import TypeAdapter
 from sqlmodel import select
 
+from touchpoint.catalog import changes
 from touchpoint.catalog.loader import CatalogFile, FaqIn, apply_catalog, apply_faq
 from touchpoint.catalog.models import Product
-from touchpoint.catalog.service import forget_matchers
 from touchpoint.clock import utcnow
 from touchpoint.customers.models import StoreCustomer
 from touchpoint.db import Database
@@ -40,7 +40,7 @@ async def seed_demo(db: Database) -> dict[str, int]:
         await session.flush()
         counts["customers"] = await _seed_store_customers(session, demo["customers"])
         counts["orders"] = await _seed_orders(session, demo["orders"], demo["customers"])
-    forget_matchers()
+    changes.changed()
     return counts
 
 
