@@ -243,7 +243,9 @@ _ERROR_WORDS = {404: "console.ui.err.not_found", 405: "console.ui.err.not_found"
                 413: "console.ui.err.too_large"}
 
 
-def _secure(request: web.Request, response: web.StreamResponse) -> None:
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the one place that sets the headers, just before any answer goes
+    out (pages, redirects, error pages, crashes, static files, whatever their final status)."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if not request.path.startswith("/static/") or response.status >= 400:
@@ -251,23 +253,19 @@ def _secure(request: web.Request, response: web.StreamResponse) -> None:
 
 
 @web.middleware
-async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The outermost layer: every answer, error pages and crashes included, carries the headers;
-    staff read words, never "404: Not Found" or a stack trace."""
+async def error_pages_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The outermost layer: staff read words, never "404: Not Found" or a stack trace."""
     try:
-        response = await handler(request)
+        return await handler(request)
     except web.HTTPException as exc:
         if exc.status in _ERROR_WORDS and _DEFAULT_ERROR_TEXT.match(exc.text or ""):
             exc.text = ui(request, _ERROR_WORDS[exc.status])
-        _secure(request, exc)
         raise
     except Exception:
         resource = request.match_info.route.resource  # the route, not the path: no search text in logs
         log.exception("console: unhandled error on %s %s", request.method,
                       resource.canonical if resource is not None else "?")
-        response = web.Response(status=500, text=ui(request, "console.ui.err.server"))
-    _secure(request, response)
-    return response
+        return web.Response(status=500, text=ui(request, "console.ui.err.server"))
 
 
 @web.middleware

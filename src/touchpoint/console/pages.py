@@ -35,9 +35,10 @@ from touchpoint.console.auth import (
     client_address,
     csrf_token,
     end_staff_session,
-    headers_middleware,
+    error_pages_middleware,
     manager_only,
     safe_target,
+    security_headers,
     security_middleware,
     session_key,
     start_staff_session,
@@ -65,7 +66,8 @@ def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = Fa
     app[PASSWORDS] = PasswordWorker(settings.console_password_workers, settings.console_password_queue)
     app[TRUSTED_PROXIES] = parse_networks(settings.console_trusted_proxies)
     app[THROTTLE] = _login_throttle(app, settings)
-    app.middlewares.append(headers_middleware)  # outermost: error pages get the headers too
+    app.on_response_prepare.append(security_headers)  # every answer, errors included
+    app.middlewares.append(error_pages_middleware)  # outermost: errors in words
     setup_session(app, EncryptedCookieStorage(
         session_key(settings), cookie_name="touchpoint_console", httponly=True, samesite="Strict",
         secure=settings.console_cookie_secure, max_age=settings.console_session_hours * 3600,
