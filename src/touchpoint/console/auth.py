@@ -149,16 +149,16 @@ async def authenticate(
     Raises ``PasswordWorkBusy`` when too many log-ins are being checked already."""
     async with db.session() as session:
         account = await find_staff(session, username)
-    allowed = usable(account, demo_mode=demo_mode)
-    if not await passwords.verify(account.password_hash if account and allowed else None, password) \
-            or account is None:
+    allowed = account if usable(account, demo_mode=demo_mode) else None
+    ok = await passwords.verify(allowed.password_hash if allowed is not None else None, password)
+    if allowed is None or not ok:
         if account is not None and account.is_demo and not demo_mode:
             log.warning("console: the demo account is refused outside `touchpoint demo`")
         return None
     async with db.session() as session:
         await session.exec(update(StaffAccount).where(  # type: ignore[call-overload]
-            col(StaffAccount.id) == account.id).values(last_login_at=utcnow()))
-    return account
+            col(StaffAccount.id) == allowed.id).values(last_login_at=utcnow()))
+    return allowed
 
 
 # --- sessions ---
