@@ -13,8 +13,8 @@ import hashlib
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -113,45 +114,56 @@ return 1
 
 
 class RedisCounters:
-    """Counters every process shares; this process's memory stands in while Redis is down."""
+    """Counters every process shares. While Redis is unreachable this process's memory stands in,
+    and Redis is tried again ``retry_s`` later (a log-in never waits on a dead Redis twice)."""
 
-    def __init__(self, redis: Redis, fallback: MemoryCounters | None = None) -> None:
+    def __init__(
+        self, redis: Redis, fallback: MemoryCounters | None = None, *, retry_s: float = 30.0
+    ) -> None:
         self.redis = redis
         self.fallback = fallback or MemoryCounters()
+        self.retry_s = retry_s
+        self._down_until = 0.0
         self._incr = redis.register_script(_INCR)
         self._extend = redis.register_script(_EXTEND)
 
-    def _down(self) -> None:
-        log.warning("console log-in throttle: Redis unavailable, counting in this process")
+    async def _either(self, in_redis: Callable[[], Awaitable[T]], in_memory: Callable[[], Awaitable[T]]) -> T:
+        if time.monotonic() >= self._down_until:
+            try:
+                return await in_redis()
+            except (RedisError, OSError):
+                log.warning("console log-in throttle: Redis unavailable, counting in this process")
+                self._down_until = time.monotonic() + self.retry_s
+        return await in_memory()
 
     async def incr(self, key: str, ttl_s: float) -> int:
-        try:
+        async def in_redis() -> int:
             return int(await self._incr(keys=[key], args=[_ms(ttl_s)]))
-        except (RedisError, OSError):
-            self._down()
-            return await self.fallback.incr(key, ttl_s)
+
+        return await self._either(in_redis, lambda: self.fallback.incr(key, ttl_s))
 
     async def extend(self, key: str, ttl_s: float) -> None:
-        try:
+        async def in_redis() -> None:
             await self._extend(keys=[key], args=[_ms(ttl_s)])
-        except (RedisError, OSError):
-            self._down()
-            await self.fallback.extend(key, ttl_s)
+
+        await self._either(in_redis, lambda: self.fallback.extend(key, ttl_s))
 
     async def remaining(self, key: str) -> float:
-        try:
-            ms = int(await self.redis.pttl(key))
-        except (RedisError, OSError):
-            self._down()
-            return await self.fallback.remaining(key)
-        return max(0.0, ms / 1000)
+        async def in_redis() -> float:
+            return max(0.0, int(await self.redis.pttl(key)) / 1000)
+
+        return await self._either(in_redis, lambda: self.fallback.remaining(key))
 
     async def delete(self, *keys: str) -> None:
-        await self.fallback.delete(*keys)
-        try:
+        async def in_redis() -> None:
             await self.redis.delete(*keys)
-        except (RedisError, OSError):
-            self._down()
+
+        await self.fallback.delete(*keys)
+        await self._either(in_redis, self._nothing)
+
+    @staticmethod
+    async def _nothing() -> None:
+        return None
 
 
 def _ms(seconds: float) -> int:
