@@ -23,12 +23,15 @@ async def prepare_database(settings: Settings) -> Database:
     return Database(settings.database_url)
 
 
-async def run_bot(settings: Settings, bot: Bot | None = None, *, events_secret: str | None = None) -> None:
-    """Polling mode: ``events_secret`` overrides TOUCHPOINT_EVENTS_SECRET (the demo's fixed secret)."""
+async def run_bot(
+    settings: Settings, bot: Bot | None = None, *, events_secret: str | None = None, demo_mode: bool = False
+) -> None:
+    """Polling mode: ``events_secret`` overrides TOUCHPOINT_EVENTS_SECRET (the demo's fixed secret);
+    ``demo_mode`` (the demo only) lets the demo's own console account log in."""
     db = await prepare_database(settings)
     bot = bot or create_bot(settings)
     try:
-        services = BotServices(settings, db, bot, events_secret=events_secret)
+        services = BotServices(settings, db, bot, events_secret=events_secret, demo_mode=demo_mode)
         dp = create_dispatcher(settings, db)
         await services.start()
         try:
@@ -48,6 +51,7 @@ async def run_demo(settings: Settings) -> None:
     from touchpoint.sandbox import Sandbox
     from touchpoint.seed.demo import seed_demo
 
+    settings.require_demo_database()  # before anything is written
     sandbox = Sandbox()
     base_url = await sandbox.start(settings.sandbox_host, settings.sandbox_port)
     settings = settings.model_copy(
@@ -64,6 +68,6 @@ async def run_demo(settings: Settings) -> None:
     print(f"  Console:       http://{settings.console_host}:{settings.console_port}/ (log in as "
           f"{DEMO_STAFF[0]} / {DEMO_STAFF[1]})\n", flush=True)
     try:
-        await run_bot(settings, events_secret=DEMO_SECRET)
+        await run_bot(settings, events_secret=DEMO_SECRET, demo_mode=True)
     finally:
         await sandbox.stop()

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 class BotServices:
     def __init__(
-        self, settings: Settings, db: Database, bot: Bot, *, events_secret: str | None = None
+        self, settings: Settings, db: Database, bot: Bot, *, events_secret: str | None = None,
+        demo_mode: bool = False,
     ) -> None:
         """Fails before anything starts: a missing events secret, a bad journeys file (named with
         its line and field). ``events_secret`` overrides TOUCHPOINT_EVENTS_SECRET (the demo's)."""
@@ -35,6 +36,7 @@ class BotServices:
         self.settings = settings
         self.db = db
         self.events_secret = events_secret
+        self.demo_mode = demo_mode  # `touchpoint demo`: its console account may log in
         self.engine = journeys.get_engine(settings)
         self.sender = OutboxSender(
             db, settings, TelegramChannel(bot), get_translator(settings.locales_dir, settings.default_locale),
@@ -54,7 +56,8 @@ class BotServices:
                 self.settings, self.db, secret=self.events_secret, poke_sender=self.sender.poke))
             log.info("events API on http://%s:%s/api/v1/events", self.settings.events_api_host,
                      self.settings.events_api_port)
-        console = await start_console(self.settings, self.db, poke_sender=self.sender.poke)
+        console = await start_console(self.settings, self.db, poke_sender=self.sender.poke,
+                                      demo_mode=self.demo_mode)
         if console is not None:
             self._sites.append(console)
         log.info("%d journeys; scheduler and outbox sender running", len(self.engine.journeys))

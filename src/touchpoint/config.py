@@ -157,8 +157,20 @@ class Settings(BaseSettings):
     console_secret_key: SecretStr | None = None
     console_cookie_secure: bool = False  # True behind HTTPS
     console_session_hours: int = Field(default=12, ge=1)
-    console_login_attempts: int = Field(default=5, ge=1)  # failures per window, per name and per address
+    # Log-in throttle (shared through Redis when `redis_url` is set): `console_login_attempts`
+    # failures in `console_login_window_s` from one address for one name lock that pair, each
+    # further failure doubles the wait up to `console_login_lockout_max_s`; one address may fail
+    # `console_login_address_attempts` times in the window whatever names it tries.
+    console_login_attempts: int = Field(default=5, ge=1)
     console_login_window_s: float = Field(default=900.0, gt=0)
+    console_login_address_attempts: int = Field(default=30, ge=1)
+    console_login_lockout_max_s: float = Field(default=4 * 3600.0, gt=0)
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed; none: the peer's address.
+    console_trusted_proxies: list[str] = Field(default_factory=list)
+    # argon2 runs in these many threads, never on the event loop; log-ins beyond
+    # workers + queue get "busy, try again" instead of waiting.
+    console_password_workers: int = Field(default=1, ge=1, le=16)
+    console_password_queue: int = Field(default=8, ge=0)
 
     @field_validator("default_locale")
     @classmethod
@@ -187,6 +199,18 @@ class Settings(BaseSettings):
                              f"(known: {', '.join(OrderStatus)})")
         return value
 
+    @field_validator("console_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR such as 10.0.0.0/8") from None
+        return [item.strip() for item in value]
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -203,6 +227,14 @@ class Settings(BaseSettings):
             raise ConfigError("TOUCHPOINT_EVENTS_SECRET is not set: the events API needs the store's "
                               "shared secret (or set TOUCHPOINT_EVENTS_API_ENABLED=false)")
         return self.events_secret.get_secret_value()
+
+    def require_demo_database(self) -> None:
+        """`touchpoint demo` seeds data and a manager with a published password: never into a shared
+        database (it reads .env, which may point at production)."""
+        if not self.is_sqlite:
+            raise ConfigError("touchpoint demo runs on a SQLite file of its own, but TOUCHPOINT_DATABASE_URL "
+                              "is PostgreSQL (production?): unset it for the demo, e.g. "
+                              "TOUCHPOINT_DATABASE_URL=sqlite+aiosqlite:///./demo.db touchpoint demo")
 
     def require_bot_token(self) -> str:
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():

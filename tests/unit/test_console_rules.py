@@ -1,45 +1,13 @@
-"""Pure pieces of the console: log-in throttling, password hashing, uplift, SVG charts, campaigns."""
+"""Pure pieces of the console: password hashing, uplift, SVG charts, campaigns."""
 
 from __future__ import annotations
 
 from touchpoint.console import charts
-from touchpoint.console.auth import LoginThrottle, hash_password, verify_password
+from touchpoint.console.passwords import hash_password, verify_password
 from touchpoint.console.queries import JourneyNumbers
 from touchpoint.console.templates import campaign
 from touchpoint.i18n import get_translator
 from touchpoint.journeys.templates import UNSUBSCRIBE
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_throttle_blocks_after_the_allowed_failures_until_the_window_passes() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(attempts=3, window_s=60, clock=clock)
-    keys = ("name:alice", "addr:10.0.0.1")
-    for _ in range(3):
-        assert throttle.retry_after(*keys) == 0
-        throttle.failed(*keys)
-        clock.now += 1
-    assert 0 < throttle.retry_after(*keys) <= 60
-    assert throttle.retry_after("name:bob", "addr:10.0.0.1") > 0  # same address, other name: still blocked
-    assert throttle.retry_after("name:alice", "addr:10.0.0.2") > 0  # same name, other address: blocked
-    clock.now += 60
-    assert throttle.retry_after(*keys) == 0
-
-
-def test_success_clears_the_name_but_not_the_address() -> None:
-    throttle = LoginThrottle(attempts=2, window_s=60, clock=Clock())
-    throttle.failed("name:alice", "addr:x")
-    throttle.succeeded("name:alice")
-    throttle.failed("name:alice", "addr:x")
-    assert throttle.retry_after("name:alice") == 0
-    assert throttle.retry_after("addr:x") > 0
 
 
 def test_passwords_are_argon2_hashes_and_verify() -> None:

@@ -13,19 +13,25 @@ from touchpoint.db import Database
 log = logging.getLogger(__name__)
 
 
-def create_console_app(settings: Settings, db: Database) -> web.Application:
+def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = False) -> web.Application:
     from touchpoint.console.pages import create_console_app as create
 
-    return create(settings, db)
+    return create(settings, db, demo_mode=demo_mode)
 
 
 async def start_console(
-    settings: Settings, db: Database, *, poke_sender: Callable[[], None] | None = None
+    settings: Settings, db: Database, *, poke_sender: Callable[[], None] | None = None,
+    demo_mode: bool = False,
 ) -> web.AppRunner | None:
-    """Serve the console on ``console_host:console_port``; None when it is switched off."""
+    """Serve the console on ``console_host:console_port``; None when it is switched off.
+    Outside the demo (``demo_mode`` False) any account `touchpoint demo` made is disabled first."""
     if not settings.console_enabled:
         return None
-    app = create_console_app(settings, db)
+    if not demo_mode:
+        from touchpoint.console.auth import disable_demo_staff
+
+        await disable_demo_staff(db)
+    app = create_console_app(settings, db, demo_mode=demo_mode)
     if poke_sender is not None:  # the outbox sender, woken so that replies go out at once
         from touchpoint.console.auth import POKE_SENDER
 

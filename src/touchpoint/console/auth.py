@@ -1,57 +1,54 @@
-"""Staff log-in: argon2 password hashes, throttled attempts, encrypted session, CSRF and roles."""
+"""Staff log-in: argon2 password hashes (off the loop), revocable server-side sessions, CSRF, roles
+and the security headers every answer carries."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import logging
+import re
 import secrets
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 from aiohttp_session import get_session, new_session
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import select
+from sqlalchemy import delete, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
-from touchpoint.console.models import ROLES, StaffAccount
+from touchpoint.console.models import ROLES, ConsoleSession, StaffAccount
+from touchpoint.console.passwords import PasswordWorker, hash_password_off_loop
+from touchpoint.console.throttle import LoginThrottle, Network
+from touchpoint.console.throttle import client_address as _client_address
 from touchpoint.db import Database
 from touchpoint.i18n import get_translator
 
 log = logging.getLogger(__name__)
-_hasher = PasswordHasher()
-# Verified when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 MIN_PASSWORD_LENGTH = 8
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DB = web.AppKey("console_db", Database)
 SETTINGS = web.AppKey("console_settings", Settings)
+DEMO_MODE = web.AppKey("console_demo_mode", bool)  # True only inside `touchpoint demo`
+PASSWORDS = web.AppKey("console_passwords", PasswordWorker)
+THROTTLE = web.AppKey("console_throttle", LoginThrottle)
+TRUSTED_PROXIES = web.AppKey("console_trusted_proxies", tuple[Network, ...])
 POKE_SENDER = web.AppKey("console_poke_sender", Callable[[], None])  # wakes the outbox sender
 STAFF = web.RequestKey("console_staff", StaffAccount)
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
-
+# --- accounts ---
 
 async def add_staff(
     session: AsyncSession, username: str, password: str, role: str, display_name: str = "",
-    locale: str | None = None,
+    locale: str | None = None, *, is_demo: bool = False,
 ) -> StaffAccount:
-    """Create (or reset the password and role of) a staff account."""
+    """Create (or reset the password and role of) a staff account; a reset ends its sessions."""
     username = username.strip().lower()
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -61,71 +58,110 @@ async def add_staff(
         raise ValueError(f"locale must be one of {', '.join(SUPPORTED_LOCALES)}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    account = (await session.exec(select(StaffAccount).where(StaffAccount.username == username))).first()
+    password_hash = await hash_password_off_loop(password)
+    account = await find_staff(session, username)
     if account is None:
         account = StaffAccount(username=username, password_hash="", created_at=utcnow())
-    account.password_hash = hash_password(password)
+    else:
+        await end_sessions(session, account)
+    account.password_hash = password_hash
     account.role = role
     account.display_name = display_name or account.display_name or username
     account.locale = locale or account.locale or "en"
     account.active = True
+    account.is_demo = is_demo
     session.add(account)
     await session.flush()
     return account
+
+
+async def find_staff(session: AsyncSession, username: str) -> StaffAccount | None:
+    name = username.strip().lower()
+    if not name or len(name) > 64:
+        return None
+    return (await session.exec(select(StaffAccount).where(StaffAccount.username == name))).first()
+
+
+async def end_sessions(session: AsyncSession, account: StaffAccount) -> int:
+    """Sign the account out everywhere: every browser's next request goes to the log-in page."""
+    result = await session.exec(  # type: ignore[call-overload]
+        delete(ConsoleSession).where(col(ConsoleSession.staff_id) == account.id))
+    return int(result.rowcount or 0)
+
+
+async def disable_staff(session: AsyncSession, username: str) -> StaffAccount:
+    """No more log-ins, and the open sessions stop working (`touchpoint staff add` re-enables)."""
+    account = await find_staff(session, username)
+    if account is None:
+        raise ValueError(f"no staff account {username.strip().lower()!r}")
+    account.active = False
+    session.add(account)
+    await end_sessions(session, account)
+    return account
+
+
+async def logout_staff(session: AsyncSession, username: str) -> int:
+    account = await find_staff(session, username)
+    if account is None:
+        raise ValueError(f"no staff account {username.strip().lower()!r}")
+    return await end_sessions(session, account)
 
 
 DEMO_STAFF = ("demo", "touchpoint-demo")  # the demo's manager account, created only by `touchpoint demo`
 
 
 async def seed_demo_staff(db: Database) -> None:
+    """The demo's manager (flagged ``is_demo``: usable only while ``touchpoint demo`` runs), made
+    when the database has no staff yet, or switched back on if a non-demo run disabled it."""
     async with db.session() as session:
-        if (await session.exec(select(StaffAccount.id).limit(1))).first() is None:
-            await add_staff(session, DEMO_STAFF[0], DEMO_STAFF[1], "manager", "Demo manager")
+        existing = await find_staff(session, DEMO_STAFF[0])
+        if existing is not None and existing.is_demo:
+            existing.active = True
+            session.add(existing)
+        elif (await session.exec(select(StaffAccount.id).limit(1))).first() is None:
+            await add_staff(session, DEMO_STAFF[0], DEMO_STAFF[1], "manager", "Demo manager", is_demo=True)
 
 
-async def authenticate(session: AsyncSession, username: str, password: str) -> StaffAccount | None:
-    name = username.strip().lower()
-    account = (await session.exec(select(StaffAccount).where(StaffAccount.username == name))).first()
-    usable = account is not None and account.active
-    ok = verify_password(account.password_hash if usable and account else None, password)
-    if not ok or account is None:
+async def disable_demo_staff(db: Database) -> int:
+    """Outside the demo, any account the demo made is switched off and signed out."""
+    async with db.session() as session:
+        accounts = (await session.exec(
+            select(StaffAccount).where(col(StaffAccount.is_demo), col(StaffAccount.active)))).all()
+        for account in accounts:
+            account.active = False
+            session.add(account)
+            await end_sessions(session, account)
+    if accounts:
+        log.warning("%d demo staff account(s) disabled: they log in only under `touchpoint demo`",
+                    len(accounts))
+    return len(accounts)
+
+
+def usable(account: StaffAccount | None, *, demo_mode: bool) -> bool:
+    return account is not None and account.active and (demo_mode or not account.is_demo)
+
+
+async def authenticate(
+    db: Database, passwords: PasswordWorker, username: str, password: str, *, demo_mode: bool = False,
+) -> StaffAccount | None:
+    """The account, when the name and password match and it may log in here. The password is
+    checked (in a worker thread) even for an unknown name, so both cost the same time.
+    Raises ``PasswordWorkBusy`` when too many log-ins are being checked already."""
+    async with db.session() as session:
+        account = await find_staff(session, username)
+    allowed = account if usable(account, demo_mode=demo_mode) else None
+    ok = await passwords.verify(allowed.password_hash if allowed is not None else None, password)
+    if allowed is None or not ok:
+        if account is not None and account.is_demo and not demo_mode:
+            log.warning("console: the demo account is refused outside `touchpoint demo`")
         return None
-    account.last_login_at = utcnow()
-    session.add(account)
-    return account
+    async with db.session() as session:
+        await session.exec(update(StaffAccount).where(  # type: ignore[call-overload]
+            col(StaffAccount.id) == allowed.id).values(last_login_at=utcnow()))
+    return allowed
 
 
-class LoginThrottle:
-    """At most ``attempts`` failed log-ins per ``window_s``, counted per name and per address."""
-
-    def __init__(self, attempts: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.attempts = attempts
-        self.window_s = window_s
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        cutoff = self.clock() - self.window_s
-        while failures and failures[0] < cutoff:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until another attempt is allowed (0: allowed now)."""
-        waits = [
-            failures[0] + self.window_s - self.clock()
-            for failures in map(self._recent, keys) if len(failures) >= self.attempts
-        ]
-        return max(waits, default=0.0)
-
-    def failed(self, *keys: str) -> None:
-        for key in keys:
-            self._recent(key).append(self.clock())
-
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
-
+# --- sessions ---
 
 def session_key(settings: Settings) -> bytes:
     if settings.console_secret_key is not None:
@@ -137,6 +173,10 @@ def session_key(settings: Settings) -> bytes:
     return secrets.token_bytes(32)
 
 
+def _session_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 async def csrf_token(request: web.Request) -> str:
     session = await get_session(request)
     token = session.get("csrf")
@@ -146,19 +186,91 @@ async def csrf_token(request: web.Request) -> str:
 
 
 async def start_staff_session(request: web.Request, account: StaffAccount) -> None:
-    """A fresh session (and CSRF token) at log-in: a planted session id is worthless."""
+    """A fresh cookie (and CSRF token) at log-in, naming a new server-side session row."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    hours = request.app[SETTINGS].console_session_hours
+    async with request.app[DB].session() as db_session:
+        await db_session.exec(  # type: ignore[call-overload]
+            delete(ConsoleSession).where(col(ConsoleSession.expires_at) < now))
+        db_session.add(ConsoleSession(id=_session_id(token), staff_id=account.id, created_at=now,
+                                      expires_at=now + timedelta(hours=hours)))
     session = await new_session(request)
-    session["staff_id"] = account.id
+    session["sid"] = token
     session["csrf"] = secrets.token_urlsafe(32)
 
 
+async def end_staff_session(request: web.Request) -> None:
+    """Log-out: the row goes, so a copy of the cookie opens nothing either."""
+    session = await get_session(request)
+    token = session.get("sid")
+    if isinstance(token, str):
+        async with request.app[DB].session() as db_session:
+            await db_session.exec(  # type: ignore[call-overload]
+                delete(ConsoleSession).where(col(ConsoleSession.id) == _session_id(token)))
+    session.invalidate()
+
+
+async def current_staff(request: web.Request) -> StaffAccount | None:
+    session = await get_session(request)
+    token = session.get("sid")
+    if not isinstance(token, str):
+        return None
+    query = (select(StaffAccount)
+             .join(ConsoleSession, col(ConsoleSession.staff_id) == col(StaffAccount.id))
+             .where(col(ConsoleSession.id) == _session_id(token), col(ConsoleSession.expires_at) > utcnow()))
+    async with request.app[DB].session() as db_session:
+        account = (await db_session.exec(query)).first()
+    if not usable(account, demo_mode=request.app[DEMO_MODE]):
+        session.invalidate()
+        return None
+    return account
+
+
+# --- requests ---
+
 PUBLIC_PATHS = ("/login", "/static/")
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                               "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+}
+_DEFAULT_ERROR_TEXT = re.compile(r"^\d{3}: ")  # aiohttp's own "404: Not Found"
+_ERROR_WORDS = {404: "console.ui.err.not_found", 405: "console.ui.err.not_found",
+                413: "console.ui.err.too_large"}
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the one place that sets the headers, just before any answer goes
+    out (pages, redirects, error pages, crashes, static files, whatever their final status)."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/static/") or response.status >= 400:
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+@web.middleware
+async def error_pages_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The outermost layer: staff read words, never "404: Not Found" or a stack trace."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status in _ERROR_WORDS and _DEFAULT_ERROR_TEXT.match(exc.text or ""):
+            exc.text = ui(request, _ERROR_WORDS[exc.status])
+        raise
+    except Exception:
+        resource = request.match_info.route.resource  # the route, not the path: no search text in logs
+        log.exception("console: unhandled error on %s %s", request.method,
+                      resource.canonical if resource is not None else "?")
+        return web.Response(status=500, text=ui(request, "console.ui.err.server"))
 
 
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CSRF on every unsafe request, a staff session on every page but log-in, safe headers."""
+    """CSRF on every unsafe request, a live staff session on every page but log-in."""
     if request.method in UNSAFE_METHODS:
         session = await get_session(request)
         form = await request.post()
@@ -170,41 +282,28 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
         staff = await current_staff(request)
         if staff is None:
             if request.method == "GET":
-                raise web.HTTPFound(f"/login?next={_safe_next(request.path_qs)}")
+                raise web.HTTPFound(f"/login?next={quote(safe_target(request.path_qs), safe='')}")
             raise web.HTTPUnauthorized(text=ui(request, "console.ui.err.login_first"))
         request[STAFF] = staff
-    response = await handler(request)
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'",
-    )
-    if not request.path.startswith("/static/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+    return await handler(request)
 
 
-def _safe_next(path: str) -> str:
-    from urllib.parse import quote
-
-    return quote(path if path.startswith("/") and not path.startswith("//") else "/", safe="")
+DEFAULT_TARGET = "/"
+_UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200f\u2028-\u202f\u205f\u3000\ufeff]")
 
 
-async def current_staff(request: web.Request) -> StaffAccount | None:
-    session = await get_session(request)
-    staff_id = session.get("staff_id")
-    if staff_id is None:
-        return None
-    db = request.app[DB]
-    async with db.session() as db_session:
-        account = await db_session.get(StaffAccount, staff_id)
-    if account is None or not account.active:
-        session.invalidate()
-        return None
-    return account
+def safe_target(value: object) -> str:
+    """Where to go after log-in: a path on this site, or the dashboard. Browsers drop tabs and
+    new lines and read ``\\`` as ``/``, so ``/\\t/evil.example`` would be ``//evil.example``:
+    such characters are removed first, then anything that is not a plain local path is refused."""
+    target = _UNSAFE_CHARS.sub("", str(value or ""))
+    for candidate in (target, unquote(target)):  # also what a second decoding would make of it
+        if not candidate.startswith("/") or candidate.startswith(("//", "/\\")) or "\\" in candidate:
+            return DEFAULT_TARGET
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return DEFAULT_TARGET
+    return target
 
 
 def manager_only(handler: Handler) -> Handler:
@@ -230,9 +329,6 @@ def ui(request: web.Request, key: str, /, **params: object) -> str:
 
 
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
-def throttle_keys(request: web.Request, username: str) -> tuple[str, str]:
-    return f"name:{username.strip().lower()}", f"addr:{client_address(request)}"
-
+    """The real client: the peer, or behind TOUCHPOINT_CONSOLE_TRUSTED_PROXIES the last hop they saw."""
+    return _client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
+                           request.app[TRUSTED_PROXIES])

@@ -22,8 +22,22 @@ class StaffAccount(SQLModel, table=True):
     role: str = Field(default="agent", max_length=16)  # agent | manager
     locale: str = Field(default="en", max_length=8)  # the console's language for this person
     active: bool = True
+    # Made by `touchpoint demo` with a published password: logs in only while the demo runs.
+    is_demo: bool = False
     created_at: datetime = utc_field()
     last_login_at: datetime | None = utc_field(nullable=True, default=None)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random token, this row its SHA-256: deleting the
+    row (log-out, password reset, `touchpoint staff disable|logout`) ends the session at once."""
+
+    __tablename__ = "console_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)  # sha256 hex of the cookie's token
+    staff_id: int = Field(foreign_key="staff_accounts.id", index=True)
+    created_at: datetime = utc_field()
+    expires_at: datetime = utc_field(index=True)
 
 
 class JourneySetting(SQLModel, table=True):

@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import aiohttp_jinja2
 import jinja2
@@ -25,20 +24,29 @@ from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console import actions, charts, queries
 from touchpoint.console.auth import (
     DB,
+    DEMO_MODE,
+    PASSWORDS,
     POKE_SENDER,
     SETTINGS,
     STAFF,
-    LoginThrottle,
+    THROTTLE,
+    TRUSTED_PROXIES,
     authenticate,
+    client_address,
     csrf_token,
+    end_staff_session,
+    error_pages_middleware,
     manager_only,
+    safe_target,
+    security_headers,
     security_middleware,
     session_key,
     start_staff_session,
-    throttle_keys,
     ui,
 )
 from touchpoint.console.models import Campaign, StaffAccount
+from touchpoint.console.passwords import PasswordWorkBusy, PasswordWorker
+from touchpoint.console.throttle import LoginThrottle, MemoryCounters, RedisCounters, parse_networks
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
@@ -47,15 +55,19 @@ from touchpoint.i18n import get_translator, resolve_locale
 HERE = Path(__file__).parent
 PERIODS = {"7": 7, "30": 30, "90": 90}
 MAX_TEXT = 4000
-THROTTLE = web.AppKey("console_throttle", LoginThrottle)
 routes = web.RouteTableDef()
 
 
-def create_console_app(settings: Settings, db: Database) -> web.Application:
+def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = False) -> web.Application:
+    """``demo_mode``: only `touchpoint demo` passes True; the demo's own account logs in only then."""
     load_all_templates()
     app = web.Application(client_max_size=64 * 1024)
-    app[SETTINGS], app[DB] = settings, db
-    app[THROTTLE] = LoginThrottle(settings.console_login_attempts, settings.console_login_window_s)
+    app[SETTINGS], app[DB], app[DEMO_MODE] = settings, db, demo_mode
+    app[PASSWORDS] = PasswordWorker(settings.console_password_workers, settings.console_password_queue)
+    app[TRUSTED_PROXIES] = parse_networks(settings.console_trusted_proxies)
+    app[THROTTLE] = _login_throttle(app, settings)
+    app.on_response_prepare.append(security_headers)  # every answer, errors included
+    app.middlewares.append(error_pages_middleware)  # outermost: errors in words
     setup_session(app, EncryptedCookieStorage(
         session_key(settings), cookie_name="touchpoint_console", httponly=True, samesite="Strict",
         secure=settings.console_cookie_secure, max_age=settings.console_session_hours * 3600,
@@ -71,6 +83,31 @@ def create_console_app(settings: Settings, db: Database) -> web.Application:
     app.router.add_routes(routes)
     app.router.add_static("/static", HERE / "static", append_version=True)
     return app
+
+
+def _login_throttle(app: web.Application, settings: Settings) -> LoginThrottle:
+    """Counted in Redis (every process together) when it is configured, else in this process."""
+    counters: MemoryCounters | RedisCounters = MemoryCounters()
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        counters = RedisCounters(redis)
+
+        async def close_redis(_app: web.Application) -> None:
+            await redis.aclose()
+
+        app.on_cleanup.append(close_redis)
+
+    async def close_passwords(app: web.Application) -> None:
+        app[PASSWORDS].close()
+
+    app.on_cleanup.append(close_passwords)
+    return LoginThrottle(
+        counters, attempts=settings.console_login_attempts, window_s=settings.console_login_window_s,
+        address_attempts=settings.console_login_address_attempts,
+        lockout_max_s=settings.console_login_lockout_max_s, prefix=settings.redis_prefix,
+    )
 
 
 async def _page_context(request: web.Request) -> dict[str, Any]:
@@ -126,28 +163,30 @@ async def _pop_flash(request: web.Request) -> str | None:
 @routes.get("/login")
 @aiohttp_jinja2.template("login.html")
 async def login_page(request: web.Request) -> dict[str, Any]:
-    return {"next": request.query.get("next", "/"), "error": None}
+    return {"next": safe_target(request.query.get("next")), "error": None}
 
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
-    target = unquote(str(form.get("next", "/")))
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    throttle = request.app[THROTTLE]
-    keys = throttle_keys(request, username)
-    wait = throttle.retry_after(*keys)
+    target = safe_target(form.get("next"))
+    throttle, address = request.app[THROTTLE], client_address(request)
+    wait = await throttle.retry_after(address, username)
     if wait > 0:
         minutes = int(wait // 60) + 1
         return _login_error(request, target, ui(request, "console.ui.err.throttled", minutes=minutes), 429)
-    async with _db(request).session() as session:
-        account = await authenticate(session, username, password)
+    try:
+        account = await authenticate(_db(request), request.app[PASSWORDS], username, password,
+                                     demo_mode=request.app[DEMO_MODE])
+    except PasswordWorkBusy:
+        response = _login_error(request, target, ui(request, "console.ui.err.busy"), 503)
+        response.headers["Retry-After"] = "5"
+        return response
     if account is None:
-        throttle.failed(*keys)
+        await throttle.failed(address, username)
         return _login_error(request, target, ui(request, "console.ui.err.wrong_login"), 401)
-    throttle.succeeded(keys[0])
+    await throttle.succeeded(address, username)
     await start_staff_session(request, account)
     raise web.HTTPSeeOther(target)
 
@@ -159,7 +198,7 @@ def _login_error(request: web.Request, target: str, error: str, status: int) -> 
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    (await get_session(request)).invalidate()
+    await end_staff_session(request)
     raise web.HTTPSeeOther("/login")
 
 
