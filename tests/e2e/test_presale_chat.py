@@ -179,12 +179,11 @@ async def test_two_misses_offer_a_person(shop: BotHarness) -> None:
     await eventually(lambda: _has(shop, "presale.question_unanswered", text="tell me a joke"))
 
 
-async def test_product_question_offers_the_product(shop: BotHarness) -> None:
+async def test_a_product_name_shows_its_card(shop: BotHarness) -> None:
     shop.sandbox.user(1701, language_code="en")
-    reply = await shop.say(1701, "sonicclean toothbrush")
-    assert "SonicClean Electric Toothbrush" in reply["text"]
-    card = await shop.press(1701, reply, t("en", "presale.button.open_product"))
+    card = await shop.say(1701, "sonicclean toothbrush")
     assert "SonicClean Electric Toothbrush" in card["text"]
+    assert t("en", "presale.button.stock") in button_texts(card)
 
 
 async def test_card_with_photo_and_back(shop: BotHarness) -> None:
