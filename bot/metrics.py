@@ -35,7 +35,8 @@ class ObserveUpdates(BaseMiddleware):
     """Outermost of ours: counts and times every update and tags its log lines with its id."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Update)
+        if not isinstance(event, Update):
+            return await handler(event, data)
         kind = event.event_type
         UPDATES.labels(kind).inc()
         started = time.perf_counter()

@@ -129,7 +129,8 @@ class WebhookServer:
         return f"http://{host}:{port}"
 
     async def register_webhook(self) -> None:
-        assert self.settings.webhook_url
+        if not self.settings.webhook_url:
+            raise ConfigError("TOUCHPOINT_WEBHOOK_URL is not set: the public HTTPS URL Telegram posts to")
         await self.bot.set_webhook(
             self.settings.webhook_url,
             secret_token=self.settings.webhook_secret_token(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from datetime import timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
+from touchpoint.markup import esc
 
 log = logging.getLogger(__name__)
 COMPARE_MAX = 3
@@ -78,10 +78,6 @@ class FeedbackCb(CallbackData, prefix="pb"):
     kind: str  # f (FAQ) | p (product)
     id: str
     helpful: int
-
-
-def esc(text: str) -> str:
-    return html.escape(text, quote=False)
 
 
 def short(text: str, limit: int) -> str:
