@@ -148,8 +148,11 @@ async def _refusal(session: AsyncSession, customer: Customer, draft: AftersalesD
     return "\n\n".join(lines), builder.adjust(1).as_markup()
 
 
-def _hub() -> InlineKeyboardMarkup:
+def _hub(*, link: bool = False) -> InlineKeyboardMarkup:
+    """The returns menu; ``link``: first of all, the way to link the shop account (under My orders)."""
     builder = Keyboard()
+    if link:
+        builder.button(text=_("orders.button.link"), callback_data=MenuCallback(action="orders"))
     _button(builder, _("aftersales.button.new"), "new")
     _button(builder, _("aftersales.button.mine"), "list")
     _button(builder, _("aftersales.button.warranty"), "warranty")
@@ -273,7 +276,7 @@ async def _new(query: CallbackQuery, _id: int, _value: str, session: AsyncSessio
 async def _start(query: CallbackQuery, session: AsyncSession, customer: Customer, settings: Settings,
                  locale: str) -> None:
     if not await service.customer_orders(session, customer):
-        await _edit_or_send(query, _("aftersales.orders.none"), _hub())
+        await _edit_or_send(query, _("aftersales.orders.none"), _hub(link=customer.store_customer_id is None))
         return
     draft = await service.save_draft(session, customer.id or 0, "order",
                                      {"max_photos": settings.ticket_max_photos})

@@ -342,6 +342,8 @@ async def compare_show(
         builder.button(text=f"{index + 1}. {short(service.localized(item.name, locale), NAME_IN_BUTTON)}",
                        callback_data=ProductCb(sku=item.sku))
     builder.button(text=_("presale.button.compare_clear"), callback_data=CompareCb(action="clear"))
+    builder.button(text=_("button.back"), callback_data=MenuCallback(action="products"))
+    builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
     builder.adjust(1)
     if len(products) < 2:
         await show(query, _("presale.compare.need_two"), builder.as_markup())
@@ -378,16 +380,11 @@ async def compare_clear(query: CallbackQuery, state: FSMContext) -> None:
     await state.update_data(compare=[])
     builder = Keyboard()
     builder.button(text=_("presale.button.more_products"), callback_data=MenuCallback(action="products"))
+    builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
     await show(query, _("presale.compare.cleared"), builder.as_markup())
 
 
 # --- free-text questions ---
-
-async def ask_about(query: CallbackQuery) -> None:
-    await query.answer()
-    assert query.message is not None
-    await query.message.answer(_("presale.ask.prompt"))
-
 
 async def question(message: Message, session: AsyncSession, customer: Customer, locale: str) -> None:
     text = (message.text or "").strip()
@@ -536,7 +533,7 @@ def create_router() -> Router:
     cb(compare_add, CompareCb.filter(F.action == "add"))
     cb(compare_show, CompareCb.filter(F.action == "show"))
     cb(compare_clear, CompareCb.filter(F.action == "clear"))
-    cb(ask_about, AskCb.filter())
+    # AskCb (a question about one product): bot.handlers.product_questions
     cb(faq_chosen, FaqCb.filter())
     cb(feedback, FeedbackCb.filter())
     # Free text no earlier router took (commands excluded) is a question for the FAQ matcher;
