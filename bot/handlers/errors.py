@@ -68,9 +68,12 @@ async def start_over(event: ErrorEvent, bot: Bot, i18n: I18n, db: Database, **da
             text, markup = i18n.gettext(key, locale=locale), main_menu()
     finally:
         I18n.reset_current(token)
-    try:
-        if event.update.callback_query is not None:
+    if event.update.callback_query is not None:
+        try:
             await event.update.callback_query.answer()
+        except Exception:  # answered already by the handler before it found out
+            log.info("button of update_id=%s answered already", event.update.update_id)
+    try:
         if chat is not None and chat.type == "private":
             await bot.send_message(chat.id, text, reply_markup=markup)
     except Exception:

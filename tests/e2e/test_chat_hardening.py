@@ -343,3 +343,49 @@ async def test_ten_menu_taps_do_not_mute_the_customer(sandbox: tuple[Sandbox, st
         assert (await harness.say(3701, "/help"))["text"] == help_text("en")
     finally:
         await harness.close()
+
+
+# ------------------------------------------------------------------ 14 (again): a repeated tap
+
+
+async def test_repeated_tap_on_points_edits_in_place_and_sends_no_duplicate(desk: BotHarness) -> None:
+    desk.sandbox.user(3302)
+    menu = await desk.say(3302, "/start")
+    invite = await desk.press(3302, menu, t("en", "menu.invite"))
+    label = next(text for text in button_texts(invite) if "⭐" in text or "oint" in text)
+    data = button_data(invite, label)
+    await press_data(desk, 3302, invite["message_id"], data)
+    count = len(desk.sandbox.bot_messages(3302))
+    await press_data(desk, 3302, invite["message_id"], data)  # the same screen: "not modified"
+    await asyncio.sleep(0.2)
+    assert len(desk.sandbox.bot_messages(3302)) == count
+
+
+# ------------------------------------------------------------------ 15: unlinked during a return
+
+
+ANNA_PHONE = "4915112345671"  # C-1001 in the demo data
+
+
+async def test_unlinking_during_a_return_stops_it_with_a_word_and_the_menu(desk: BotHarness) -> None:
+    sandbox = desk.sandbox
+    sandbox.user(3801)
+    menu = await desk.say(3801, "/start")
+    after = desk.last_message_id(3801)
+    sandbox.share_contact(3801, ANNA_PHONE)
+    listing = await sandbox.wait_for_bot_message(
+        3801, after_message_id=after, predicate=lambda m: m.get("text") == t("en", "orders.list.title"))
+    await desk.settled()
+    hub = await desk.press(3801, menu, t("en", "menu.returns"))
+    orders = await desk.press(3801, hub, t("en", "aftersales.button.new"))
+    items = await desk.press(3801, orders, button_texts(orders)[0])
+    item_label = button_texts(items)[0]
+    await desk.press(3801, listing, t("en", "orders.button.unlink"))
+
+    gone = await desk.press(3801, items, item_label)
+    assert gone["text"] == t("en", "aftersales.order_gone")
+    assert t("en", "menu.orders") in button_texts(gone)
+    reply = await desk.say(3801, "/help")  # the request is over: no apology on later messages
+    assert reply["text"] == help_text("en", desk.settings)
+    texts = [m.get("text") or "" for m in sandbox.bot_messages(3801)]
+    assert not [text for text in texts if text.startswith(t("en", "error.apology", code="")[:15])]
