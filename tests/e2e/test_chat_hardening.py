@@ -10,13 +10,17 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot.channel import TelegramChannel
+from tests.aftersales_factories import make_catalogue, make_linked_customer, make_order
 from tests.chat_texts import help_text
 from tests.e2e.harness import BotHarness, button_data, button_texts, eventually
 from touchpoint.channels.flood import MemoryFloodGate
 from touchpoint.channels.reply import REPLY_TEMPLATE
+from touchpoint.clock import utcnow
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
 from touchpoint.journeys.models import OutboxMessage
+from touchpoint.journeys.sender import OutboxSender, Pacing
 from touchpoint.referrals.models import ReferralCode
 from touchpoint.sandbox import Sandbox
 from touchpoint.seed.demo import seed_demo
@@ -226,6 +230,21 @@ async def test_a_long_429_queues_the_answer_in_the_outbox_instead_of_an_apology(
         row = (await session.exec(select(OutboxMessage).where(OutboxMessage.chat_id == 3402))).one()
     assert "/invite" in row.params["text"] and row.params["buttons"]
 
+    # Once Telegram allows it, the outbox sends the very answer, buttons and all.
+    async with desk.db.session() as session:
+        row = (await session.exec(select(OutboxMessage).where(OutboxMessage.chat_id == 3402))).one()
+        row.due_at = utcnow()
+        session.add(row)
+        await session.commit()
+    assert desk.bot is not None
+    sender = OutboxSender(desk.db, desk.settings, TelegramChannel(desk.bot), t, pacing=Pacing().scaled(100))
+    await sender.drain_once()
+    answer = await desk.sandbox.wait_for_bot_message(
+        3402, predicate=lambda m: "/invite" in (m.get("text") or "")
+    )
+    assert answer["text"] == help_text("en", desk.settings)
+    assert t("en", "menu.orders") in button_texts(answer)
+
 
 # ------------------------------------------------------------------ 21: closing lines
 
@@ -254,6 +273,8 @@ async def test_closing_lines_and_the_rating_reach_staff_and_closed_topic_replies
     rating = t("en", "handoff.staff.csat", score=4)
     await sandbox.wait_for_bot_message(GROUP, thread_id=thread, predicate=lambda m: m.get("text") == rating)
     await eventually(lambda: _topic_closed(sandbox, thread))  # closed again after the line
+    again = await press_data(desk, 3501, ask["message_id"], button_data(ask, "⭐⭐⭐⭐"))
+    assert again["text"] == t("en", "handoff.csat.invalid")  # a real second tap: already counted
 
     sandbox.staff_post(GROUP, STAFF, "are you still there?", message_thread_id=thread)
     await sandbox.wait_for_bot_message(
@@ -374,7 +395,8 @@ async def test_unlinking_during_a_return_stops_it_with_a_word_and_the_menu(desk:
     after = desk.last_message_id(3801)
     sandbox.share_contact(3801, ANNA_PHONE)
     listing = await sandbox.wait_for_bot_message(
-        3801, after_message_id=after, predicate=lambda m: m.get("text") == t("en", "orders.list.title"))
+        3801, after_message_id=after, predicate=lambda m: m.get("text") == t("en", "orders.list.title")
+    )
     await desk.settled()
     hub = await desk.press(3801, menu, t("en", "menu.returns"))
     orders = await desk.press(3801, hub, t("en", "aftersales.button.new"))
@@ -389,3 +411,29 @@ async def test_unlinking_during_a_return_stops_it_with_a_word_and_the_menu(desk:
     assert reply["text"] == help_text("en", desk.settings)
     texts = [m.get("text") or "" for m in sandbox.bot_messages(3801)]
     assert not [text for text in texts if text.startswith(t("en", "error.apology", code="")[:15])]
+
+
+# ------------------------------------------------------------------ 8: a ticket with hostile text
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+async def test_a_ticket_echoes_hostile_words_and_names_as_typed(desk: BotHarness, text: str) -> None:
+    tid = 3900 + HOSTILE.index(text)
+    async with desk.db.session() as session:
+        await make_catalogue(session)
+        customer = await make_linked_customer(session, tid, first_name=text)
+        await make_order(session, customer, f"A-{tid}", delivered_days_ago=5, skus=("ESP-1",))
+    desk.sandbox.user(tid, first_name=text)
+    menu = await desk.say(tid, "/start")
+    assert menu["text"] == t("en", "start.welcome", name=text, brand="Brewhaus") and no_markup(menu)
+    hub = await desk.press(tid, menu, t("en", "menu.returns"))
+    orders = await desk.press(tid, hub, t("en", "aftersales.button.new"))
+    items = await desk.press(tid, orders, button_texts(orders)[0])
+    items = await desk.press(tid, items, button_texts(items)[0])
+    kinds = await desk.press(tid, items, t("en", "aftersales.button.next"))
+    reasons = await desk.press(tid, kinds, t("en", "aftersales.kind.return"))
+    await desk.press(tid, reasons, t("en", "aftersales.reason.damaged"))
+    photos = await desk.say(tid, f"it broke {text}")
+    summary = await desk.press(tid, photos, t("en", "aftersales.button.done"))
+    assert f"it broke {text}" in summary["text"]
+    assert not any(e["type"] == "text_link" for e in summary.get("entities") or [])
