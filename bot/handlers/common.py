@@ -132,6 +132,10 @@ def create_router() -> Router:
     return router
 
 
+# Telegram's words for a message that cannot be edited into this one: then it is sent anew.
+CANNOT_EDIT = ("can't be edited", "not found", "no text in the message")
+
+
 async def _edit_or_send(query: CallbackQuery, text: str, markup: Any = None) -> None:
     """Edit the message the button was on; send anew if it can no longer be edited. An edit that
     changes nothing is a success (bot.replies.EditsNotModified)."""
@@ -141,7 +145,7 @@ async def _edit_or_send(query: CallbackQuery, text: str, markup: Any = None) -> 
             await message.edit_text(text, reply_markup=markup)
             return
         except TelegramBadRequest as exc:
-            if "can't be edited" not in exc.message and "not found" not in exc.message:
+            if not any(mark in exc.message for mark in CANNOT_EDIT):
                 raise
     await send_to(query, text, markup)
 

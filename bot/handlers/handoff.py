@@ -267,7 +267,9 @@ async def _close(
         desk.say_closed(conversation, desk.t("handoff.staff.not_open"))
         return
     closed_line = desk.t("handoff.staff.closed", name=esc(staff.first_name))
-    service.add_transcript(session, conversation.customer_id, "note", closed_line, author="✅",
+    # The transcript keeps plain text (the console escapes what it shows).
+    service.add_transcript(session, conversation.customer_id, "note",
+                           desk.t("handoff.staff.closed", name=staff.first_name), author="✅",
                            conversation_id=conversation.id)
     await session.commit()
     customer = await _customer(session, conversation)
