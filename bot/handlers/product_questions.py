@@ -25,7 +25,6 @@ from touchpoint.catalog import service as catalog
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.handoff import service as handoff
-from touchpoint.markup import esc
 
 
 class ProductQuestion(StatesGroup):
@@ -83,8 +82,9 @@ async def ask_person(
     await state.set_state(None)
     # Staff see which product it is about: a line in the transcript the card shows.
     staff = settings.default_locale
+    # Plain text: the card escapes transcript lines when it shows them.
     note = handoff_desk.t("handoff.staff.product_question",
-                          name=esc(catalog.localized(found.name, staff)), sku=esc(found.sku))
+                          name=catalog.localized(found.name, staff), sku=found.sku)
     conversation = await handoff.active_conversation(session, customer.id or 0)
     handoff.add_transcript(session, customer.id or 0, "note", note, author="❓",
                            conversation_id=conversation.id if conversation else None)
