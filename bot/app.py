@@ -18,6 +18,7 @@ from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
+from bot.commands import BOT_COMMANDS
 from bot.handlers import all_routers, outage
 from bot.handlers.journeys import TrackClicks
 from bot.handoff_desk import StaffDesk
@@ -30,14 +31,13 @@ from bot.middlewares import (
     SerializePerChat,
     UpdateTransaction,
 )
+from bot.replies import EditsNotModified, InteractiveReplies, PatientReplies
 from bot.transcript import CaptureReplies, RecordTranscript
 from touchpoint.channels.flood import FloodGate, MemoryFloodGate
 from touchpoint.channels.redis_flood import RedisFloodGate
 from touchpoint.config import SUPPORTED_LOCALES, TELEGRAM_API_BASE, Settings
 from touchpoint.db import Database
 from touchpoint.i18n import DOMAIN, compile_catalogs, find_locales_dir
-
-BOT_COMMANDS = ("start", "help", "invite", "points", "settings", "human", "language", "stop")
 
 
 @cache
@@ -68,6 +68,8 @@ def create_bot(settings: Settings, token: str | None = None) -> Bot:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
     bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
     bot.session.middleware(CaptureReplies())
+    bot.session.middleware(EditsNotModified())
+    bot.session.middleware(PatientReplies())
     bot.session.middleware(TelegramRequestMetrics())
     return bot
 
@@ -95,9 +97,16 @@ def create_dispatcher(
             storage.redis, settings.flood_max_messages, settings.flood_window_s,
             settings.flood_mute_s, prefix=settings.redis_prefix,
         )
+        button_gate: FloodGate = RedisFloodGate(
+            storage.redis, settings.flood_max_callbacks, settings.flood_window_s,
+            settings.flood_mute_s, prefix=f"{settings.redis_prefix}:buttons",
+        )
     else:
         gate = flood_gate or MemoryFloodGate(
             settings.flood_max_messages, settings.flood_window_s, settings.flood_mute_s
+        )
+        button_gate = MemoryFloodGate(
+            settings.flood_max_callbacks, settings.flood_window_s, settings.flood_mute_s
         )
     desk = StaffDesk(settings, db)
     dp = Dispatcher(
@@ -112,8 +121,9 @@ def create_dispatcher(
     dp.update.outer_middleware(SerializePerChat())
     dp.update.outer_middleware(UpdateTransaction(db, settings))
     dp.update.outer_middleware(KnownCustomer(settings))
-    dp.update.outer_middleware(FloodControl(gate, i18n))
+    dp.update.outer_middleware(FloodControl(gate, i18n, button_gate))
     dp.update.outer_middleware(CustomerI18n(i18n))
+    dp.update.outer_middleware(InteractiveReplies())
     dp.update.outer_middleware(RecordTranscript(desk.touched))
     dp.update.middleware(BindCustomer())
     behaviour = BehaviourEvents()

@@ -55,7 +55,8 @@ class TelegramChannel:
             raise ChannelUnavailable(str(exc)) from exc
 
     async def _edit(self, message: OutgoingMessage) -> SendResult:
-        assert message.edit_message_id is not None
+        if message.edit_message_id is None:
+            return await self.send(message)
         try:
             edited = await self.bot.edit_message_text(
                 text=message.text, chat_id=message.chat_id, message_id=message.edit_message_id,

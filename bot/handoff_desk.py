@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import time
 from datetime import timedelta
@@ -37,6 +36,7 @@ from touchpoint.handoff.card import build_card
 from touchpoint.handoff.models import Conversation
 from touchpoint.handoff.relay import GroupQueue, Post
 from touchpoint.i18n import get_translator
+from touchpoint.markup import esc
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,13 @@ class StaffDesk:
         self._topic_locks: dict[int, asyncio.Lock] = {}
         self.touched: set[int] = set()  # customers with new transcript lines since the last prune
         self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def live_bot(self) -> Bot:
+        """The bot the desk posts with: there is one once the desk is started."""
+        if self.bot is None:
+            raise RuntimeError("the staff desk is not started")
+        return self.bot
 
     @property
     def staff_locale(self) -> str:
@@ -120,9 +127,8 @@ class StaffDesk:
 
     async def check_group(self, chat_id: int) -> list[str]:
         """What stops the bot from running topics in this group, in plain words (empty: all good)."""
-        assert self.bot is not None
         try:
-            chat = await self.bot.get_chat(chat_id)
+            chat = await self.live_bot.get_chat(chat_id)
         except TelegramAPIError as exc:
             return [f"the bot cannot see this chat ({exc.message}); add the bot to the group"]
         problems = []
@@ -130,7 +136,7 @@ class StaffDesk:
             problems.append("it is not a supergroup; convert the group to a supergroup")
         if not chat.is_forum:
             problems.append("topics are off; turn on Topics in the group settings")
-        member = await self.bot.get_chat_member(chat_id, self.bot.id)
+        member = await self.live_bot.get_chat_member(chat_id, self.live_bot.id)
         if member.status != "administrator":
             problems.append("the bot is not an administrator; promote it")
         elif not getattr(member, "can_manage_topics", False):
@@ -147,9 +153,8 @@ class StaffDesk:
         cached = self._members.get((chat_id, user_id))
         if cached is not None and cached[1] > now:
             return cached[0]
-        assert self.bot is not None
         try:
-            member = await self.bot.get_chat_member(chat_id, user_id)
+            member = await self.live_bot.get_chat_member(chat_id, user_id)
             allowed = member.status in ("creator", "administrator", "member") and not member.user.is_bot
         except TelegramBadRequest:
             allowed = False
@@ -163,8 +168,7 @@ class StaffDesk:
 
         The context card is queued as the topic's first post of this conversation.
         """
-        assert conversation.id is not None
-        if conversation.topic_id is not None or conversation.staff_chat_id is None:
+        if conversation.id is None or conversation.topic_id is not None or conversation.staff_chat_id is None:
             return conversation.topic_id
         lock = self._topic_locks.setdefault(conversation.id, asyncio.Lock())
         try:
@@ -177,7 +181,8 @@ class StaffDesk:
         return conversation.topic_id
 
     async def _open_topic(self, session: AsyncSession, conversation: Conversation) -> None:
-        assert conversation.id is not None and conversation.staff_chat_id is not None
+        if conversation.id is None or conversation.staff_chat_id is None:
+            return
         topic_id = await self._reopen_or_create(session, conversation)
         if topic_id is None:
             return
@@ -185,9 +190,8 @@ class StaffDesk:
             # Another bot process opened it first: keep theirs, drop ours if it is a new one.
             await session.refresh(conversation)
             if conversation.topic_id != topic_id:
-                assert self.bot is not None
                 with contextlib.suppress(TelegramAPIError):
-                    await self.bot.delete_forum_topic(conversation.staff_chat_id, topic_id)
+                    await self.live_bot.delete_forum_topic(conversation.staff_chat_id, topic_id)
             return
         await session.commit()
         await session.refresh(conversation)
@@ -197,7 +201,8 @@ class StaffDesk:
         self.queue.put(await self._card_post(session, conversation))
 
     async def _card_post(self, session: AsyncSession, conversation: Conversation) -> Post:
-        assert conversation.staff_chat_id is not None and conversation.id is not None
+        if conversation.staff_chat_id is None or conversation.id is None:
+            raise ValueError("a card needs a saved conversation with a staff group")
         await write_pending(session)  # the card shows the message that brought the customer here
         card = await build_card(session, conversation, self.settings)
         buttons = [
@@ -223,39 +228,49 @@ class StaffDesk:
     async def _reopen_or_create(
         self, session: AsyncSession, conversation: Conversation, skip: int | None = None
     ) -> int | None:
-        assert self.bot is not None and conversation.staff_chat_id is not None
+        if conversation.staff_chat_id is None:
+            return None
         chat_id = conversation.staff_chat_id
         previous = await service.previous_topic(session, conversation.customer_id, chat_id)
         if previous is not None and previous != skip:
             try:
-                await self.bot.reopen_forum_topic(chat_id, previous)
+                await self.live_bot.reopen_forum_topic(chat_id, previous)
                 return previous
             except TelegramBadRequest as exc:
                 if "TOPIC_NOT_MODIFIED" in exc.message:  # it was open already
                     return previous
                 log.info("topic %s of group %s is gone, creating a new one", previous, chat_id)
         customer = await session.get(Customer, conversation.customer_id)
-        assert customer is not None
+        if customer is None:
+            return None
+        # Topic names are plain text (no parse mode): the name shows as typed.
         name = f"{customer.first_name or '—'} · #{customer.id}"[:128]
         try:
-            topic = await self.bot.create_forum_topic(chat_id, name)
+            topic = await self.live_bot.create_forum_topic(chat_id, name)
         except TelegramAPIError:
             log.exception("could not create a topic in group %s", chat_id)
             return None
         return topic.message_thread_id
 
     async def close_topic(self, conversation: Conversation) -> None:
-        assert self.bot is not None
+        """Close the conversation's topic once the lines queued for it so far have been posted
+        (a closed topic refuses them)."""
         if conversation.staff_chat_id is None or conversation.topic_id is None:
             return
-        with contextlib.suppress(TelegramBadRequest):
-            await self.bot.close_forum_topic(conversation.staff_chat_id, conversation.topic_id)
+        self.queue.put(Post(conversation.staff_chat_id, conversation.topic_id, close_topic=True))
 
     def say(self, conversation: Conversation, text: str) -> None:
         """A bot line in the conversation's topic, through the paced queue."""
         if conversation.staff_chat_id is None:
             return
         self.queue.put(Post(conversation.staff_chat_id, conversation.topic_id, [text]))
+
+    def say_closed(self, conversation: Conversation, text: str) -> None:
+        """A line about a conversation that is (or may be) closed already, such as the customer's
+        rating: posted into its topic by reopening it for a moment, so staff do see it."""
+        if conversation.staff_chat_id is None:
+            return
+        self.queue.put(Post(conversation.staff_chat_id, conversation.topic_id, [text], while_closed=True))
 
     async def post_console_lines(self, session: AsyncSession) -> None:
         """What colleagues did in the web console, shown in the conversation's topic: their replies,
@@ -265,13 +280,14 @@ class StaffDesk:
             return
         await session.commit()  # taken for good before posting: no other desk posts them again
         for line, conversation in taken:
-            name = html.escape(line.author)
+            name = esc(line.author)
             if line.kind == "reply":
                 self.say(conversation, self.t("handoff.staff.console_reply", name=name,
-                                              text=html.escape(line.text)))
+                                              text=esc(line.text)))
             elif line.kind == "close":
                 self.say(conversation, self.t("handoff.staff.console_closed", name=name))
-                assert conversation.staff_chat_id is not None and conversation.topic_id is not None
+                if conversation.staff_chat_id is None or conversation.topic_id is None:
+                    continue
                 current = await service.conversation_by_topic(
                     session, conversation.staff_chat_id, conversation.topic_id
                 )
@@ -345,7 +361,32 @@ class StaffDesk:
         return new_thread
 
     async def _post(self, post: Post) -> None:
-        assert self.bot is not None
+        if post.close_topic:
+            if post.thread_id is not None:
+                try:
+                    await self.live_bot.close_forum_topic(post.chat_id, post.thread_id)
+                except TelegramRetryAfter as exc:
+                    raise ChannelRetryAfter(exc.retry_after) from exc
+                except TelegramBadRequest:
+                    pass  # closed already, or gone
+            return
+        reopened = False
+        if post.while_closed and post.thread_id is not None:
+            try:
+                await self.live_bot.reopen_forum_topic(post.chat_id, post.thread_id)
+                reopened = True
+            except TelegramRetryAfter as exc:
+                raise ChannelRetryAfter(exc.retry_after) from exc
+            except TelegramBadRequest:
+                pass  # open (a new conversation of the same customer) or gone: post as usual
+        try:
+            await self._send(post)
+        finally:
+            if reopened:
+                with contextlib.suppress(TelegramAPIError):
+                    await self.live_bot.close_forum_topic(post.chat_id, post.thread_id or 0)
+
+    async def _send(self, post: Post) -> None:
         markup = None
         if post.buttons:
             markup = InlineKeyboardMarkup(
@@ -356,11 +397,11 @@ class StaffDesk:
             )
         try:
             if post.copy_from is not None:
-                await self.bot.copy_message(
+                await self.live_bot.copy_message(
                     post.chat_id, post.copy_from[0], post.copy_from[1], message_thread_id=post.thread_id
                 )
             else:
-                await self.bot.send_message(
+                await self.live_bot.send_message(
                     post.chat_id, post.text, message_thread_id=post.thread_id, reply_markup=markup
                 )
         except TelegramRetryAfter as exc:

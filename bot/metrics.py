@@ -7,6 +7,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -17,6 +18,7 @@ from aiogram.exceptions import (
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiogram.types import TelegramObject, Update
+from aiogram.types.update import UpdateTypeLookupError
 
 from bot.middlewares import Handler
 from touchpoint.customers.models import Customer
@@ -35,8 +37,12 @@ class ObserveUpdates(BaseMiddleware):
     """Outermost of ours: counts and times every update and tags its log lines with its id."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Update)
-        kind = event.event_type
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        try:
+            kind = event.event_type
+        except UpdateTypeLookupError:  # a kind of update this aiogram does not know: nothing to route
+            return UNHANDLED
         UPDATES.labels(kind).inc()
         started = time.perf_counter()
         start_context(update_id=event.update_id)

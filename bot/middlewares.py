@@ -101,7 +101,8 @@ class UpdateTransaction(BaseMiddleware):
         self.settings = settings
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Update)
+        if not isinstance(event, Update):
+            return await handler(event, data)
         ids = {"update_id": event.update_id, "bot_id": data["bot"].id}
         async with self.db.sessions() as session:
             if (await (await session.connection()).execute(_HANDLED, ids)).first() is not None:
@@ -202,26 +203,34 @@ class KnownCustomer(BaseMiddleware):
 
 
 class FloodControl(BaseMiddleware):
-    """Too many messages too fast: one localised "slow down", then silence for a moment."""
+    """Too many messages too fast: one localised "slow down", then silence for a moment.
 
-    def __init__(self, gate: FloodGate, i18n: I18n) -> None:
+    Messages are what floods; button taps are navigation and have their own, far looser budget
+    (``button_gate``), so browsing the menu never mutes anyone."""
+
+    def __init__(self, gate: FloodGate, i18n: I18n, button_gate: FloodGate | None = None) -> None:
         self.gate = gate
         self.i18n = i18n
+        self.button_gate = button_gate
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Update)
+        if not isinstance(event, Update):
+            return await handler(event, data)
         customer: Customer | None = data.get("customer")
         if customer is None or (event.message is None and event.callback_query is None):
             return await handler(event, data)
-        verdict = await self.gate.check(customer.telegram_id)
+        gate = self.gate if event.callback_query is None else self.button_gate
+        if gate is None:
+            return await handler(event, data)
+        verdict = await gate.check(customer.telegram_id)
         # A customer talking to staff may paste many lines: the relay coalesces, nothing is dropped.
         if verdict is FloodVerdict.ALLOW or await self._in_handoff(data, customer):
             return await handler(event, data)
-        if verdict is FloodVerdict.WARN:
-            text = self.i18n.gettext("flood.slow_down", locale=data["locale"])
-            await data["bot"].send_message(customer.telegram_id, text)
+        text = self.i18n.gettext("flood.slow_down", locale=data["locale"])
         if event.callback_query is not None:
-            await event.callback_query.answer()
+            await event.callback_query.answer(text if verdict is FloodVerdict.WARN else None)
+        elif verdict is FloodVerdict.WARN:
+            await data["bot"].send_message(customer.telegram_id, text)
         return None
 
     @staticmethod

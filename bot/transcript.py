@@ -17,6 +17,7 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.checks import BrokenInvariant, saved_id
 from touchpoint.customers.models import Customer
 from touchpoint.handoff.models import TranscriptMessage
 from touchpoint.handoff.service import transcript_row
@@ -31,7 +32,7 @@ class TranscriptRecorder:
     the context card has them written first (``write_pending``)."""
 
     def __init__(self, customer: Customer) -> None:
-        assert customer.id is not None
+        self.customer_id = saved_id(customer)
         self.customer = customer
         self.inbound: dict[str, Any] | None = None  # the customer's line, until written
         self.outgoing: list[tuple[str, str]] = []  # (kind, text) the bot sent, until written
@@ -39,24 +40,23 @@ class TranscriptRecorder:
         self._inbound_written = False
 
     def receive(self, body: str, kind: str, telegram_message_id: int | None = None) -> None:
-        assert self.customer.id is not None
         self.inbound = transcript_row(
-            self.customer.id, "in", body, kind=kind, telegram_message_id=telegram_message_id
+            self.customer_id, "in", body, kind=kind, telegram_message_id=telegram_message_id
         )
 
     def attach(self, conversation_id: int) -> None:
         """Before the card is posted: a line already written keeps no conversation."""
-        assert not self._inbound_written, "attach the update's lines before posting the card"
+        if self._inbound_written:
+            raise BrokenInvariant("attach the update's lines before posting the card")
         self.conversation_id = conversation_id
         if self.inbound is not None:
             self.inbound["conversation_id"] = conversation_id
 
     async def write(self, session: AsyncSession) -> None:
         """Everything recorded so far, in one statement in the update's transaction."""
-        assert self.customer.id is not None
         rows = [self.inbound] if self.inbound is not None else []
         rows += [
-            transcript_row(self.customer.id, "out", body, kind=kind, conversation_id=self.conversation_id)
+            transcript_row(self.customer_id, "out", body, kind=kind, conversation_id=self.conversation_id)
             for kind, body in self.outgoing
         ]
         self._inbound_written = self._inbound_written or self.inbound is not None

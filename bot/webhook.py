@@ -22,6 +22,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
+from aiogram.types.update import UpdateTypeLookupError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from pydantic import ValidationError
@@ -58,6 +59,11 @@ class WebhookHandler(SimpleRequestHandler):
         except (ValueError, ValidationError):
             log.warning("webhook: malformed update body refused")
             return web.Response(status=400, text="malformed update")
+        try:
+            parsed.event_type  # noqa: B018 - raises for an update with nothing this bot knows
+        except UpdateTypeLookupError:
+            log.info("webhook: update %s of an unknown kind ignored", parsed.update_id)
+            return web.json_response({})
         task = asyncio.create_task(self._feed(parsed))
         self._background_feed_update_tasks.add(task)
         task.add_done_callback(self._background_feed_update_tasks.discard)
@@ -129,7 +135,8 @@ class WebhookServer:
         return f"http://{host}:{port}"
 
     async def register_webhook(self) -> None:
-        assert self.settings.webhook_url
+        if not self.settings.webhook_url:
+            raise ConfigError("TOUCHPOINT_WEBHOOK_URL is not set: the public HTTPS URL Telegram posts to")
         await self.bot.set_webhook(
             self.settings.webhook_url,
             secret_token=self.settings.webhook_secret_token(),

@@ -16,6 +16,7 @@ from bot.handlers import (
     notifications,
     orders,
     presale,
+    product_questions,
     questions,
     referrals,
 )
@@ -27,6 +28,7 @@ def all_routers() -> list[Router]:
         handoff.create_router(),  # first: during a handoff the customer's messages go to staff
         orders.create_router(),
         aftersales.create_router(),
+        product_questions.create_router(),  # before presale: questions about one product
         presale.create_router(),
         referrals.create_router(),
         journeys.create_router(),

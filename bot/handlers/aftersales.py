@@ -8,7 +8,6 @@ id=<order id>)``.
 
 from __future__ import annotations
 
-import html
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +19,8 @@ from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date, format_datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.handlers.common import _edit_or_send
+from bot.handlers.common import _edit_or_send, send_to
+from bot.handlers.errors import StaleState
 from bot.keyboards import Keyboard, MenuCallback, main_menu
 from bot.middlewares import CustomerState
 from touchpoint.aftersales import service, warranty
@@ -31,6 +31,8 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
+from touchpoint.markup import esc
+from touchpoint.orders.models import Order
 
 Reply = tuple[str, InlineKeyboardMarkup]
 OPEN_FOR_MESSAGES = ("ticket_message", "csat_comment")
@@ -57,7 +59,7 @@ def _local_date(moment: datetime, customer: Customer, locale: str) -> str:
 
 
 def _item_name(name: dict[str, str], locale: str) -> str:
-    return html.escape(name.get(locale) or name.get("en") or next(iter(name.values()), "?"))
+    return esc(name.get(locale) or name.get("en") or next(iter(name.values()), "?"))
 
 
 # --- rendering each step ---------------------------------------------------------------------
@@ -73,8 +75,7 @@ async def _render(session: AsyncSession, customer: Customer, draft: AftersalesDr
             _button(builder, label, "order", order.id or 0)
         _nav(builder, back=False)
         return _("aftersales.orders.choose"), builder.adjust(1).as_markup()
-    order = await service.customer_order(session, customer, int(data.get("order_id", 0)))
-    assert order is not None
+    order = await _draft_order(session, customer, draft)
     if step == "items":
         chosen = set(data.get("items", []))
         for item in await service.order_items(session, order.id or 0):
@@ -106,12 +107,25 @@ async def _render(session: AsyncSession, customer: Customer, draft: AftersalesDr
              if i.id in data.get("items", [])]
     text = _("aftersales.summary").format(
         order=order.number, items=", ".join(names), kind=_(f"aftersales.kind.{data['kind']}"),
-        reason=_(f"aftersales.reason.{data['reason']}"), details=html.escape(data.get("details", "")),
+        reason=_(f"aftersales.reason.{data['reason']}"), details=esc(data.get("details", "")),
         photos=len(data.get("photos", [])),
     )
     _button(builder, _("aftersales.button.confirm"), "confirm")
     _nav(builder)
     return text, builder.adjust(1).as_markup()
+
+
+async def _draft_order(session: AsyncSession, customer: Customer, draft: AftersalesDraft) -> Order:
+    """The order the request is about — gone if the customer unlinked their shop account (or the
+    order) meanwhile: then the request stops, with a word and the menu."""
+    try:
+        order_id = int(draft.data.get("order_id", 0))
+    except (TypeError, ValueError):
+        order_id = 0
+    order = await service.customer_order(session, customer, order_id)
+    if order is None:
+        raise StaleState("aftersales.order_gone")
+    return order
 
 
 def _max_photos(draft: AftersalesDraft) -> int:
@@ -120,8 +134,7 @@ def _max_photos(draft: AftersalesDraft) -> int:
 
 async def _refusal(session: AsyncSession, customer: Customer, draft: AftersalesDraft,
                    decision: Decision, locale: str) -> Reply:
-    order = await service.customer_order(session, customer, int(draft.data["order_id"]))
-    assert order is not None
+    order = await _draft_order(session, customer, draft)
     names = {i.id: i.name for i in await service.order_items(session, order.id or 0)}
     item = _item_name(names.get(decision.order_item_id, {}), locale) if decision.order_item_id else ""
     date = format_date(decision.key_date, "medium", locale=locale) if decision.key_date else ""
@@ -135,8 +148,11 @@ async def _refusal(session: AsyncSession, customer: Customer, draft: AftersalesD
     return "\n\n".join(lines), builder.adjust(1).as_markup()
 
 
-def _hub() -> InlineKeyboardMarkup:
+def _hub(*, link: bool = False) -> InlineKeyboardMarkup:
+    """The returns menu; ``link``: first of all, the way to link the shop account (under My orders)."""
     builder = Keyboard()
+    if link:
+        builder.button(text=_("orders.button.link"), callback_data=MenuCallback(action="orders"))
     _button(builder, _("aftersales.button.new"), "new")
     _button(builder, _("aftersales.button.mine"), "list")
     _button(builder, _("aftersales.button.warranty"), "warranty")
@@ -203,8 +219,7 @@ async def on_button(
             return
         await _goto(session, customer, draft, "kind")
     elif action == "kind" and draft.step == "kind" and value in KINDS:
-        order = await service.customer_order(session, customer, int(draft.data["order_id"]))
-        assert order is not None
+        order = await _draft_order(session, customer, draft)
         decision = await service.check_policy(session, settings, order, draft.data["items"], value)
         if not decision.allowed:
             record_event(session, "aftersales.refused", customer_id=customer.id,
@@ -230,8 +245,7 @@ async def on_button(
 async def _submit(query: CallbackQuery, session: AsyncSession, customer: Customer, settings: Settings,
                   draft: AftersalesDraft, locale: str) -> None:
     data = draft.data
-    order = await service.customer_order(session, customer, int(data["order_id"]))
-    assert order is not None
+    order = await _draft_order(session, customer, draft)
     items = tuple(
         {"order_item_id": i.id, "sku": i.sku, "quantity": i.quantity, "name": i.name}
         for i in await service.order_items(session, order.id or 0) if i.id in data["items"]
@@ -241,16 +255,14 @@ async def _submit(query: CallbackQuery, session: AsyncSession, customer: Custome
         details=data.get("details", ""), photos=tuple(data.get("photos", [])),
     ))
     await service.drop_draft(session, customer.id or 0)
-    assert ticket.first_response_due_at is not None
-    due = format_datetime(ticket.first_response_due_at.astimezone(ZoneInfo(customer.timezone)), "short",
-                          locale=locale)
+    due_at = (ticket.first_response_due_at or utcnow()).astimezone(ZoneInfo(customer.timezone))
+    due = format_datetime(due_at, "short", locale=locale)
     await query.answer()
     await _edit_or_send(query, _("aftersales.submitted").format(number=ticket.number, due=due), _hub())
     # Upset words were kept as the request's details: now that staff have the ticket, a person too.
     wait = await service.hand_over_if_upset(session, settings, customer, ticket.details)
     if wait is not None:
-        assert query.bot is not None
-        await query.bot.send_message(query.from_user.id, wait)
+        await send_to(query, wait)
 
 
 async def _new(query: CallbackQuery, _id: int, _value: str, session: AsyncSession, customer: Customer,
@@ -269,7 +281,7 @@ async def _new(query: CallbackQuery, _id: int, _value: str, session: AsyncSessio
 async def _start(query: CallbackQuery, session: AsyncSession, customer: Customer, settings: Settings,
                  locale: str) -> None:
     if not await service.customer_orders(session, customer):
-        await _edit_or_send(query, _("aftersales.orders.none"), _hub())
+        await _edit_or_send(query, _("aftersales.orders.none"), _hub(link=customer.store_customer_id is None))
         return
     draft = await service.save_draft(session, customer.id or 0, "order",
                                      {"max_photos": settings.ticket_max_photos})
@@ -316,7 +328,7 @@ def _ticket_card(ticket: Ticket, customer: Customer, locale: str) -> Reply:
         status=_(f"aftersales.status.{ticket.status}"), date=_local_date(ticket.created_at, customer, locale),
     )]
     if ticket.resolution:
-        lines.append(_("aftersales.ticket.resolution").format(note=html.escape(ticket.resolution)))
+        lines.append(_("aftersales.ticket.resolution").format(note=esc(ticket.resolution)))
     builder = Keyboard()
     if ticket.status not in service.CLOSED_STATUSES:
         _button(builder, _("aftersales.button.add_message"), "msg", ticket.id or 0)
@@ -352,10 +364,12 @@ async def _ask_message(query: CallbackQuery, ident: int, _value: str, session: A
 async def _withdraw(query: CallbackQuery, ident: int, _value: str, session: AsyncSession,
                     customer: Customer, settings: Settings, locale: str) -> None:
     ticket = await service.customer_ticket(session, customer, ident)
+    if ticket is None:
+        await query.answer(_("aftersales.expired"), show_alert=True)
+        return
     try:
-        assert ticket is not None
         await service.cancel_ticket(session, settings, customer, ticket)
-    except (AssertionError, service.TicketError):
+    except service.TicketError:
         await query.answer(_("aftersales.expired"), show_alert=True)
         return
     await query.answer()
@@ -435,8 +449,9 @@ async def _warranty_message(message: Message, session: AsyncSession, customer: C
         if not message.photo:
             await message.answer(_("aftersales.photos.wrong_type"), reply_markup=_cancel_only())
             return
-        product = await session.get(Product, data["sku"])
-        assert product is not None
+        product = await session.get(Product, data.get("sku", ""))
+        if product is None:
+            raise StaleState()
         registration = await warranty.register_warranty(
             session, customer, product, date.fromisoformat(data["purchased_on"]), data["serial"],
             message.photo[-1].file_id,

@@ -12,12 +12,22 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.commands import BOT_COMMANDS
 from bot.handlers.referrals import attribution_text
-from bot.keyboards import LanguageCallback, MenuCallback, back_to_menu, language_menu, main_menu
+from bot.keyboards import (
+    MENU_ITEMS,
+    LanguageCallback,
+    MenuCallback,
+    back_to_menu,
+    language_menu,
+    main_menu,
+)
 from touchpoint.channels.deeplink import parse_start_payload
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event, set_locale, set_nudges_paused
+from touchpoint.handoff.service import working_hours
+from touchpoint.markup import esc
 from touchpoint.referrals.service import attribute_start
 
 
@@ -42,13 +52,22 @@ async def start(
         set_nudges_paused(session, customer, False)
         await message.answer(_("start.resumed"))
     await message.answer(
-        _("start.welcome").format(name=customer.first_name or "👋", brand=settings.brand_name),
+        _("start.welcome").format(name=esc(customer.first_name, "👋"), brand=esc(settings.brand_name)),
         reply_markup=main_menu(),
     )
 
 
-async def help_(message: Message) -> None:
-    await message.answer(_("help.text"), reply_markup=main_menu())
+def help_text(settings: Settings, locale: str) -> str:
+    """Every command of the command menu, and when people (not just the bot) answer."""
+    commands = "\n".join(f"/{name} — {_(f'command.{name}')}" for name in BOT_COMMANDS)
+    days, hours = working_hours(settings).describe(locale)
+    return _("help.text").format(
+        commands=commands, days=days, hours=hours, timezone=esc(settings.handoff_timezone)
+    )
+
+
+async def help_(message: Message, settings: Settings, locale: str) -> None:
+    await message.answer(help_text(settings, locale), reply_markup=main_menu())
 
 
 async def language(message: Message) -> None:
@@ -71,8 +90,7 @@ async def language_chosen(
     with i18n.use_locale(callback_data.locale):
         await query.answer()
         await _edit_or_send(query, _("language.changed"))
-        assert query.message is not None
-        await query.message.answer(_("menu.title"), reply_markup=main_menu())
+        await send_to(query, _("menu.title"), main_menu())
 
 
 async def menu_root(query: CallbackQuery) -> None:
@@ -108,19 +126,34 @@ def create_router() -> Router:
     )
     router.callback_query.register(menu_language, MenuCallback.filter(F.action == "language"))
     # Menu items whose feature has not answered them yet.
-    router.callback_query.register(menu_coming_soon, MenuCallback.filter(), flags={"event": "chat.menu"})
+    router.callback_query.register(
+        menu_coming_soon, MenuCallback.filter(F.action.in_(MENU_ITEMS)), flags={"event": "chat.menu"}
+    )
     return router
 
 
+# Telegram's words for a message that cannot be edited into this one: then it is sent anew.
+CANNOT_EDIT = ("can't be edited", "not found", "no text in the message")
+
+
 async def _edit_or_send(query: CallbackQuery, text: str, markup: Any = None) -> None:
-    """Edit the message the button was on; send anew if it can no longer be edited."""
+    """Edit the message the button was on; send anew if it can no longer be edited. An edit that
+    changes nothing is a success (bot.replies.EditsNotModified)."""
     message = query.message
     if isinstance(message, Message):
         try:
             await message.edit_text(text, reply_markup=markup)
+            return
         except TelegramBadRequest as exc:
-            if "not modified" not in exc.message:
+            if not any(mark in exc.message for mark in CANNOT_EDIT):
                 raise
-    elif query.from_user:
-        assert query.bot is not None
-        await query.bot.send_message(query.from_user.id, text, reply_markup=markup)
+    await send_to(query, text, markup)
+
+
+async def send_to(query: CallbackQuery, text: str, markup: Any = None) -> None:
+    """A new message in the chat the button was pressed in (the presser's private chat)."""
+    bot = query.bot
+    if bot is None:
+        return
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await bot.send_message(chat_id, text, reply_markup=markup)

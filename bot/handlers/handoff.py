@@ -8,7 +8,6 @@ request, which hands over itself once they are stored.
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Any
 
@@ -20,6 +19,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.handlers.common import _edit_or_send, send_to
 from bot.handoff_desk import HandoffCallback, StaffDesk
 from bot.keyboards import Keyboard, MenuCallback
 from bot.middlewares import CustomerState
@@ -34,6 +34,7 @@ from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.handoff.relay import Post
 from touchpoint.handoff.rules import is_distress
 from touchpoint.i18n import get_translator
+from touchpoint.markup import esc
 from touchpoint.orders.models import Order, OrderItem
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,7 @@ async def human_button(
     await query.answer()
     reason = HUMAN_BUTTONS[callback_data.action]
     text = await _escalate(session, customer, settings, handoff_desk, reason)
-    assert query.message is not None
-    await query.message.answer(text)
+    await send_to(query, text)
 
 
 async def human_command(
@@ -152,7 +152,8 @@ async def relay_to_staff(
     transcript: TranscriptRecorder,
 ) -> None:
     """The customer's message goes to their topic; the bot itself stays quiet."""
-    assert conversation.id is not None
+    if conversation.id is None:
+        return
     transcript.attach(conversation.id)
     topic_id = await handoff_desk.ensure_topic(session, conversation)
     if topic_id is None or conversation.staff_chat_id is None:
@@ -180,15 +181,21 @@ async def csat_rated(
         session, customer, callback_data.conversation_id, callback_data.score
     )
     if conversation is None:
-        await query.answer(_("handoff.csat.invalid"))
+        # Only a rating of the customer's own closed conversation that was given already is
+        # "counted"; anything else (a forged or unknown id) is an out-of-date button.
+        counted = await service.rated_already(session, customer, callback_data.conversation_id)
+        await query.answer(_("handoff.csat.invalid" if counted else "button.stale"), show_alert=not counted)
         return
     await query.answer()
-    handoff_desk.say(conversation, handoff_desk.t("handoff.staff.csat", score=callback_data.score))
-    if query.message is not None and isinstance(query.message, Message):
-        await query.message.edit_text(_("handoff.csat.thanks"))
+    line = handoff_desk.t("handoff.staff.csat", score=callback_data.score)
+    # The topic was closed with the conversation: staff see the rating in it all the same, and
+    # the console's transcript keeps it.
+    handoff_desk.say_closed(conversation, line)
+    service.add_transcript(session, customer.id or 0, "note", line, author="⭐",
+                           conversation_id=conversation.id)
+    await _edit_or_send(query, _("handoff.csat.thanks"))
     if callback_data.score <= service.LOW_CSAT:
-        assert query.message is not None
-        await query.message.answer(await _escalate(session, customer, settings, handoff_desk, "low_csat"))
+        await send_to(query, await _escalate(session, customer, settings, handoff_desk, "low_csat"))
 
 
 def csat_keyboard(conversation_id: int) -> InlineKeyboardMarkup:
@@ -211,18 +218,15 @@ async def _topic_conversation(message: Message, session: AsyncSession) -> Conver
     return await service.conversation_by_topic(session, message.chat.id, message.message_thread_id)
 
 
-async def _customer(session: AsyncSession, conversation: Conversation) -> Customer:
-    customer = await session.get(Customer, conversation.customer_id)
-    assert customer is not None
-    return customer
+async def _customer(session: AsyncSession, conversation: Conversation) -> Customer | None:
+    return await session.get(Customer, conversation.customer_id)
 
 
 async def staff_message(message: Message, session: AsyncSession, bot: Bot, handoff_desk: StaffDesk) -> None:
     """Staff write in the topic: relayed to the customer, unless it is an internal note."""
     conversation = await _topic_conversation(message, session)
-    if conversation is None or conversation.id is None:
+    if conversation is None or conversation.id is None or message.from_user is None:
         return
-    assert message.from_user is not None
     body = message.text or message.caption or ""
     if body.startswith(NOTE_PREFIXES):
         service.add_transcript(
@@ -234,10 +238,10 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
             conversation_id=conversation.id,
         )
         return
-    if conversation.status != "open":
-        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.not_open"))
-        return
     customer = await _customer(session, conversation)
+    if conversation.status != "open" or customer is None:
+        handoff_desk.say_closed(conversation, handoff_desk.t("handoff.staff.closed_topic"))
+        return
     try:
         await bot.copy_message(customer.telegram_id, message.chat.id, message.message_id)
     except TelegramForbiddenError:
@@ -265,22 +269,28 @@ async def _close(
     conversation: Conversation,
     staff: User,
 ) -> None:
-    if not service.close(session, conversation):
-        desk.say(conversation, desk.t("handoff.staff.not_open"))
+    if conversation.id is None or not service.close(session, conversation):
+        desk.say_closed(conversation, desk.t("handoff.staff.not_open"))
         return
-    assert conversation.id is not None
+    closed_line = desk.t("handoff.staff.closed", name=esc(staff.first_name))
+    # The transcript keeps plain text (the console escapes what it shows).
+    service.add_transcript(session, conversation.customer_id, "note",
+                           desk.t("handoff.staff.closed", name=staff.first_name), author="✅",
+                           conversation_id=conversation.id)
     await session.commit()
     customer = await _customer(session, conversation)
-    locale = service.customer_locale(customer, settings)
-    try:
-        await bot.send_message(
-            customer.telegram_id,
-            get_translator()(locale, "handoff.csat.ask"),
-            reply_markup=csat_keyboard(conversation.id),
-        )
-    except TelegramForbiddenError:
-        desk.say(conversation, desk.t("handoff.staff.blocked"))
-    desk.say(conversation, desk.t("handoff.staff.closed", name=html.escape(staff.first_name)))
+    if customer is not None:
+        locale = service.customer_locale(customer, settings)
+        try:
+            await bot.send_message(
+                customer.telegram_id,
+                get_translator()(locale, "handoff.csat.ask"),
+                reply_markup=csat_keyboard(conversation.id),
+            )
+        except TelegramForbiddenError:
+            desk.say(conversation, desk.t("handoff.staff.blocked"))
+    # Said first, closed after: the queue posts these lines before it closes the topic.
+    desk.say(conversation, closed_line)
     await desk.close_topic(conversation)
 
 
@@ -294,7 +304,7 @@ async def close_command(
 
 def _claim(session: AsyncSession, desk: StaffDesk, conversation: Conversation, staff: User) -> None:
     service.claim(session, conversation, staff.id)
-    desk.say(conversation, desk.t("handoff.staff.claimed", name=html.escape(staff.first_name)))
+    desk.say(conversation, desk.t("handoff.staff.claimed", name=esc(staff.first_name)))
 
 
 async def claim_command(message: Message, session: AsyncSession, handoff_desk: StaffDesk) -> None:
@@ -311,14 +321,21 @@ async def card_button(
     handoff_desk: StaffDesk,
     settings: Settings,
 ) -> None:
-    await query.answer()
     conversation = await session.get(Conversation, callback_data.conversation_id)
-    if conversation is None:
+    chat_id = query.message.chat.id if query.message is not None else None
+    if conversation is None or conversation.staff_chat_id != chat_id:
+        await query.answer(_("button.stale"), show_alert=True)
         return
+    await query.answer()
     if callback_data.action == "claim":
         _claim(session, handoff_desk, conversation, query.from_user)
     else:
         await _close(session, bot, handoff_desk, settings, conversation, query.from_user)
+
+
+async def staff_only(query: CallbackQuery) -> None:
+    """A card button pressed by someone who is not staff (or no longer is)."""
+    await query.answer(_("handoff.staff_only"), show_alert=True)
 
 
 async def canned_command(
@@ -336,27 +353,26 @@ async def canned_command(
     if name not in settings.handoff_canned:
         names = ", ".join(sorted(settings.handoff_canned))
         handoff_desk.say(
-            conversation, handoff_desk.t("handoff.staff.canned_unknown", names=html.escape(names))
+            conversation, handoff_desk.t("handoff.staff.canned_unknown", names=esc(names))
         )
         return
-    if conversation.status != "open":
-        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.not_open"))
-        return
     customer = await _customer(session, conversation)
+    if conversation.status != "open" or customer is None:
+        handoff_desk.say_closed(conversation, handoff_desk.t("handoff.staff.not_open"))
+        return
     locale = service.customer_locale(customer, settings)
     text = settings.handoff_canned[name].get(locale) or get_translator()(locale, f"handoff.canned.{name}")
     try:
-        await bot.send_message(customer.telegram_id, html.escape(text))
+        await bot.send_message(customer.telegram_id, esc(text))
     except TelegramForbiddenError:
         handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
         return
-    assert message.from_user is not None
     service.add_transcript(
         session,
         customer.id or 0,
         "staff",
         text,
-        author=message.from_user.first_name,
+        author=message.from_user.first_name if message.from_user else "",
         conversation_id=conversation.id,
     )
     service.record_staff_reply(session, conversation)
@@ -375,7 +391,7 @@ async def order_command(
     order = (await session.exec(select(Order).where(Order.number == number))).first()
     if order is None:
         handoff_desk.say(
-            conversation, handoff_desk.t("handoff.staff.order_missing", number=html.escape(number))
+            conversation, handoff_desk.t("handoff.staff.order_missing", number=esc(number))
         )
         return
     items = (await session.exec(select(OrderItem).where(OrderItem.order_id == order.id))).all()
@@ -388,11 +404,11 @@ async def order_command(
         conversation,
         handoff_desk.t(
             "handoff.staff.order",
-            number=html.escape(order.number),
-            status=html.escape(order.status),
+            number=esc(order.number),
+            status=esc(order.status),
             total=money(order.total_minor, order.currency),
-            items=html.escape(lines or "—"),
-            tracking=html.escape(order.tracking_number or "—"),
+            items=esc(lines or "—"),
+            tracking=esc(order.tracking_number or "—"),
         ),
     )
 
@@ -423,7 +439,7 @@ async def ticket_command(
         staff=str(message.from_user.id),
     )
     handoff_desk.say(
-        conversation, handoff_desk.t("handoff.staff.ticket_created", number=html.escape(ticket.number))
+        conversation, handoff_desk.t("handoff.staff.ticket_created", number=esc(ticket.number))
     )
 
 
@@ -451,6 +467,7 @@ def create_router() -> Router:
     staff.callback_query.register(
         card_button, HandoffCallback.filter(F.action.in_({"claim", "close"})), from_staff
     )
+    staff.callback_query.register(staff_only, HandoffCallback.filter(F.action.in_({"claim", "close"})))
     staff.message.register(close_command, Command("close"), from_staff)
     staff.message.register(claim_command, Command("claim"), from_staff)
     staff.message.register(canned_command, Command("t"), from_staff)

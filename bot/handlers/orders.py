@@ -20,7 +20,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handlers.aftersales import AftersalesCallback
-from bot.handlers.common import _edit_or_send
+from bot.handlers.common import _edit_or_send, send_to
 from bot.handlers.notifications import ask_opt_in
 from bot.keyboards import Keyboard, MenuCallback, main_menu
 from touchpoint.channels.base import Button
@@ -121,14 +121,14 @@ async def ask_contact(query: CallbackQuery) -> None:
         keyboard=[[KeyboardButton(text=_("orders.button.share_contact"), request_contact=True)]],
         resize_keyboard=True, one_time_keyboard=True,
     )
-    assert isinstance(query.message, Message)
-    await query.message.answer(_("orders.link.share"), reply_markup=keyboard)
+    await send_to(query, _("orders.link.share"), keyboard)
 
 
 async def contact_shared(message: Message, customer: Customer, session: AsyncSession, settings: Settings,
                          locale: str) -> None:
     contact = message.contact
-    assert contact is not None and message.from_user is not None
+    if contact is None or message.from_user is None:
+        return
     if contact.user_id != message.from_user.id:  # a forwarded or picked contact is someone else's
         await message.answer(_("orders.link.not_own"))
         return
@@ -158,8 +158,7 @@ async def unlink(query: CallbackQuery, customer: Customer, session: AsyncSession
     await query.answer()
     orders.unlink(session, customer)
     await _edit_or_send(query, _("orders.unlink.done"))
-    assert isinstance(query.message, Message)
-    await _send_overview(query.message, customer, session, settings, locale)
+    await send_to(query, *await _overview(customer, session, settings, locale))
 
 
 def _cancel_markup() -> InlineKeyboardMarkup:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from datetime import timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
+from touchpoint.markup import esc
 
 log = logging.getLogger(__name__)
 COMPARE_MAX = 3
@@ -76,10 +76,6 @@ class FeedbackCb(CallbackData, prefix="pb"):
     kind: str  # f (FAQ) | p (product)
     id: str
     helpful: int
-
-
-def esc(text: str) -> str:
-    return html.escape(text, quote=False)
 
 
 def short(text: str, limit: int) -> str:
@@ -344,6 +340,8 @@ async def compare_show(
         builder.button(text=f"{index + 1}. {short(service.localized(item.name, locale), NAME_IN_BUTTON)}",
                        callback_data=ProductCb(sku=item.sku))
     builder.button(text=_("presale.button.compare_clear"), callback_data=CompareCb(action="clear"))
+    builder.button(text=_("button.back"), callback_data=MenuCallback(action="products"))
+    builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
     builder.adjust(1)
     if len(products) < 2:
         await show(query, _("presale.compare.need_two"), builder.as_markup())
@@ -380,15 +378,10 @@ async def compare_clear(query: CallbackQuery, state: FSMContext) -> None:
     await state.update_data(compare=[])
     builder = Keyboard()
     builder.button(text=_("presale.button.more_products"), callback_data=MenuCallback(action="products"))
+    builder.button(text=_("button.menu"), callback_data=MenuCallback(action="root"))
     await show(query, _("presale.compare.cleared"), builder.as_markup())
 
 
-# --- free-text questions ---
-
-async def ask_about(query: CallbackQuery) -> None:
-    await query.answer()
-    assert query.message is not None
-    await query.message.answer(_("presale.ask.prompt"))
 
 
 async def faq_chosen(
@@ -472,7 +465,7 @@ def create_router() -> Router:
     cb(compare_add, CompareCb.filter(F.action == "add"))
     cb(compare_show, CompareCb.filter(F.action == "show"))
     cb(compare_clear, CompareCb.filter(F.action == "clear"))
-    cb(ask_about, AskCb.filter())
+    # AskCb (a question about one product): bot.handlers.product_questions
     cb(faq_chosen, FaqCb.filter())
     cb(feedback, FeedbackCb.filter())
     return router

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
@@ -18,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.keyboards import Keyboard, MenuCallback
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
+from touchpoint.markup import esc
 from touchpoint.referrals import ledger
 from touchpoint.referrals.rules import format_money, invite_link, normalize_code, share_url
 from touchpoint.referrals.service import Attribution, code_for, enter_code, invite_stats, vouchers_of
@@ -40,7 +40,7 @@ def attribution_text(result: Attribution, settings: Settings) -> str:
     if result.outcome == "joined":
         assert result.referrer is not None
         return _("referrals.code.joined").format(
-            name=html.escape(result.referrer.first_name or "🙂"),
+            name=esc(result.referrer.first_name or "🙂"),
             minimum=format_money(settings.referral_min_order_minor, settings.referral_currency),
             points=settings.referral_referee_points,
         )
@@ -58,7 +58,7 @@ async def _invite_screen(
     me = await bot.me()
     stats = await invite_stats(session, customer)
     text = _("referrals.invite.text").format(
-        brand=html.escape(settings.brand_name), code=code, link=invite_link(me.username or "", code),
+        brand=esc(settings.brand_name), code=code, link=invite_link(me.username or "", code),
         minimum=format_money(settings.referral_min_order_minor, settings.referral_currency),
         referee_points=settings.referral_referee_points, referrer_points=settings.referral_referrer_points,
         joined=stats.joined, pending=stats.pending, rewarded=stats.rewarded, earned=stats.earned_points,
@@ -103,7 +103,7 @@ async def share(
     assert query.message is not None
     link = invite_link((await bot.me()).username or "", await code_for(session, customer))
     text = _("referrals.share.message").format(
-        brand=html.escape(settings.brand_name), points=settings.referral_referee_points, link=link
+        brand=esc(settings.brand_name), points=settings.referral_referee_points, link=link
     )
     builder = Keyboard()
     builder.button(text=_("referrals.button.send"), url=share_url(link, text.removesuffix(link).strip()))

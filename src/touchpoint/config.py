@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     flood_max_messages: int = Field(default=8, ge=1)
     flood_window_s: float = Field(default=10.0, gt=0)
     flood_mute_s: float = Field(default=30.0, gt=0)
+    # Button taps are navigation, not flooding: their own, far looser budget in the same window.
+    flood_max_callbacks: int = Field(default=40, ge=1)
+    # A reply Telegram refuses with 429: waited out in the handler up to this long, else queued
+    # through the outbox to go when Telegram allows.
+    reply_retry_max_wait_s: float = Field(default=3.0, ge=0)
 
     # --- orders ---
     orders_phone_region: str = "DE"  # numbers shared without a country code are read as this region

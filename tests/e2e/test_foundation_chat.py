@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from sqlmodel import select
 
+from tests.chat_texts import help_text
 from tests.e2e.harness import BotHarness, button_texts, eventually
 from touchpoint.channels.flood import MemoryFloodGate
 from touchpoint.customers.models import BehaviourEvent, Customer
@@ -68,7 +69,7 @@ async def test_redelivered_update_is_handled_once(harness: BotHarness) -> None:
     harness.sandbox.redeliver(update["update_id"])
     await harness.say(301, "/language")  # processed after the redelivery was seen
     await asyncio.sleep(0.3)
-    helps = [m for m in harness.sandbox.bot_messages(301) if m.get("text") == t("en", "help.text")]
+    helps = [m for m in harness.sandbox.bot_messages(301) if m.get("text") == help_text("en")]
     assert len(helps) == 1
     async with harness.db.session() as session:
         events = (await session.exec(
@@ -88,11 +89,11 @@ async def test_flood_control_answers_once_then_ignores(harness: BotHarness) -> N
     )
     await asyncio.sleep(0.5)
     texts = [m.get("text") for m in harness.sandbox.bot_messages(401)]
-    assert texts.count(t("ru", "help.text")) == 3
+    assert texts.count(help_text("ru")) == 3
     assert texts.count(t("ru", "flood.slow_down")) == 1
     # Someone else is not slowed down by it.
     harness.sandbox.user(402, language_code="en")
-    assert (await harness.say(402, "/help"))["text"] == t("en", "help.text")
+    assert (await harness.say(402, "/help"))["text"] == help_text("en")
 
 
 async def test_stop_pauses_nudges_and_start_resumes(harness: BotHarness) -> None:
@@ -123,7 +124,7 @@ async def test_handler_crash_apologises_and_keeps_serving(
     assert f"ref={code}" in caplog.text
     assert "Secret Name" not in caplog.text
 
-    assert (await harness.say(602, "/help"))["text"] == t("en", "help.text")
+    assert (await harness.say(602, "/help"))["text"] == help_text("en")
     assert (await customer(harness, 601)).nudges_paused is False
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from tests.chat_texts import help_text
 from tests.e2e.harness import BotHarness, button_data, eventually
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.i18n import get_translator
@@ -106,7 +107,7 @@ async def test_button_escalation_opens_topic_with_card_and_relays_both_ways(desk
     await eventually(rated)
     # After the handoff the bot answers by itself again.
     reply = await desk.say(501, "/help")
-    assert reply["text"] == t("en", "help.text")
+    assert reply["text"] == help_text("en", desk.settings)
 
 
 @pytest.mark.parametrize(

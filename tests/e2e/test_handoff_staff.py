@@ -12,6 +12,7 @@ import time_machine
 from sqlmodel import select
 
 from bot.handoff_desk import StaffDesk
+from tests.chat_texts import help_text
 from tests.e2e.harness import BotHarness, button_data, eventually
 from tests.e2e.test_handoff_flow import ALWAYS_OPEN, GROUP, STAFF, conversations, topic_of, topic_text
 from touchpoint.aftersales.models import Ticket
@@ -291,7 +292,7 @@ async def test_customer_without_staff_group_is_told_so(sandbox: tuple[Sandbox, s
         reply = await harness.say(1201, "/human")
         assert reply["text"] == t("en", "handoff.unavailable")
         reply = await harness.say(1201, "/help")
-        assert reply["text"] == t("en", "help.text")
+        assert reply["text"] == help_text("en")
         async with harness.db.session() as session:
             assert (await session.exec(select(Customer))).one().first_name == "Zoe"
     finally:

@@ -38,6 +38,9 @@ async def shop(harness: BotHarness) -> BotHarness:
 
 
 async def linked_id(harness: BotHarness, telegram_id: int) -> str | None:
+    """The customer's linked shop account, once the updates fed so far are committed (the bot
+    replies before its commit, so a read right after the reply could miss the row)."""
+    await harness.settled()
     async with harness.db.session() as session:
         found = (await session.exec(select(Customer).where(Customer.telegram_id == telegram_id))).one()
     return found.store_customer_id

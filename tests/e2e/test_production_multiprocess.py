@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from sqlmodel import func, select
 
+from tests.chat_texts import help_text
 from tests.databases import postgres_database
 from tests.e2e.harness import eventually
 from tests.production import RoundRobinProxy, free_port, redis_prefix, until
@@ -103,7 +104,7 @@ async def test_two_webhook_processes_behave_as_one_bot(
 
         def expected(n: int) -> list[str]:
             locale = LOCALES[n % 3]
-            return [t(locale, "start.welcome", name=f"C{n}", brand="Brewhaus"), t(locale, "help.text")]
+            return [t(locale, "start.welcome", name=f"C{n}", brand="Brewhaus"), help_text(locale)]
 
         def answers(user_id: int) -> list[str]:
             return [m["text"] for m in sandbox.bot_messages(user_id) if not m["text"].startswith("note for")]

@@ -12,6 +12,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Message
 from redis.asyncio import Redis
 
+from tests.chat_texts import help_text
 from tests.production import RoundRobinProxy, WebhookBot, free_port, redis_prefix, until, webhook_settings
 from touchpoint.channels.flood import FloodVerdict
 from touchpoint.channels.redis_flood import RedisFloodGate
@@ -111,15 +112,15 @@ async def test_flood_control_counts_across_processes(
     emulator.user(602, language_code="en")
     for index in range(8):
         emulator.send_text(602, f"/help {index}")
-    slow_down, help_text = t("en", "flood.slow_down"), t("en", "help.text")
+    slow_down, help_reply = t("en", "flood.slow_down"), help_text("en")
 
     def texts() -> list[str]:
         return [m["text"] for m in emulator.bot_messages(602)]
 
-    await until(lambda: texts().count(help_text) == 5 and slow_down in texts())
+    await until(lambda: texts().count(help_reply) == 5 and slow_down in texts())
     await two_processes[0].server.handler.drain(5)  # type: ignore[union-attr]
     await two_processes[1].server.handler.drain(5)  # type: ignore[union-attr]
-    assert texts().count(help_text) == 5
+    assert texts().count(help_reply) == 5
     assert texts().count(slow_down) == 1
 
 

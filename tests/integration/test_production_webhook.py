@@ -15,6 +15,7 @@ from aiogram import F
 from aiogram.types import Message
 from sqlmodel import select
 
+from tests.chat_texts import help_text
 from tests.factories import make_customer
 from tests.integration.test_events_api_http import order_created
 from tests.production import SECRET, WebhookBot, free_port, until, webhook_settings
@@ -97,7 +98,7 @@ async def test_shutdown_finishes_handlers_in_flight_and_refuses_new_updates(
     emulator.send_text(502, "/help")
     await until(lambda: not emulator.webhook_info["pending_update_count"] and server.handler.in_flight > 0)
     await webhook_bot.stop()  # ... when the shutdown begins
-    assert [m["text"] for m in emulator.bot_messages(502)][-1] == t("en", "help.text")
+    assert [m["text"] for m in emulator.bot_messages(502)][-1] == help_text("en")
     # Updates arriving from now on are refused, so Telegram keeps them for another process.
     emulator.set_latency(0)
     emulator.send_text(502, "/language")

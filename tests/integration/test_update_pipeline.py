@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import create_dispatcher
 from bot.keyboards import MenuCallback
+from tests.chat_texts import help_text
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.config import SANDBOX_TOKEN, load_settings
@@ -262,5 +263,5 @@ async def test_a_connection_the_database_dropped_is_replaced_before_use(chat: Ch
         assert killed >= 1
         await asyncio.sleep(0.2)  # the pooled connection hears it was closed
     await chat.feed(chat.text(607, "/help"))
-    assert chat.texts(607)[-1] == t("en", "help.text")
+    assert chat.texts(607)[-1] == help_text("en")
 

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from touchpoint.aftersales.models import AftersalesDraft, Ticket, TicketEvent
 from touchpoint.aftersales.policy import Decision, ItemFacts, PolicyRules, check_request
 from touchpoint.catalog.models import Category, Product, Stock
+from touchpoint.checks import present
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
@@ -327,8 +328,7 @@ async def set_status(
         ticket.first_response_at = now
     ticket.closed_at = now if status in CLOSED_STATUSES else None
     session.add(ticket)
-    customer = await session.get(Customer, ticket.customer_id)
-    assert customer is not None
+    customer = present(await session.get(Customer, ticket.customer_id), "the ticket's customer")
     await _notify(session, settings, customer, ticket, note, author=staff,
                   tell_customer=not staff.startswith("customer"))
     record_event(session, "aftersales.status_changed", customer_id=customer.id, payload={
@@ -402,8 +402,8 @@ async def add_message(
     if author.startswith("staff:"):
         if ticket.first_response_at is None:
             ticket.first_response_at = now
-        customer = await session.get(Customer, ticket.customer_id)
-        assert customer is not None and settings is not None
+        customer = present(await session.get(Customer, ticket.customer_id), "the ticket's customer")
+        settings = present(settings, "settings")
         await session.flush()
         await _send(session, settings, customer, "aftersales.staff_message",
                     {"ticket_id": ticket.id, "number": ticket.number, "text": text},

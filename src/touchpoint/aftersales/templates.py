@@ -5,7 +5,6 @@ Button data follows the bot's ``AftersalesCallback`` layout: ``as:<action>:<id>:
 
 from __future__ import annotations
 
-import html
 from datetime import date
 from typing import Any
 
@@ -14,6 +13,7 @@ from babel.dates import format_date
 from touchpoint.channels.base import Button
 from touchpoint.channels.templates import Rendered, template
 from touchpoint.i18n import Translator
+from touchpoint.markup import esc
 
 NEEDS_INSTRUCTIONS = ("return", "exchange", "repair")
 
@@ -27,7 +27,7 @@ def status_changed(translate: Translator, locale: str, params: dict[str, Any]) -
     status = translate(locale, f"aftersales.status.{params['status']}")
     lines = [translate(locale, "aftersales.notify.status", number=params["number"], status=status)]
     if params.get("note"):
-        lines.append(translate(locale, "aftersales.notify.note", note=html.escape(params["note"])))
+        lines.append(translate(locale, "aftersales.notify.note", note=esc(params["note"])))
     elif params["status"] == "approved" and params.get("kind") in NEEDS_INSTRUCTIONS:
         lines.append(translate(locale, "aftersales.notify.instructions", number=params["number"]))
     return Rendered("\n\n".join(lines), ((open_button(translate, locale, params["ticket_id"]),),))
@@ -36,7 +36,7 @@ def status_changed(translate: Translator, locale: str, params: dict[str, Any]) -
 @template("aftersales.staff_message")
 def staff_message(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
     text = translate(locale, "aftersales.notify.staff_message", number=params["number"],
-                     text=html.escape(params["text"]))
+                     text=esc(params["text"]))
     return Rendered(text, ((open_button(translate, locale, params["ticket_id"]),),))
 
 
@@ -52,7 +52,7 @@ def csat_question(translate: Translator, locale: str, params: dict[str, Any]) ->
 @template("aftersales.warranty_expiring")
 def warranty_expiring(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
     names = params.get("name") or {}
-    product = html.escape(names.get(locale) or names.get("en") or params["sku"])
+    product = esc(names.get(locale) or names.get("en") or params["sku"])
     ends = format_date(date.fromisoformat(params["ends"]), "medium", locale=locale)
     text = translate(locale, "aftersales.warranty.expiring", product=product, date=ends)
     menu = Button(translate(locale, "menu.returns"), callback_data="m:returns")

@@ -12,6 +12,7 @@ TEMPLATE_MODULES: list[str] = [
     "touchpoint.journeys.templates",
     "touchpoint.console.templates",
     "touchpoint.handoff.templates",
+    "touchpoint.channels.reply",
 ]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.checks import present
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES
 from touchpoint.customers.models import BehaviourEvent, Customer
@@ -57,9 +58,7 @@ async def add_customer(session: AsyncSession, user: ChatUser, default_timezone: 
             marketing_consent=False, nudges_paused=False, reachable=True,
         )
     )
-    customer = await get_customer_by_telegram_id(session, user.telegram_id)
-    assert customer is not None
-    return customer
+    return present(await get_customer_by_telegram_id(session, user.telegram_id), "the customer just upserted")
 
 
 def seen_customer(session: AsyncSession, customer: Customer, user: ChatUser, now: datetime) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections import defaultdict
 
 from sqlmodel import col, select
@@ -10,12 +9,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.aftersales.models import Ticket
 from touchpoint.aftersales.service import CLOSED_STATUSES
+from touchpoint.checks import present, saved_id
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer, StoreCustomer
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.handoff.service import customer_locale, recent_transcript
 from touchpoint.i18n import get_translator
 from touchpoint.journeys.models import Enrolment
+from touchpoint.markup import esc
 from touchpoint.orders.models import Order, OrderStatus
 
 LINE_LIMIT = 160  # characters of each transcript line on the card
@@ -31,42 +32,42 @@ async def build_card(session: AsyncSession, conversation: Conversation, settings
     """HTML in the staff language; every customer-supplied value escaped."""
     t = get_translator()
     staff = settings.default_locale
-    customer = await session.get(Customer, conversation.customer_id)
-    assert customer is not None and customer.id is not None
+    customer = present(await session.get(Customer, conversation.customer_id), "the conversation's customer")
+    saved_id(customer)
     orders = await _orders(session, customer)
     lines = [
         t(staff, "handoff.card.title", reason=t(staff, f"handoff.reason.{conversation.reason}")),
         t(
             staff,
             "handoff.card.who",
-            name=html.escape(customer.first_name or "—"),
-            username=html.escape(f"@{customer.username}" if customer.username else "—"),
+            name=esc(customer.first_name or "—"),
+            username=esc(f"@{customer.username}" if customer.username else "—"),
             id=customer.id,
         ),
         t(
             staff,
             "handoff.card.language",
             locale=customer_locale(customer, settings),
-            timezone=html.escape(customer.timezone),
+            timezone=esc(customer.timezone),
         ),
         t(staff, "handoff.card.linked", linked=await _linked(session, customer, staff)),
         t(
             staff,
             "handoff.card.stage",
             stage=t(staff, f"handoff.stage.{_stage(orders)}"),
-            journeys=html.escape(", ".join(await _journeys(session, customer.id)) or "—"),
+            journeys=esc(", ".join(await _journeys(session, customer.id)) or "—"),
         ),
         t(
             staff,
             "handoff.card.orders",
             count=len(orders),
             spend=_spend(orders),
-            recent=html.escape(", ".join(f"{o.number} ({o.status})" for o in orders[:3]) or "—"),
+            recent=esc(", ".join(f"{o.number} ({o.status})" for o in orders[:3]) or "—"),
         ),
         t(
             staff,
             "handoff.card.tickets",
-            tickets=html.escape(", ".join(await _tickets(session, customer.id)) or "—"),
+            tickets=esc(", ".join(await _tickets(session, customer.id)) or "—"),
         ),
         t(
             staff,
@@ -87,7 +88,7 @@ def _line(entry: TranscriptMessage) -> str:
     body = entry.text if entry.kind == "text" else f"[{entry.kind}] {entry.text}".strip()
     if len(body) > LINE_LIMIT:
         body = body[: LINE_LIMIT - 1] + "…"
-    return f"{_ARROWS.get(entry.direction, '·')} {html.escape(body)}"
+    return f"{_ARROWS.get(entry.direction, '·')} {esc(body)}"
 
 
 async def _orders(session: AsyncSession, customer: Customer) -> list[Order]:
@@ -124,7 +125,7 @@ async def _linked(session: AsyncSession, customer: Customer, staff: str) -> str:
         return get_translator()(staff, "handoff.card.not_linked")
     record = await session.get(StoreCustomer, customer.store_customer_id)
     name = record.name if record and record.name else ""
-    return html.escape(f"{customer.store_customer_id} {name}".strip())
+    return esc(f"{customer.store_customer_id} {name}".strip())
 
 
 async def _journeys(session: AsyncSession, customer_id: int) -> list[str]:

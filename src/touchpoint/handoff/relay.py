@@ -35,6 +35,11 @@ class Post:
     copy_from: tuple[int, int] | None = None  # (chat id, message id) to copy as is
     buttons: list[list[tuple[str, str]]] = field(default_factory=list)  # (label, callback data)
     coalesce_key: str | None = None  # posts with the same key may merge
+    # A closed topic refuses posts (TOPIC_CLOSED): a line for a conversation already closed is
+    # posted by reopening the topic for a moment; ``close_topic`` closes it, in its place in line,
+    # after the posts queued before it.
+    while_closed: bool = False
+    close_topic: bool = False
 
     @property
     def text(self) -> str:
@@ -46,6 +51,9 @@ class Post:
             or other.coalesce_key != self.coalesce_key
             or self.copy_from is not None
             or other.copy_from is not None
+            or self.close_topic
+            or other.close_topic
+            or self.while_closed != other.while_closed
             or other.buttons
             or len(self.text) + len(other.text) + 2 > TEXT_LIMIT
         ):

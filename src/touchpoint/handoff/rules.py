@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from babel.dates import get_day_names
+
 _NOT_AFTER_LETTER = r"(?<![^\W\d_])"  # not glued to a letter before it…
 _NOT_BEFORE_LETTER = r"(?![^\W\d_])"  # …or after it
 # Chinese and Japanese are written without spaces: their entries match anywhere in the text.
@@ -85,6 +87,23 @@ class WorkingHours:
             if opening > local:
                 return opening
         raise ValueError("working hours have no working day")
+
+    def describe(self, locale: str) -> tuple[str, str]:
+        """(days, hours) in words for customers, e.g. ("Mon–Fri", "9:00–18:00")."""
+        names = get_day_names("abbreviated", locale=locale)
+        days = sorted(self.days)
+        runs: list[list[int]] = []
+        for day in days:
+            if runs and day == runs[-1][-1] + 1:
+                runs[-1].append(day)
+            else:
+                runs.append([day])
+        parts = [
+            f"{names[run[0]]}–{names[run[-1]]}" if len(run) > 2
+            else ", ".join(names[d] for d in run)
+            for run in runs
+        ]
+        return ", ".join(parts), f"{self.start_hour}:00–{self.end_hour}:00"
 
 
 def expected_wait_minutes(waiting_ahead: int, minutes_per_customer: int) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.checks import present, saved_id
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings, get_settings
 from touchpoint.customers.models import Customer
@@ -90,7 +91,7 @@ async def escalate(
     now = now or utcnow()
     locale = customer_locale(customer, settings)
     t = get_translator()
-    assert customer.id is not None
+    saved_id(customer)
     current = await active_conversation(session, customer.id)
     if current is not None:
         return Escalation(current, False, t(locale, "handoff.already"))
@@ -231,9 +232,8 @@ async def send_staff_reply(
     from touchpoint.journeys.outbox import enqueue  # the contact rules import this module
     from touchpoint.journeys.rules import Lane
 
-    customer = await session.get(Customer, conversation.customer_id)
-    assert customer is not None and customer.id is not None
-    entry = add_transcript(session, customer.id, "staff", text, author=author,
+    customer = present(await session.get(Customer, conversation.customer_id), "the conversation's customer")
+    entry = add_transcript(session, saved_id(customer), "staff", text, author=author,
                            conversation_id=conversation.id)
     record_staff_reply(session, conversation)
     _post_to_topic(session, conversation, "reply", author, text)
@@ -259,8 +259,7 @@ async def close_and_ask_csat(
     if not close(session, conversation, now):
         return False
     _post_to_topic(session, conversation, "close", author)
-    customer = await session.get(Customer, conversation.customer_id)
-    assert customer is not None
+    customer = present(await session.get(Customer, conversation.customer_id), "the conversation's customer")
     await session.flush()
     await enqueue(session, settings, customer, "handoff.csat", {"conversation_id": conversation.id},
                   lane=Lane.TRANSACTIONAL, wait_for_quiet_hours=False,
@@ -316,6 +315,16 @@ async def record_csat(
     session.add(conversation)
     record_event(session, "handoff.csat", customer_id=customer.id, payload={"score": score})
     return conversation
+
+
+async def rated_already(session: AsyncSession, customer: Customer, conversation_id: int) -> bool:
+    """The customer's own conversation, rated before (a second tap on the rating buttons)."""
+    conversation = await session.get(Conversation, conversation_id)
+    return (
+        conversation is not None
+        and conversation.customer_id == customer.id
+        and conversation.csat is not None
+    )
 
 
 # ------------------------------------------------------------------ transcript

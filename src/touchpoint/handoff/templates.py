@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 from touchpoint.channels.base import Button
 from touchpoint.channels.templates import Rendered, template
 from touchpoint.i18n import Translator
+from touchpoint.markup import esc as escape
 
 
 @template("handoff.staff_reply")

@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.catalog.models import Product
+from touchpoint.checks import of_type, present, saved_id
 from touchpoint.clock import utcnow
 from touchpoint.config import ConfigError, Settings, get_settings
 from touchpoint.customers.models import BehaviourEvent, Customer
@@ -156,8 +157,7 @@ class JourneyEngine:
             await self._apply_goals(session, customer.id, event, batch.live)
         enrolled = 0
         for journey in self.triggers.get(event.type, []):
-            trigger = journey.trigger
-            assert isinstance(trigger, EventTrigger)
+            trigger = of_type(journey.trigger, EventTrigger, "an event journey's trigger")
             if journey.key in batch.paused or not all(f.matches(event.payload) for f in trigger.where):
                 continue
             if trigger.watchers:
@@ -259,8 +259,8 @@ class JourneyEngine:
 
     async def _enrol_on_event(self, session: AsyncSession, journey: Journey, customer: Customer,
                               event: Event, batch: _Batch) -> int:
-        trigger = journey.trigger
-        assert isinstance(trigger, EventTrigger) and customer.id is not None
+        trigger = of_type(journey.trigger, EventTrigger, "an event journey's trigger")
+        saved_id(customer)
         occurrence = _occurrence(trigger, event)
         if occurrence is None or (journey.key, customer.id, occurrence) in batch.taken:
             return 0
@@ -286,7 +286,7 @@ class JourneyEngine:
     async def enrol(self, session: AsyncSession, journey: Journey, customer: Customer, occurrence: str,
                     context: dict[str, Any], *, at: datetime | None = None) -> int:
         """Enrol once per occurrence (whatever the number of processes); 1 if this call did."""
-        assert customer.id is not None
+        saved_id(customer)
         if not await self.eligible(session, journey, customer):
             return 0
         now = utcnow()
@@ -351,7 +351,7 @@ class JourneyEngine:
     async def take_step(self, session: AsyncSession, enrolment: Enrolment,
                         customer: Customer | None = None) -> bool:
         """Queue the enrolment's current step and move on; False if another process took it."""
-        assert enrolment.id is not None
+        saved_id(enrolment)
         journey = self.journeys.get(enrolment.journey_key)
         if journey is None:  # removed from the file: the enrolment ends quietly
             await session.exec(update(Enrolment).where(Enrolment.id == enrolment.id)  # type: ignore[call-overload]
@@ -464,8 +464,8 @@ class JourneyEngine:
 
     async def _scan_inactive(self, session: AsyncSession, journey: Journey) -> int:
         """Customers silent for N days, once per silence (the occurrence is their last visit)."""
-        assert isinstance(journey.trigger, ScanTrigger)
-        cutoff = utcnow() - timedelta(days=journey.trigger.days)
+        trigger = of_type(journey.trigger, ScanTrigger, "a scan journey's trigger")
+        cutoff = utcnow() - timedelta(days=trigger.days)
         already = select(Enrolment.id).where(
             Enrolment.journey_key == journey.key, Enrolment.customer_id == Customer.id,
             Enrolment.enrolled_at > Customer.last_seen_at).exists()
@@ -479,7 +479,7 @@ class JourneyEngine:
 
     async def _scan_replenishment(self, session: AsyncSession, journey: Journey) -> int:
         """Delivered consumables about to run out (N days before their typical run-out)."""
-        assert isinstance(journey.trigger, ScanTrigger)
+        of_type(journey.trigger, ScanTrigger, "a scan journey's trigger")
         now = utcnow()
         lead = timedelta(days=journey.trigger.days)
         rows = (await session.exec(
@@ -522,7 +522,7 @@ def _step_due(step: Step, base: datetime, context: dict[str, Any], time_scale: f
 async def preferred_send_time(session: AsyncSession, customer: Customer, start: datetime,
                               window: timedelta) -> datetime:
     """The customer's usual active hour (from their own chat events) within the window, else its start."""
-    assert customer.id is not None
+    saved_id(customer)
     zone = ZoneInfo(customer.timezone)
     since = start - timedelta(days=60)
     stamps = (await session.exec(select(BehaviourEvent.occurred_at).where(
@@ -587,7 +587,8 @@ async def _customers_for(session: AsyncSession, events: Sequence[Event]) -> dict
 
 async def _watchers(session: AsyncSession, trigger: EventTrigger, event: Event) -> list[Customer]:
     """Customers who asked to watch this key (e.g. a sku) within the last 90 days."""
-    assert trigger.watchers is not None and trigger.key is not None
+    present(trigger.watchers, "the trigger's watchers")
+    present(trigger.key, "the trigger's key")
     value = event.payload.get(trigger.key)
     rows = (await session.exec(select(BehaviourEvent.customer_id, BehaviourEvent.payload).where(
         BehaviourEvent.type == trigger.watchers, col(BehaviourEvent.customer_id).is_not(None),

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.checks import present
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
@@ -49,8 +50,7 @@ async def enqueue(
     )
     status, reason = "pending", None
     if verdict.action == "delay":
-        assert verdict.not_before is not None
-        due, reason = verdict.not_before, verdict.reason
+        due, reason = present(verdict.not_before, "a delay's time"), verdict.reason
     elif verdict.action == "skip":
         status, reason = "skipped", verdict.reason
     if status == "pending" and expires_at is not None and due >= expires_at:

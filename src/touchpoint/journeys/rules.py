@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.aftersales.service import customers_with_open_service_case
+from touchpoint.checks import saved_id
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.handoff.service import customers_in_handoff
@@ -139,7 +140,7 @@ def _judge(settings: Settings, question: ContactQuestion, at: datetime,
         return Verdict.send()
     if not customer.reachable:
         return Verdict("skip", "unreachable")
-    assert customer.id is not None
+    saved_id(customer)
     if lane is not Lane.TRANSACTIONAL:
         if customer.nudges_paused:
             return Verdict("skip", "opted_out")

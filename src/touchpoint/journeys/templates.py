@@ -6,13 +6,13 @@ by bot/handlers/journeys.py; ``m:<action>`` opens a main-menu feature directly (
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from touchpoint.channels import Button, Rendered, template
 from touchpoint.i18n import Translator
+from touchpoint.markup import esc
 
 UNSUBSCRIBE = "j:unsub"
 
@@ -23,11 +23,11 @@ def _product(locale: str, params: dict[str, Any]) -> str:
         name = names.get(locale) or names.get("en") or next(iter(names.values()), "")
     else:
         name = params.get("name_of_product") or params.get("sku") or ""
-    return html.escape(str(name))
+    return esc(str(name))
 
 
 def _name(params: dict[str, Any]) -> str:
-    return html.escape(str(params.get("name") or "").strip()) or "👋"
+    return esc(str(params.get("name") or "").strip()) or "👋"
 
 
 def _button(translate: Translator, locale: str, key: str, *, data: str | None = None,
@@ -51,7 +51,7 @@ def cart_reminder(translate: Translator, locale: str, params: dict[str, Any]) ->
 
 @template("journey.cart_incentive")
 def cart_incentive(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
-    code = html.escape(str(params.get("incentive", "")))
+    code = esc(str(params.get("incentive", "")))
     return marketing_message(
         translate, locale, translate(locale, "journey.cart.incentive", code=code),
         _button(translate, locale, "open_cart", url=params["cart_url"]),
@@ -69,7 +69,7 @@ def browse_nudge(translate: Translator, locale: str, params: dict[str, Any]) -> 
 
 @template("journey.checkin")
 def checkin(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
-    order = html.escape(str(params.get("order_number", "")))
+    order = esc(str(params.get("order_number", "")))
     return Rendered(translate(locale, "journey.checkin.question", order=order), (
         (Button(translate(locale, "journey.button.happy"), callback_data="j:happy"),
          Button(translate(locale, "journey.button.sad"), callback_data="j:sad")),
@@ -117,7 +117,7 @@ def reservation_expiring(translate: Translator, locale: str, params: dict[str, A
 
 @template("journey.ticket_followup")
 def ticket_followup(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
-    ticket = html.escape(str(params.get("ticket_number", "")))
+    ticket = esc(str(params.get("ticket_number", "")))
     return Rendered(translate(locale, "journey.ticket.followup", ticket=ticket), (
         (Button(translate(locale, "journey.button.solved"), callback_data="j:solved"),
          Button(translate(locale, "journey.button.unsolved"), callback_data="j:unsolved")),

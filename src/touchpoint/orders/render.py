@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +10,7 @@ from babel.numbers import format_currency
 
 from touchpoint.channels.base import Button
 from touchpoint.i18n import Translator
+from touchpoint.markup import esc
 
 if TYPE_CHECKING:  # the outbox sender imports the card template: keep that import light
     from touchpoint.orders.service import OrderView
@@ -34,13 +34,13 @@ HELP_CALLBACK = "m:human"  # the main menu's "talk to a person"
 
 def card_text(t: Translator, locale: str, params: dict[str, Any]) -> str:
     """The live order card: the order's number, where it is now and what (if anything) to do."""
-    number = html.escape(params["number"])
+    number = esc(params["number"])
     lines = [t(locale, "orders.card.title", number=number),
              t(locale, f"orders.card.msg.{params['status']}")]
     if params.get("tracking_number") and params["status"] in ("shipped", "out_for_delivery",
                                                               "delivery_problem"):
-        lines.append(t(locale, "orders.detail.tracking", carrier=html.escape(params.get("carrier") or ""),
-                       tracking_number=html.escape(params["tracking_number"])))
+        lines.append(t(locale, "orders.detail.tracking", carrier=esc(params.get("carrier") or ""),
+                       tracking_number=esc(params["tracking_number"])))
     return "\n".join(lines)
 
 
@@ -57,22 +57,22 @@ def order_buttons(t: Translator, locale: str, number: str, tracking_url: str | N
 
 def detail_text(t: Translator, locale: str, timezone: str, view: OrderView) -> str:
     order, zone = view.order, ZoneInfo(timezone)
-    lines = [t(locale, "orders.detail.title", number=html.escape(order.number),
+    lines = [t(locale, "orders.detail.title", number=esc(order.number),
                status=status_label(t, locale, order.status)), "", t(locale, "orders.detail.items")]
     for item in view.items:
         name = item.name.get(locale) or item.name.get("en") or next(iter(item.name.values()), item.sku)
-        lines.append(t(locale, "orders.detail.item", name=html.escape(name), quantity=item.quantity,
+        lines.append(t(locale, "orders.detail.item", name=esc(name), quantity=item.quantity,
                        price=money(item.unit_price_minor * item.quantity, order.currency, locale)))
     lines.append(t(locale, "orders.detail.total", total=money(order.total_minor, order.currency, locale)))
     if order.delivery_method == "pickup" and view.store is not None:
         lines.append(t(locale, "orders.detail.pickup",
-                       store=html.escape(_localised(view.store.name, locale)),
-                       address=html.escape(_localised(view.store.address, locale))))
+                       store=esc(_localised(view.store.name, locale)),
+                       address=esc(_localised(view.store.address, locale))))
     elif order.delivery_address:
-        lines.append(t(locale, "orders.detail.delivery", address=html.escape(order.delivery_address)))
+        lines.append(t(locale, "orders.detail.delivery", address=esc(order.delivery_address)))
     if order.tracking_number:
-        lines.append(t(locale, "orders.detail.tracking", carrier=html.escape(order.carrier or ""),
-                       tracking_number=html.escape(order.tracking_number)))
+        lines.append(t(locale, "orders.detail.tracking", carrier=esc(order.carrier or ""),
+                       tracking_number=esc(order.tracking_number)))
     if view.timeline:
         lines += ["", t(locale, "orders.detail.timeline")]
         for step in view.timeline:

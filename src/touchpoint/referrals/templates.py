@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from touchpoint.channels.base import Button
 from touchpoint.channels.templates import Rendered, template
 from touchpoint.i18n import Translator
+from touchpoint.markup import esc
 from touchpoint.referrals.rules import format_money
 
 # The bot's MenuCallback(action="invite") packs to this (the core does not import the bot).
@@ -15,7 +15,7 @@ INVITE_CALLBACK = "m:invite"
 
 
 def _name(params: dict[str, Any]) -> str:
-    return html.escape(str(params.get("name") or "🙂"))
+    return esc(str(params.get("name") or "🙂"))
 
 
 def _with_invite_button(translate: Translator, locale: str, text: str) -> Rendered:
@@ -48,7 +48,7 @@ def welcome_reward(translate: Translator, locale: str, params: dict[str, Any]) -
     if params.get("voucher"):
         lines.append(translate(
             locale, "referrals.notify.welcome_voucher", name=_name(params),
-            voucher=html.escape(str(params["voucher"])),
+            voucher=esc(str(params["voucher"])),
             amount=format_money(int(params["amount_minor"]), str(params["currency"])),
         ))
     return _with_invite_button(translate, locale, "\n\n".join(lines))

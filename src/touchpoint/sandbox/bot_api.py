@@ -200,7 +200,7 @@ class BotApi:
         topic = chat.topics.get(thread_id)
         if topic is None:
             raise bad_request("message thread not found")
-        if topic.is_closed and not (chat.bot_is_admin and chat.bot_can_manage_topics):
+        if topic.is_closed:  # as Telegram answers bots, even admins that manage topics
             raise bad_request("TOPIC_CLOSED")
         return thread_id
 
