@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import case, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.catalog import changes
 from touchpoint.catalog.models import Category, FaqEntry, Product, Reservation, Stock, Store
 from touchpoint.clock import utcnow
 from touchpoint.db import Database
@@ -148,3 +150,45 @@ async def release_expired_reservations(db: Database) -> int:
 
 async def get_faq(session: AsyncSession, faq_id: str) -> FaqEntry | None:
     return await session.get(FaqEntry, faq_id)
+
+
+# --- the FAQ learns from what customers asked (the console's content gaps) ---
+
+FAQ_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
+QUESTION_MAX, ANSWER_MAX = 200, 350
+
+
+async def add_faq_phrasing(db: Database, faq_id: str, locale: str, question: str) -> bool:
+    """A customer's question becomes one more phrasing of an entry; the question index sees it at
+    once in this process and within seconds elsewhere. False when the entry or text is unusable."""
+    text = " ".join(question.split())[:QUESTION_MAX]
+    if not text:
+        return False
+    async with db.session() as session:
+        entry = await session.get(FaqEntry, faq_id)
+        if entry is None:
+            return False
+        known = entry.questions.get(locale, [])
+        if all(q.casefold() != text.casefold() for q in known):
+            entry.questions = {**entry.questions, locale: [*known, text]}
+            entry.updated_at = utcnow()
+            session.add(entry)
+    changes.changed()
+    return True
+
+
+async def create_faq_entry(db: Database, faq_id: str, locale: str, question: str, answer: str) -> str | None:
+    """A new entry from one question and its answer in the customer's language (translations come
+    with the next FAQ import). Returns why it cannot be created, or None when it was."""
+    text, reply = " ".join(question.split())[:QUESTION_MAX], answer.strip()
+    if not FAQ_ID.fullmatch(faq_id):
+        return "id"
+    if not text or not reply or len(reply) > ANSWER_MAX:
+        return "answer"
+    async with db.session() as session:
+        if await session.get(FaqEntry, faq_id) is not None:
+            return "exists"
+        session.add(FaqEntry(id=faq_id, tags=[], questions={locale: [text]}, answer={locale: reply},
+                             updated_at=utcnow()))
+    changes.changed()
+    return None

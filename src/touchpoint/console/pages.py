@@ -18,6 +18,7 @@ from sqlmodel import col, select
 
 from touchpoint.aftersales import service as aftersales
 from touchpoint.aftersales.models import Ticket
+from touchpoint.catalog import service as catalog
 from touchpoint.channels.all_templates import load_all_templates
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
@@ -51,6 +52,7 @@ from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator, resolve_locale
+from touchpoint.understanding.text import guess_locale
 
 HERE = Path(__file__).parent
 PERIODS = {"7": 7, "30": 30, "90": 90}
@@ -217,11 +219,13 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
         csat = await queries.csat_trend(session, since, now)
         times = await queries.handoff_times(session, since)
         gaps = await queries.content_gaps(session, since)
+        staff = request[STAFF]
+        faq = await queries.faq_choices(session, staff.locale) if staff.role == "manager" else []
     series = [ui(request, f"console.ui.col.{name}") for name in ("sent", "delivered", "clicked", "converted")]
     labelled = [(ui(request, f"console.ui.stage.{stage}"), count) for stage, count in stages]
     return {
         "days": days, "periods": PERIODS, "stages": stages, "journeys": journeys, "times": times,
-        "gaps": gaps,
+        "gaps": gaps, "faq": faq, "flash": await _pop_flash(request),
         "funnel": charts.funnel(labelled, ui(request, "console.ui.dash.funnel")),
         "journey_chart": charts.grouped_bars(
             [(j.key, [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
@@ -232,6 +236,33 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
                                   ui(request, "console.ui.dash.gaps"))
         if gaps else None,
     }
+
+
+# --- content gaps: the FAQ learns (managers) ---
+
+@routes.post("/gaps/phrasing")
+@manager_only
+async def gap_to_phrasing(request: web.Request) -> web.StreamResponse:
+    """An unanswered question becomes a new phrasing of an existing entry, answered from now on."""
+    form = await request.post()
+    question, faq_id = str(form.get("question", "")), str(form.get("faq_id", ""))[:64]
+    added = await catalog.add_faq_phrasing(_db(request), faq_id, guess_locale(question), question)
+    await _flash(request, "console.ui.flash.phrasing_added" if added else "console.ui.flash.faq_invalid",
+                 id=faq_id)
+    raise web.HTTPSeeOther("/#gaps")
+
+
+@routes.post("/gaps/entry")
+@manager_only
+async def gap_to_entry(request: web.Request) -> web.StreamResponse:
+    """An unanswered question and a manager's answer become a new FAQ entry."""
+    form = await request.post()
+    question, faq_id = str(form.get("question", "")), str(form.get("faq_id", "")).strip()[:64]
+    problem = await catalog.create_faq_entry(_db(request), faq_id, guess_locale(question), question,
+                                             str(form.get("answer", "")))
+    await _flash(request, f"console.ui.flash.faq_{problem}" if problem else "console.ui.flash.entry_created",
+                 id=faq_id)
+    raise web.HTTPSeeOther("/#gaps")
 
 
 # --- inbox ---

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from touchpoint.aftersales.models import Ticket, TicketEvent
 from touchpoint.aftersales.policy import KINDS
 from touchpoint.aftersales.service import CLOSED_STATUSES
+from touchpoint.catalog.models import FaqEntry
 from touchpoint.config import Settings
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
 from touchpoint.customers.models import BehaviourEvent, Customer
@@ -535,3 +536,11 @@ async def order_items(session: AsyncSession, order_ids: list[int]) -> dict[int, 
         for item in (await session.exec(query)).all():
             items[item.order_id].append(item)
     return items
+
+
+async def faq_choices(session: AsyncSession, locale: str) -> list[tuple[str, str]]:
+    """Every FAQ entry as (id, its first question in the staff member's language), for pickers."""
+    entries = (await session.exec(select(FaqEntry).order_by(col(FaqEntry.id)))).all()
+    return [(entry.id, next(iter(entry.questions.get(locale) or entry.questions.get("en")
+                                 or [q for qs in entry.questions.values() for q in qs] or [entry.id])))
+            for entry in entries]

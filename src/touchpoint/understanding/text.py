@@ -56,3 +56,13 @@ def ngrams(text: str) -> list[str]:
         tokens.append(word)
         tokens.extend(padded[i:i + size] for i in range(max(len(padded) - size + 1, 1)))
     return tokens
+
+
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+
+
+def guess_locale(text: str) -> str:
+    """The language a customer wrote in, by script: Chinese, Russian, else English."""
+    if CJK.search(text):
+        return "zh"
+    return "ru" if _CYRILLIC.search(text) else "en"
