@@ -108,8 +108,10 @@ def main() -> None:
     base_rss = rss_mb()
     warm_up()
     model_rss = rss_mb()
-    stall_ms, build_s = asyncio.run(rebuild_stall_ms(big_source))
-    big = QuestionIndex.build(big_source)  # the bot's index (the one built above is garbage now)
+    first_stall_ms, first_s = asyncio.run(rebuild_stall_ms(big_source))  # at start-up
+    big_source.faq[0][1].append("a phrasing added in the console")  # what changed: one phrasing
+    stall_ms, build_s = asyncio.run(rebuild_stall_ms(big_source))  # a rebuild
+    big = QuestionIndex.build(big_source)  # the bot's index (the ones built above are garbage now)
     grown = rss_mb() - base_rss
     demo = snapshot()
     shipped = evaluate(QuestionIndex.build(demo), questions, PATTERN)
@@ -120,14 +122,16 @@ def main() -> None:
     big_figures = evaluate(big, questions, PATTERN)
     print(f"10,000 products: p50 {big_figures['p50_ms']} ms, p99 {big_figures['p99_ms']} ms a question "
           f"(demo catalogue: p50 {shipped['p50_ms']} ms, p99 {shipped['p99_ms']} ms)")
-    print(f"index rebuild in a worker thread: {build_s} s; longest event-loop stall meanwhile {stall_ms} ms")
+    print(f"first index build: {first_s} s, longest event-loop stall meanwhile {first_stall_ms} ms; "
+          f"rebuild after a change: {build_s} s, longest stall {stall_ms} ms")
     print(f"resident memory: +{model_rss - base_rss:.0f} MB for the model, +{grown:.0f} MB in all "
           f"with the 10,000-product index")
     print(json.dumps({
         "top1": shipped["top1"], "top3": shipped["top3"], "answered_right": shipped["answered_right"],
         "dont_know_rate": shipped["dont_know_rate"], "false_answer_rate": shipped["false_answer_rate"],
         "p50_ms": big_figures["p50_ms"], "p99_ms": big_figures["p99_ms"],
-        "rebuild_loop_stall_ms": stall_ms, "rss_growth_mb": round(grown),
+        "rebuild_loop_stall_ms": stall_ms, "first_build_loop_stall_ms": first_stall_ms,
+        "rss_growth_mb": round(grown),
         "fuzzy_only_top1": fuzzy_only["top1"], "fuzzy_only_answered_right": fuzzy_only["answered_right"],
     }))
 

@@ -9,7 +9,8 @@ Two scorers, blended per target (bench/faq_quality.py shows the evidence):
 
 Products are matched by the fuzzy scorer alone: their names are brand words, and embedding a
 10,000-product catalogue would cost memory and start-up time for no gain. For large catalogues a
-character n-gram BM25 (bm25s) first picks the candidates, so latency stays flat as products grow.
+character n-gram BM25 (bm25s, built in a process of its own) first picks the candidates, so latency
+stays flat as products grow.
 
 ``build()`` encodes and indexes; it is slow (seconds for a large catalogue), so callers run it in
 a worker thread, never on the event loop.
@@ -17,7 +18,10 @@ a worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -114,11 +118,7 @@ class Matcher:
         if self.encoder is not None and self.semantic_texts:
             self.vectors = self.encoder.encode(self.semantic_texts)
         if len(self.phrasings) > PREFILTER_ABOVE:
-            import bm25s
-
-            retriever = bm25s.BM25()
-            retriever.index([ngrams(p) for p in self.phrasings], show_progress=False)
-            self._bm25 = retriever
+            self._bm25 = build_prefilter(self.phrasings)
         return self
 
     def _candidates(self, query: str, k: int = 400) -> list[int] | None:
@@ -173,6 +173,31 @@ class Matcher:
 
     def match(self, text: str, kinds: frozenset[Kind] | None = None) -> Match:
         return verdict(self.rank(text, kinds=kinds))
+
+
+def _bm25_index(phrasings: list[str]) -> object:
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index([ngrams(p) for p in phrasings], show_progress=False)
+    return retriever
+
+
+_prefilter_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def build_prefilter(phrasings: list[str]) -> object:
+    """The BM25 prefilter for a large catalogue, built in a process of its own: bm25s holds the
+    interpreter lock for hundreds of milliseconds while indexing 10,000 products, which would stall
+    the bot's event loop even from a worker thread (bench/faq_quality.py measures the stall)."""
+    global _prefilter_pool
+    with _pool_lock:
+        if _prefilter_pool is None:
+            spawn = multiprocessing.get_context("spawn")  # no fork of a threaded process
+            _prefilter_pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+        pool = _prefilter_pool
+    return pool.submit(_bm25_index, phrasings).result()
 
 
 def verdict(hits: list[Hit]) -> Match:
