@@ -23,7 +23,9 @@ zh:
 """
 
 
-async def test_eval_prints_figures_per_language_and_one_json_line(sqlite_db: Database, tmp_path: Path) -> None:
+async def test_eval_prints_figures_per_language_and_one_json_line(
+    sqlite_db: Database, tmp_path: Path,
+) -> None:
     await seed_demo(sqlite_db)
     questions = tmp_path / "eval.yaml"
     questions.write_text(EVAL, "utf-8")
