@@ -203,3 +203,9 @@ def test_the_fuzzy_scorer_alone_still_works_without_the_model() -> None:
     matcher.add(Target("faq", "returns"), ["Can I return an item?"])
     best = matcher.build().match("how lnog does delivery take").best
     assert best is not None and best.target == Target("faq", "delivery-time")
+
+
+def test_a_products_own_name_word_beats_a_longer_generic_match(index: QuestionIndex) -> None:
+    """"Piccolo" names one product; "espresso machine" names many (and the FAQ's care entry)."""
+    best = understand(index, "piccolo espresso machine dimensions? my kitchen is tiny").match.best
+    assert best is not None and best.target == Target("product", "ESP-007")

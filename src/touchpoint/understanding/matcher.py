@@ -19,6 +19,7 @@ a worker thread, never on the event loop.
 from __future__ import annotations
 
 import multiprocessing
+import re
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -41,8 +42,11 @@ LEAD_FLOOR = 50.0  # ... and is at least this good
 SUGGEST = 45.0  # below this, nothing is offered
 NEAR_EXACT_DISCOUNT = 15.0
 PRODUCT_SCALE = 0.9  # product names are scored by characters alone, which flatters chance overlaps
+NAME_BONUS = 10.0  # for a product whose own brand or model word the customer wrote
+NAME_OWNERS = 2  # a word in more product names than this names a kind, not a product
 PREFILTER_ABOVE = 2000  # phrasings; below this, scoring all of them is fast enough
 
+_WORD = re.compile(r"[a-zа-я][a-zа-я0-9]+")
 Kind = Literal["faq", "product", "category", "intent"]
 
 
@@ -87,6 +91,8 @@ class Matcher:
     semantic_texts: list[str] = field(default_factory=list)
     semantic_targets: list[Target] = field(default_factory=list)
     vectors: np.ndarray | None = None
+    names: dict[str, frozenset[Target]] = field(default_factory=dict)  # a name word → its few products
+    _first: dict[Target, int] = field(default_factory=dict)  # each target's first phrasing
     _bm25: object | None = None
 
     @classmethod
@@ -115,6 +121,10 @@ class Matcher:
                 self.semantic_targets.append(target)
 
     def build(self) -> Matcher:
+        self.names = _name_words(self.phrasings, self.targets)
+        self._first = {}
+        for position, target in enumerate(self.targets):
+            self._first.setdefault(target, position)
         if self.encoder is not None and self.semantic_texts:
             self.vectors = self.encoder.encode(self.semantic_texts)
         if len(self.phrasings) > PREFILTER_ABOVE:
@@ -150,9 +160,15 @@ class Matcher:
         semantic: dict[Target, float] = {}
         if self.encoder is not None and self.vectors is not None and len(self.vectors):
             similarities = self.vectors @ self.encoder.encode_one(text)
+            plain = normalize(text)
+            if plain != fold(text):  # fillers and greetings dilute the embedding too
+                similarities = np.maximum(similarities, self.vectors @ self.encoder.encode_one(plain))
             for position in similarities.argsort()[::-1]:
                 semantic.setdefault(self.semantic_targets[int(position)], float(similarities[position]))
         exact = self.exact.get(fold(text))
+        named = {t for word in _WORD.findall(fold(text)) for t in self.names.get(word, ())}
+        for target in named - fuzzy.keys():  # outside the prefilter's pick: score its name too
+            fuzzy[target] = float(fuzzy_scores(query, [self.phrasings[self._first[target]]])[0])
         hits = []
         for target in fuzzy.keys() | semantic.keys():
             if kinds is not None and target.kind not in kinds:
@@ -165,6 +181,8 @@ class Matcher:
                 # phrasing keeps most of its fuzzy score.
                 blended = max(SEMANTIC_WEIGHT * max(s, 0.0) * 100 + (1 - SEMANTIC_WEIGHT) * f,
                               f - NEAR_EXACT_DISCOUNT)
+            if target in named:  # the customer wrote its brand or model word ("Piccolo", "Pod One")
+                blended += NAME_BONUS
             if target == exact:
                 blended = 100.0
             hits.append(Hit(target, round(blended, 1), round(f, 1), round(s or 0.0, 3)))
@@ -173,6 +191,21 @@ class Matcher:
 
     def match(self, text: str, kinds: frozenset[Kind] | None = None) -> Match:
         return verdict(self.rank(text, kinds=kinds))
+
+
+def _name_words(phrasings: list[str], targets: list[Target]) -> dict[str, frozenset[Target]]:
+    """Words of product names that name at most two products (a brand or model word, not "kettle"),
+    and appear in no FAQ phrasing."""
+    owners: dict[str, set[Target]] = {}
+    common: set[str] = set()
+    for phrasing, target in zip(phrasings, targets, strict=True):
+        for word in _WORD.findall(phrasing):
+            if target.kind == "product":
+                owners.setdefault(word, set()).add(target)
+            else:
+                common.add(word)
+    return {word: frozenset(found) for word, found in owners.items()
+            if len(found) <= NAME_OWNERS and len(word) >= 4 and word not in common}
 
 
 def _bm25_index(phrasings: list[str]) -> object:

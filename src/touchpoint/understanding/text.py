@@ -18,7 +18,7 @@ _FILLERS = (
 _FILLER_WORDS = frozenset(_FILLERS.split())
 # Longest first, so "你们" goes before "你".
 _FILLER_ZH = ("请问", "你们", "您好", "你好", "亲", "您", "我的", "我", "吗", "么", "呢", "啊", "的", "了",
-              "吧", "呀", "哈")
+              "吧", "呀", "哈", "咋", "啥", "嘛", "哦")
 
 
 def fold(text: str) -> str:
