@@ -81,6 +81,9 @@ class Settings(BaseSettings):
 
     # --- catalog ---
     reservation_hold_hours: int = Field(default=24, ge=1, le=24 * 14)  # click-and-collect hold
+    reservation_max_active: int = Field(default=3, ge=1)  # active holds per customer
+    reservation_max_per_product: int = Field(default=1, ge=1)  # active holds per customer × product
+    reservation_max_per_hour: int = Field(default=5, ge=1)  # reservations per customer per hour
 
     # --- handoff ---
     # Staff supergroups beyond `staff_chat_id`; customers are spread over all of them.
