@@ -432,7 +432,7 @@ async def send_answer(message: Message, session: AsyncSession, match: Match, loc
     if best.target.kind == "faq":
         entry = await service.get_faq(session, best.target.id)
         assert entry is not None
-        text = esc(service.localized(entry.answer, locale))
+        text = esc(service.faq_answer(entry, locale))
         kind = "f"
     else:
         found = await service.get_product(session, best.target.id)
@@ -468,6 +468,7 @@ async def send_suggestions(message: Message, session: AsyncSession, match: Match
 
 async def faq_chosen(
     query: CallbackQuery, callback_data: FaqCb, session: AsyncSession, locale: str, customer: Customer,
+    settings: Settings,
 ) -> None:
     await query.answer()
     entry = await service.get_faq(session, callback_data.id)
@@ -478,7 +479,7 @@ async def faq_chosen(
     builder = Keyboard()
     builder.button(text="👍", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=1))
     builder.button(text="👎", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=0))
-    await show(query, f"{esc(service.localized(entry.answer, locale))}\n\n{_('presale.answer.helpful')}",
+    await show(query, f"{esc(service.faq_answer(entry, locale, settings))}\n\n{_('presale.answer.helpful')}",
                builder.as_markup())
 
 

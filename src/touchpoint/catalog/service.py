@@ -13,10 +13,11 @@ from sqlalchemy import case, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.catalog.facts import render_answer
 from touchpoint.catalog.matcher import Match, Matcher, Target
 from touchpoint.catalog.models import Category, FaqEntry, Product, Reservation, Stock, Store
 from touchpoint.clock import utcnow
-from touchpoint.config import Settings
+from touchpoint.config import Settings, get_settings
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.customers.service import record_event
 from touchpoint.db import Database
@@ -265,3 +266,9 @@ async def answer_question(session: AsyncSession, customer_id: int, text: str) ->
 
 async def get_faq(session: AsyncSession, faq_id: str) -> FaqEntry | None:
     return await session.get(FaqEntry, faq_id)
+
+
+def faq_answer(entry: FaqEntry, locale: str, settings: Settings | None = None) -> str:
+    """The answer as the reader sees it: in their language, configured facts filled in (plain
+    text: the caller escapes it for HTML)."""
+    return render_answer(localized(entry.answer, locale), locale, settings or get_settings())
