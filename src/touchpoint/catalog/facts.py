@@ -82,6 +82,12 @@ FACTS: dict[str, Fact] = {
 }
 
 
+def fact(name: str, settings: Settings, locale: str, translate: Translator | None = None) -> str:
+    """One configured fact as a reader in ``locale`` reads it (the /invite screen says the same)."""
+    translate = translate or get_translator(settings.locales_dir, settings.default_locale)
+    return FACTS[name](settings, locale, translate)
+
+
 def placeholders(text: str) -> set[str]:
     """The ``{names}`` a text uses; a brace that is not a placeholder raises ValueError."""
     return {name for _, name, _, _ in Formatter().parse(text) if name is not None}

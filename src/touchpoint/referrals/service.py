@@ -642,6 +642,15 @@ async def review(session: AsyncSession, settings: Settings, referral_id: int, *,
 # --- what the customer sees ------------------------------------------------------------------
 
 
+async def pending_rewards(session: AsyncSession, customer_id: int) -> tuple[int, datetime | None]:
+    """Referral points held for the customer (either side) and when the last of them frees up."""
+    points, until = (await session.exec(
+        select(func.coalesce(func.sum(ReferralReward.points), 0), func.max(ReferralReward.available_at))
+        .where(ReferralReward.customer_id == customer_id, ReferralReward.status == RewardStatus.PENDING.value)
+    )).one()
+    return int(points), until
+
+
 async def invite_stats(session: AsyncSession, customer: Customer) -> InviteStats:
     assert customer.id is not None
     rows = (await session.exec(
@@ -655,12 +664,9 @@ async def invite_stats(session: AsyncSession, customer: Customer) -> InviteStats
             col(LedgerEntry.reference).like("referral:%:referrer"),
         )
     )).one())
-    pending_points, pending_until = (await session.exec(
-        select(func.coalesce(func.sum(ReferralReward.points), 0), func.max(ReferralReward.available_at))
-        .where(ReferralReward.customer_id == customer.id, ReferralReward.status == RewardStatus.PENDING.value)
-    )).one()
+    pending_points, pending_until = await pending_rewards(session, customer.id)
     return InviteStats(
-        pending_points=int(pending_points), pending_until=pending_until,
+        pending_points=pending_points, pending_until=pending_until,
         joined=sum(by_status.values()),
         pending=by_status.get(ReferralStatus.PENDING.value, 0) + by_status.get(ReferralStatus.HELD.value, 0),
         rewarded=by_status.get(ReferralStatus.QUALIFIED.value, 0),
