@@ -74,7 +74,7 @@ FACTS: dict[str, Fact] = {
     "referral_referee_points": lambda s, loc, t: _points(s.referral_referee_points, loc, t),
     "referral_referrer_points": lambda s, loc, t: _points(s.referral_referrer_points, loc, t),
     "referral_min_order": lambda s, loc, t: _money(s.referral_min_order_minor, s.referral_currency, loc),
-    # Days after delivery before referral points can be spent (a return within them cancels them).
+    # Days after delivery in which a return still takes back rewards already credited.
     "referral_return_window_days": lambda s, loc, t: _number(s.referral_return_window_days, loc),
     "loyalty_points_per_unit": lambda s, loc, t: _points(s.loyalty_points_per_unit, loc, t),
     "return_window_days": lambda s, loc, t: _number(s.return_window_days, loc),

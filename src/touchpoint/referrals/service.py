@@ -426,8 +426,7 @@ async def _pay(
 
 async def _return_window_end(session: AsyncSession, settings: Settings, order: Order | None) -> datetime:
     """When the qualifying order can no longer come back: its delivery plus the longest return
-    window of its items' categories (the after-sales policy), and never sooner than the
-    referral's own return window."""
+    window of its items' categories (the after-sales policy, ``TOUCHPOINT_RETURN_WINDOW_DAYS``)."""
     delivered_at = (order.delivered_at if order is not None else None) or utcnow()
     rules = PolicyRules(settings.return_window_days, dict(settings.return_window_days_by_category))
     days = settings.return_window_days
@@ -438,7 +437,7 @@ async def _return_window_end(session: AsyncSession, settings: Settings, order: O
         )).all()
         if categories:
             days = max(rules.window_days(category) for category in categories)
-    return delivered_at + timedelta(days=max(days, settings.referral_return_window_days))
+    return delivered_at + timedelta(days=days)
 
 
 async def release_due_rewards(
