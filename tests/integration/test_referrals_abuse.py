@@ -154,3 +154,13 @@ async def test_longer_category_window_holds_the_reward_longer(db: Database) -> N
         await deliver(session, first, settings)
         [reward] = (await session.exec(select(ReferralReward).where(ReferralReward.side == "referee"))).all()
         assert (reward.available_at - now).days in (59, 60)
+
+
+async def test_a_shared_pickup_store_is_not_a_shared_home(db: Database) -> None:
+    async with db.session() as session:
+        referrer, referee = await pair(session)
+        store = "Alexanderplatz 1, 10178 Berlin"
+        await order(session, referrer, delivery_method="pickup", delivery_address=store)
+        first = await order(session, referee, delivery_method="pickup", delivery_address=store)
+        await deliver(session, first)
+        assert (await referral_of(session, referee)).status == "qualified"

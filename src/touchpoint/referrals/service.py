@@ -349,7 +349,9 @@ async def _identity(
         store_customer_id=customer.store_customer_id or (also.store_customer_id if also else None),
         phones=frozenset(p for p in (normalize_phone(raw, region) for raw in phones if raw) if p),
         emails=frozenset(e for e in map(normalize_email, emails) if e),
-        addresses=frozenset(a for a in (normalize_address(o.delivery_address) for o in orders) if a),
+        # Pickup orders name no home: a store's address there would match every pickup customer.
+        addresses=frozenset(a for a in (normalize_address(o.delivery_address) for o in orders
+                                        if o.delivery_method != "pickup") if a),
     )
 
 
