@@ -1,4 +1,5 @@
-"""Warranty registration for products bought elsewhere or offline, and the expiry reminder."""
+"""Warranty registration for products bought elsewhere or offline, staff's receipt check
+(``verify_warranty``, from ``touchpoint tickets verify-warranty``), and the expiry reminder."""
 
 from __future__ import annotations
 
