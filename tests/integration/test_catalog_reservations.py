@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 import time_machine
 from sqlmodel import select
 
@@ -139,3 +140,24 @@ async def test_one_customer_cannot_hoard_the_shelves(db: Database) -> None:
         held = {(r.store_id, r.sku) for r in (await session.exec(select(Reservation))).all()}
     assert sorted(e.payload["reason"] for e in refused) == ["product_held", "too_many", "too_often"]
     assert len(held) == 6  # nothing beyond the caps was taken off the shelf
+
+
+async def test_parallel_forged_presses_cannot_pass_the_cap(db: Database) -> None:
+    """Presses racing each other are serialised per customer (a row lock on PostgreSQL)."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite runs one writer at a time; the row lock matters on PostgreSQL")
+    await seed_demo(db)
+    skus = ["GRD-001", "GRD-002", "GRD-003", "GRD-004", "ESP-001", "ESP-002"]
+    await stock_everywhere(db, skus)
+    [customer] = await customers(db, 1)
+    limits = ReserveLimits(active_per_customer=3, active_per_product=1, per_hour=50)
+
+    async def press(store: str, sku: str) -> bool:
+        async with db.session() as session:
+            return (await reserve(session, customer, store, sku, HOLD, limits)).reservation is not None
+
+    results = await asyncio.gather(*(press(store, sku) for store in ("mitte", "alexa") for sku in skus))
+    assert sum(results) == 3
+    async with db.session() as session:
+        held = (await session.exec(select(Reservation).where(Reservation.status == "active"))).all()
+    assert len(held) == 3 and len({r.sku for r in held}) == 3
