@@ -153,7 +153,9 @@ async def test_return_before_the_window_ends_cancels_the_pending_rewards(harness
     await store_says(harness, 1112, "delivered")
     await store_says(harness, 1112, "returned")
     await send_outbox(harness)
-    assert t("en", "referrals.notify.reward_reversed", name="Ivan", points=500) in texts(harness, 1111)
+    cancelled = t.plural("en", "referrals.notify.reward_cancelled", 500, name="Ivan", points=500)
+    assert cancelled == "ℹ️ Ivan's first order came back, so the 500 invite points on hold were cancelled."
+    assert cancelled in texts(harness, 1111)
     after = await harness.say(1111, "/points")
     assert after["text"].startswith(plain(t("en", "referrals.points.title", balance=0)))
     assert "🕓" not in after["text"]

@@ -160,7 +160,7 @@ async def test_return_within_window_reverses_both_rewards(db: Database) -> None:
                                        .order_by(col(ReferralReward.side)))).all()
         assert statuses == [("referee", "cancelled"), ("referrer", "cancelled")]
         assert (await session.exec(select(OutboxMessage).where(
-            OutboxMessage.template == "referral.reward_reversed"))).one().customer_id == referrer.id
+            OutboxMessage.template == "referral.reward_cancelled"))).one().customer_id == referrer.id
 
 
 async def test_return_after_window_keeps_referral_reward(db: Database) -> None:

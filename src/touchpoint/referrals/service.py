@@ -591,7 +591,7 @@ async def _cancel_pending(
         if reward.side == "referrer" and reward.points > 0:
             referrer = await session.get(Customer, reward.customer_id)
             if referrer is not None:
-                await enqueue(session, settings, referrer, "referral.reward_reversed",
+                await enqueue(session, settings, referrer, "referral.reward_cancelled",
                               {"points": reward.points, "name": referee.first_name},
                               lane=Lane.TRANSACTIONAL, dedupe_key=f"referral:{referral.id}:reversed")
     return True
