@@ -7,16 +7,16 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date, format_time
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.handoff_desk import StaffDesk
 from bot.keyboards import Keyboard, MenuCallback
 from touchpoint.catalog import service
 from touchpoint.catalog.hours import store_status
@@ -25,6 +25,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
+from touchpoint.handoff.relay import Post
 from touchpoint.markup import esc
 
 log = logging.getLogger(__name__)
@@ -259,16 +260,16 @@ async def stock(
 
 async def reserve(
     query: CallbackQuery, callback_data: ReserveCb, session: AsyncSession, customer: Customer,
-    settings: Settings, locale: str, bot: Bot, i18n: I18n,
+    settings: Settings, locale: str, handoff_desk: StaffDesk,
 ) -> None:
     await query.answer()
     outcome = await service.reserve(session, customer.id or 0, callback_data.store, callback_data.sku,
-                                    timedelta(hours=settings.reservation_hold_hours))
+                                    timedelta(hours=settings.reservation_hold_hours),
+                                    service.ReserveLimits.from_settings(settings))
     builder = Keyboard()
     builder.button(text=_("button.back"), callback_data=ProductCb(sku=callback_data.sku))
     if outcome.reservation is None:
-        key = "presale.reserve.out_of_stock" if outcome.reason == "out_of_stock" else "presale.not_found"
-        await show(query, _(key), builder.as_markup())
+        await show(query, reserve_refusal(outcome), builder.as_markup())
         return
     reservation = outcome.reservation
     product_ = await service.get_product(session, reservation.sku)
@@ -288,20 +289,26 @@ async def reserve(
         track(session, customer, "reservation.created",
               {"reservation_id": reservation.id, "store": store.id, "sku": product_.sku,
                "expires_at": reservation.expires_at.isoformat()})
-        await notify_staff(bot, settings, i18n, reservation.id or 0, product_.sku, store.id)
+        notify_staff(handoff_desk, settings, reservation.id or 0, product_.sku, store.id)
     await show(query, text, builder.as_markup())
 
 
-async def notify_staff(bot: Bot, settings: Settings, i18n: I18n, number: int, sku: str, store: str) -> None:
-    """A short note in the staff chat; the customer's reservation stands even if it fails."""
+def reserve_refusal(outcome: service.ReserveOutcome) -> str:
+    """Why no hold was made, in the customer's words."""
+    if outcome.reason in ("too_many", "product_held", "too_often"):
+        key = f"presale.reserve.{outcome.reason}"
+        return _(key, f"{key}.plural", outcome.limit).format(count=outcome.limit)
+    return _("presale.reserve.out_of_stock" if outcome.reason == "out_of_stock" else "presale.not_found")
+
+
+def notify_staff(desk: StaffDesk, settings: Settings, number: int, sku: str, store: str) -> None:
+    """A short note in the staff chat, through the desk's paced group queue (the one handoff cards
+    use): a burst of notes waiting there is merged into one post, never a 429 storm."""
     if settings.staff_chat_id is None:
         return
-    text = i18n.gettext("presale.staff.reservation", locale=settings.default_locale).format(
-        number=number, sku=esc(sku), store=esc(store), hours=settings.reservation_hold_hours)
-    try:
-        await bot.send_message(settings.staff_chat_id, text)
-    except TelegramAPIError as exc:
-        log.warning("staff reservation notice %s not sent: %s", number, exc)
+    text = desk.t("presale.staff.reservation", number=number, sku=esc(sku), store=esc(store),
+                  hours=settings.reservation_hold_hours)
+    desk.queue.put(Post(settings.staff_chat_id, None, [text], coalesce_key="reservations"))
 
 
 # --- compare ---
@@ -386,6 +393,7 @@ async def compare_clear(query: CallbackQuery, state: FSMContext) -> None:
 
 async def faq_chosen(
     query: CallbackQuery, callback_data: FaqCb, session: AsyncSession, locale: str, customer: Customer,
+    settings: Settings,
 ) -> None:
     await query.answer()
     entry = await service.get_faq(session, callback_data.id)
@@ -396,7 +404,7 @@ async def faq_chosen(
     builder = Keyboard()
     builder.button(text="👍", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=1))
     builder.button(text="👎", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=0))
-    await show(query, f"{esc(service.localized(entry.answer, locale))}\n\n{_('presale.answer.helpful')}",
+    await show(query, f"{esc(service.faq_answer(entry, locale, settings))}\n\n{_('presale.answer.helpful')}",
                builder.as_markup())
 
 

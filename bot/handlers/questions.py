@@ -65,7 +65,7 @@ async def question(
         await message.answer(_("presale.intent.not_sold").format(item=esc(short(understood.item or "", 60))),
                              reply_markup=not_sold_keyboard())
     elif intent in ("answer", "product"):
-        await send_answer(message, session, understood, locale)
+        await send_answer(message, session, understood, locale, settings)
     elif intent == "suggest":
         await send_suggestions(message, session, understood.match, locale)
     else:
@@ -107,7 +107,7 @@ def not_sold_keyboard() -> InlineKeyboardMarkup:
 
 
 async def send_answer(message: Message, session: AsyncSession, understood: Understanding,
-                      locale: str) -> None:
+                      locale: str, settings: Settings) -> None:
     best = understood.match.best
     if best is not None and best.target.kind == "product":
         product = await catalog.get_product(session, best.target.id)
@@ -128,7 +128,7 @@ async def send_answer(message: Message, session: AsyncSession, understood: Under
     builder.button(text="👍", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=1))
     builder.button(text="👎", callback_data=FeedbackCb(kind="f", id=entry.id, helpful=0))
     builder.adjust(*([1] * len(dict(flows))), 2)
-    text = esc(catalog.localized(entry.answer, locale))
+    text = esc(catalog.faq_answer(entry, locale, settings))
     await message.answer(f"{text}\n\n{_('presale.answer.helpful')}", reply_markup=builder.as_markup())
 
 

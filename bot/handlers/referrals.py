@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
@@ -12,15 +13,25 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, Message
 from aiogram.utils.i18n import gettext as _
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keyboards import Keyboard, MenuCallback
+from touchpoint.catalog.facts import fact
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.markup import esc
 from touchpoint.referrals import ledger
 from touchpoint.referrals.rules import format_money, invite_link, normalize_code, share_url
-from touchpoint.referrals.service import Attribution, code_for, enter_code, invite_stats, vouchers_of
+from touchpoint.referrals.service import (
+    Attribution,
+    code_for,
+    enter_code,
+    invite_stats,
+    pending_rewards,
+    vouchers_of,
+)
 
 # Answers that end the "type your code" step; an unknown code may be typed again.
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # the invite link would otherwise preview the bot
@@ -51,19 +62,32 @@ def attribution_text(result: Attribution, settings: Settings) -> str:
     return _(f"referrals.code.{result.outcome}")  # unknown | own | already_referred
 
 
+def pending_line(points: int, until: datetime | None, customer: Customer, locale: str) -> str | None:
+    """"500 points on hold until 7 Jan 2027": referral rewards not spendable yet (None if none)."""
+    if points <= 0 or until is None:
+        return None
+    day = format_date(until.astimezone(ZoneInfo(customer.timezone)).date(), "medium", locale=locale)
+    return _("referrals.points.pending", "referrals.points.pending.plural", points).format(
+        count=format_decimal(points, locale=locale), date=day)
+
+
 async def _invite_screen(
-    bot: Bot, session: AsyncSession, settings: Settings, customer: Customer
+    bot: Bot, session: AsyncSession, settings: Settings, customer: Customer, locale: str
 ) -> tuple[str, InlineKeyboardMarkup]:
     code = await code_for(session, customer)
     me = await bot.me()
     stats = await invite_stats(session, customer)
     text = _("referrals.invite.text").format(
         brand=esc(settings.brand_name), code=code, link=invite_link(me.username or "", code),
-        minimum=format_money(settings.referral_min_order_minor, settings.referral_currency),
-        referee_points=settings.referral_referee_points, referrer_points=settings.referral_referrer_points,
+        minimum=fact("referral_min_order", settings, locale),
+        referee_reward=fact("referral_referee_reward", settings, locale),
+        referrer_points=fact("referral_referrer_points", settings, locale),
         joined=stats.joined, pending=stats.pending, rewarded=stats.rewarded, earned=stats.earned_points,
         balance=stats.balance,
     )
+    held = pending_line(stats.pending_points, stats.pending_until, customer, locale)
+    if held:
+        text = f"{text}\n{held}"
     builder = Keyboard()
     builder.button(text=_("referrals.button.share"), callback_data=ReferralCallback(action="share"))
     builder.button(text=_("referrals.button.have_code"), callback_data=ReferralCallback(action="code"))
@@ -81,17 +105,17 @@ def _back_to_invite() -> InlineKeyboardMarkup:
 
 
 async def invite_command(
-    message: Message, bot: Bot, session: AsyncSession, settings: Settings, customer: Customer
+    message: Message, bot: Bot, session: AsyncSession, settings: Settings, customer: Customer, locale: str
 ) -> None:
-    text, markup = await _invite_screen(bot, session, settings, customer)
+    text, markup = await _invite_screen(bot, session, settings, customer, locale)
     await message.answer(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
 
 
 async def invite_button(
-    query: CallbackQuery, bot: Bot, session: AsyncSession, settings: Settings, customer: Customer
+    query: CallbackQuery, bot: Bot, session: AsyncSession, settings: Settings, customer: Customer, locale: str
 ) -> None:
     await query.answer()
-    text, markup = await _invite_screen(bot, session, settings, customer)
+    text, markup = await _invite_screen(bot, session, settings, customer, locale)
     await _show(query, text, markup)
 
 
@@ -142,9 +166,12 @@ async def code_command(
     await message.answer(attribution_text(result, settings), reply_markup=_back_to_invite())
 
 
-async def points(session: AsyncSession, customer: Customer) -> str:
+async def points(session: AsyncSession, customer: Customer, locale: str) -> str:
     assert customer.id is not None
     lines = [_("referrals.points.title").format(balance=await ledger.balance(session, customer.id))]
+    held = pending_line(*await pending_rewards(session, customer.id), customer, locale)
+    if held:
+        lines.append(held)
     lines += [
         _("referrals.points.voucher").format(
             voucher=voucher.code, amount=format_money(voucher.amount_minor, voucher.currency))
@@ -166,13 +193,13 @@ async def points(session: AsyncSession, customer: Customer) -> str:
     return "\n".join(lines)
 
 
-async def points_command(message: Message, session: AsyncSession, customer: Customer) -> None:
-    await message.answer(await points(session, customer), reply_markup=_back_to_invite())
+async def points_command(message: Message, session: AsyncSession, customer: Customer, locale: str) -> None:
+    await message.answer(await points(session, customer, locale), reply_markup=_back_to_invite())
 
 
-async def points_button(query: CallbackQuery, session: AsyncSession, customer: Customer) -> None:
+async def points_button(query: CallbackQuery, session: AsyncSession, customer: Customer, locale: str) -> None:
     await query.answer()
-    await _show(query, await points(session, customer), _back_to_invite())
+    await _show(query, await points(session, customer, locale), _back_to_invite())
 
 
 async def _show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:

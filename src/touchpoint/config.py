@@ -86,6 +86,9 @@ class Settings(BaseSettings):
 
     # --- catalog ---
     reservation_hold_hours: int = Field(default=24, ge=1, le=24 * 14)  # click-and-collect hold
+    reservation_max_active: int = Field(default=3, ge=1)  # active holds per customer
+    reservation_max_per_product: int = Field(default=1, ge=1)  # active holds per customer × product
+    reservation_max_per_hour: int = Field(default=5, ge=1)  # reservations per customer per hour
 
     # --- handoff ---
     # Staff supergroups beyond `staff_chat_id`; customers are spread over all of them.
@@ -124,7 +127,9 @@ class Settings(BaseSettings):
     referral_join_window_days: int = Field(default=7, ge=0)  # a code counts only this soon after joining
     referral_min_order_minor: int = Field(default=2000, ge=0)  # the first order must reach this…
     referral_currency: str = "EUR"  # …in this currency (how the minimum is shown)
-    referral_return_window_days: int = Field(default=30, ge=0)  # a return within it reverses rewards
+    # A return within it takes back rewards already credited. Rewards are held as pending until the
+    # qualifying order's own return window (return_window_days, per category) has ended.
+    referral_return_window_days: int = Field(default=30, ge=0)
     referral_referrer_points: int = Field(default=500, ge=0)
     referral_referee_points: int = Field(default=300, ge=0)  # the newcomer's welcome bonus…
     referral_referee_voucher_minor: int = Field(default=0, ge=0)  # …and/or a welcome voucher (0: none)

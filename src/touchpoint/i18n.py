@@ -71,6 +71,12 @@ class Translator:
         text = catalogue.gettext(key)
         return text.format(**params) if params else text
 
+    def plural(self, locale: str, key: str, n: int, /, **params: object) -> str:
+        """A message with plural forms (ids ``key`` and ``key.plural``), the form chosen by ``n``."""
+        catalogue = self._catalogues.get(locale) or self._catalogues[self.default_locale]
+        text = catalogue.ngettext(key, f"{key}.plural", n)
+        return text.format(**params) if params else text
+
 
 @lru_cache(maxsize=4)
 def get_translator(locales_dir: Path | None = None, default_locale: str = "en") -> Translator:

@@ -19,7 +19,7 @@ from touchpoint.i18n import get_translator
 from touchpoint.journeys.sender import OutboxSender, Pacing
 from touchpoint.orders.models import Order
 from touchpoint.referrals.models import Referral, ReferralCode
-from touchpoint.referrals.service import on_order_status
+from touchpoint.referrals.service import on_order_status, release_due_rewards
 
 t = get_translator()
 NOON_BERLIN = datetime(2026, 6, 1, 10, tzinfo=UTC)  # outside quiet hours, so nothing waits
@@ -86,7 +86,7 @@ def texts(harness: BotHarness, chat_id: int) -> list[str]:
     return [m.get("text", "") for m in harness.sandbox.bot_messages(chat_id)]
 
 
-async def test_link_join_delivered_order_rewards_both_then_return_reverses(harness: BotHarness) -> None:
+async def test_link_join_delivered_order_rewards_both_after_the_return_window(harness: BotHarness) -> None:
     harness.sandbox.user(1101, first_name="Mia", language_code="en")
     harness.sandbox.user(1102, first_name="Ivan", language_code="ru")
 
@@ -114,25 +114,54 @@ async def test_link_join_delivered_order_rewards_both_then_return_reverses(harne
 
     await store_says(harness, 1102, "delivered")
     await send_outbox(harness)
-    assert t("en", "referrals.notify.reward_earned", name="Ivan", points=500) in texts(harness, 1101)
-    assert t("ru", "referrals.notify.welcome_reward", name="Mia", points=300) in texts(harness, 1102)
-
-    again = await harness.say(1101, "/invite")
-    assert again["text"] == plain(t(
-        "en", "referrals.invite.text", brand="Brewhaus", code=code, link=link, minimum="20.00 EUR",
-        referee_points=300, referrer_points=500, joined=1, pending=0, rewarded=1, earned=500, balance=500,
-    ))
-    points = await harness.press(1101, again, t("en", "referrals.button.points"))
-    assert points["text"].startswith(plain(t("en", "referrals.points.title", balance=500)))
-    assert t("en", "referrals.reason.referral_referrer") in points["text"]
-
-    await store_says(harness, 1102, "returned")
-    await send_outbox(harness)
-    assert t("en", "referrals.notify.reward_reversed", name="Ivan", points=500) in texts(harness, 1101)
-    after = await harness.say(1101, "/points")
-    assert after["text"].startswith(plain(t("en", "referrals.points.title", balance=0)))
+    # Held until the order can no longer be returned: shown as pending, nothing spendable yet.
+    assert t("en", "referrals.notify.reward_earned", name="Ivan", points=500) not in texts(harness, 1101)
+    held = await harness.say(1101, "/invite")
+    assert held["text"].startswith(plain(t(
+        "en", "referrals.invite.text", brand="Brewhaus", code=code, link=link, minimum="€20.00",
+        referee_reward="300 points", referrer_points="500 points", joined=1, pending=0, rewarded=1,
+        earned=0, balance=0,
+    )))
+    assert "🕓 500 invite points on hold until Jul 1, 2026" in held["text"]
     mine = await harness.say(1102, "/points")
+    assert mine["text"].startswith(plain(t("ru", "referrals.points.title", balance=50)))
+    assert "🕓 300 баллов за приглашение ждут до 1 июл. 2026\u202fг." in mine["text"]
+
+    with time_machine.travel(datetime(2026, 7, 1, 11, tzinfo=UTC), tick=True):
+        async with harness.db.session() as session:  # the scheduler's hourly release job
+            assert await release_due_rewards(session, harness.settings) == 2
+        await send_outbox(harness)
+        assert t("en", "referrals.notify.reward_earned", name="Ivan", points=500) in texts(harness, 1101)
+        assert t("ru", "referrals.notify.welcome_reward", name="Mia", points=300) in texts(harness, 1102)
+        again = await harness.say(1101, "/invite")
+        assert again["text"] == plain(t(
+            "en", "referrals.invite.text", brand="Brewhaus", code=code, link=link, minimum="€20.00",
+            referee_reward="300 points", referrer_points="500 points", joined=1, pending=0, rewarded=1,
+            earned=500, balance=500,
+        ))
+        points = await harness.press(1101, again, t("en", "referrals.button.points"))
+        assert points["text"].startswith(plain(t("en", "referrals.points.title", balance=500)))
+        assert t("en", "referrals.reason.referral_referrer") in points["text"]
+
+
+async def test_return_before_the_window_ends_cancels_the_pending_rewards(harness: BotHarness) -> None:
+    harness.sandbox.user(1111, first_name="Mia", language_code="en")
+    harness.sandbox.user(1112, first_name="Ivan", language_code="ru")
+    await harness.say(1111, "/invite")
+    code = await code_of(harness, 1111)
+    await harness.say(1112, f"/start ref_{code}")
+    await store_says(harness, 1112, "delivered")
+    await store_says(harness, 1112, "returned")
+    await send_outbox(harness)
+    cancelled = t.plural("en", "referrals.notify.reward_cancelled", 500, name="Ivan", points=500)
+    assert cancelled == "ℹ️ Ivan's first order came back, so the 500 invite points on hold were cancelled."
+    assert cancelled in texts(harness, 1111)
+    after = await harness.say(1111, "/points")
+    assert after["text"].startswith(plain(t("en", "referrals.points.title", balance=0)))
+    assert "🕓" not in after["text"]
+    mine = await harness.say(1112, "/points")
     assert mine["text"].startswith(plain(t("ru", "referrals.points.title", balance=0)))
+    assert "🕓" not in mine["text"]
 
 
 async def test_typed_code_variants_and_clear_refusals(harness: BotHarness) -> None:

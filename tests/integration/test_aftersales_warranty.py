@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, timedelta
 
+import pytest
 from sqlmodel import select
 
 from tests.aftersales_factories import make_catalogue, make_linked_customer
@@ -87,3 +88,34 @@ async def test_processes_reminding_at_once_queue_one_reminder(db: Database) -> N
     assert [r for r in results if isinstance(r, BaseException)] == []
     assert sorted(results) == [0, 0, 1]  # type: ignore[type-var]
     assert len(await _reminders(db)) == 1
+
+
+async def test_staff_verify_or_reject_a_registration_and_the_customer_is_told(db: Database) -> None:
+    """verify_warranty had no caller: registrations stayed "pending" for ever."""
+    load_all_templates()
+    async with db.session() as session:
+        await make_catalogue(session)
+        customer = await make_linked_customer(session, 31, locale="en")
+        product = await session.get(Product, "ESP-1")
+        assert product is not None
+        bought = utcnow().date() - timedelta(days=30)
+        good = await warranty.register_warranty(session, customer, product, bought, "SN31", "file31")
+        bad = await warranty.register_warranty(session, customer, product, bought, "SN32", "file32")
+        await session.flush()
+        assert [r.id for r in await warranty.pending_registrations(session)] == [good.id, bad.id]
+
+        verified = await warranty.verify_warranty(session, settings, good.id or 0, staff="anna", valid=True)
+        rejected = await warranty.verify_warranty(session, settings, bad.id or 0, staff="anna", valid=False,
+                                                  note="The receipt is from another shop.")
+        assert (verified.status, verified.verified_by) == ("verified", "anna")
+        assert rejected.status == "rejected" and rejected.verified_at is not None
+        assert await warranty.pending_registrations(session) == []
+        with pytest.raises(LookupError):  # decided once
+            await warranty.verify_warranty(session, settings, good.id or 0, staff="bob", valid=False)
+        told = (await session.exec(select(OutboxMessage).where(
+            OutboxMessage.template == "aftersales.warranty_checked").order_by(OutboxMessage.id))).all()
+    texts = [render(get_translator(), "en", row.template, row.params).text for row in told]
+    assert len(texts) == 2
+    assert texts[0].startswith("✅ Your warranty for Barista One is confirmed: it runs until ")
+    assert "We couldn't confirm the warranty for Barista One" in texts[1]
+    assert "The receipt is from another shop." in texts[1]

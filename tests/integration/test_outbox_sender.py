@@ -16,7 +16,9 @@ from touchpoint.channels import (
     Button,
     ChannelBlocked,
     ChannelError,
+    ChannelRejected,
     ChannelRetryAfter,
+    ChannelUnavailable,
     OutgoingMessage,
     Rendered,
     SendResult,
@@ -150,6 +152,43 @@ async def test_blocked_customer_becomes_unreachable(db: Database, sender: Outbox
     async with db.session() as session:
         customer = (await session.exec(select(Customer).where(Customer.telegram_id == 1))).one()
     assert customer.reachable is False
+
+
+async def outbox_row(db: Database, row_id: int) -> OutboxMessage:
+    async with db.session() as session:
+        found = await session.get(OutboxMessage, row_id)
+    assert found is not None
+    return found
+
+
+async def delivery_of(db: Database, row_id: int) -> Delivery | None:
+    async with db.session() as session:
+        return (await session.exec(select(Delivery).where(Delivery.outbox_id == row_id))).first()
+
+
+async def test_failed_sends_record_the_error_and_a_real_delivery_status(
+    db: Database, sender: OutboxSender, channel: ScriptedChannel
+) -> None:
+    """``last_error`` was never written and every delivery said "sent": now both tell the truth."""
+    blocked = await queue(db, 1, "hello")
+    rejected = await queue(db, 2, "hello")
+    retried = await queue(db, 3, "hello")
+    sent = await queue(db, 4, "hello")
+    channel.failures[1] = [ChannelBlocked("Forbidden: bot was blocked by the user")]
+    channel.failures[2] = [ChannelRejected("Bad Request: chat not found")]
+    channel.failures[3] = [ChannelUnavailable("Server disconnected")]
+    await sender.drain_once()
+
+    assert (await outbox_row(db, blocked)).last_error == (
+        "ChannelBlocked: Forbidden: bot was blocked by the user")
+    assert (await outbox_row(db, rejected)).last_error == "ChannelRejected: Bad Request: chat not found"
+    waiting = await outbox_row(db, retried)
+    assert (waiting.status, waiting.last_error) == ("pending", "ChannelUnavailable: Server disconnected")
+    assert (await outbox_row(db, sent)).last_error is None
+    settled = {row: await delivery_of(db, row) for row in (blocked, rejected, retried, sent)}
+    assert {row: d.status if d else None for row, d in settled.items()} == {
+        blocked: "blocked", rejected: "failed", retried: None, sent: "sent"}
+    assert settled[blocked].telegram_message_id is None  # type: ignore[union-attr]
 
 
 async def test_crash_after_claim_is_retried_once(db: Database, sender: OutboxSender,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from unittest.mock import ANY
 
 from sqlmodel import select
 
@@ -13,6 +14,7 @@ from touchpoint.clock import utcnow
 from touchpoint.db import Database
 from touchpoint.referrals import ledger
 from touchpoint.referrals.models import Referral, ReferralCode
+from touchpoint.referrals.service import pending_rewards
 
 
 async def touchpoint(database_url: str, *args: str) -> tuple[int, str]:
@@ -44,8 +46,10 @@ async def test_staff_approve_a_held_referral(sqlite_db: Database) -> None:
     code, output = await touchpoint(sqlite_db.url, "referrals", "approve", str(held_id))
     assert code == 1 and "not waiting for review" in output
     code, output = await touchpoint(sqlite_db.url, "referrals", "points", "501")
-    assert code == 0 and output.startswith("balance 500")
+    # Approved, yet held until a return is no longer possible: pending, not spendable.
+    assert code == 0 and output.startswith("balance 0\npending 500 (spendable from ")
 
     async with sqlite_db.session() as session:
         assert (await session.exec(select(Referral.status))).one() == "qualified"
-        assert await ledger.balance(session, referee.id) == 300
+        assert await ledger.balance(session, referee.id) == 0
+        assert await pending_rewards(session, referee.id) == (300, ANY)

@@ -22,7 +22,7 @@ from touchpoint.i18n import get_translator
 from touchpoint.journeys.models import OutboxMessage
 from touchpoint.orders.models import Order
 from touchpoint.referrals import ledger
-from touchpoint.referrals.models import LedgerEntry, Referral
+from touchpoint.referrals.models import LedgerEntry, Referral, ReferralReward
 from touchpoint.referrals.service import (
     attribute_start,
     code_for,
@@ -30,6 +30,7 @@ from touchpoint.referrals.service import (
     held_referrals,
     invite_stats,
     on_order_status,
+    release_due_rewards,
     review,
     vouchers_of,
 )
@@ -75,6 +76,16 @@ async def pair(
     return referrer, referee
 
 
+def after_return_window(settings: Settings = SETTINGS) -> datetime:
+    days = max(settings.return_window_days, settings.referral_return_window_days)
+    return utcnow() + timedelta(days=days + 1)
+
+
+async def settle(session: AsyncSession, settings: Settings = SETTINGS) -> int:
+    """The qualifying orders' return windows pass and the scheduled release job runs."""
+    return await release_due_rewards(session, settings, now=after_return_window(settings))
+
+
 async def use_code(session: AsyncSession, who: Customer, whose: Customer) -> str:
     """``who`` types ``whose`` code; returns the outcome."""
     return (await enter_code(session, SETTINGS, who, await code_for(session, whose))).outcome
@@ -107,10 +118,20 @@ async def test_link_join_then_delivered_order_rewards_both_sides(db: Database) -
         referral = await referral_of(session, referee)
         assert (referral.status, referral.reason, referral.order_id) == (
             "qualified", "first_order_delivered", first.id)
+        # Pending until the order can no longer be returned: nothing spendable yet.
+        assert await ledger.balance(session, referrer.id) == 0
+        assert await ledger.balance(session, referee.id) == 45  # order points only
+        stats = await invite_stats(session, referrer)
+        assert (stats.pending_points, stats.earned_points, stats.balance) == (500, 0, 0)
+        assert stats.pending_until is not None and stats.pending_until > utcnow() + timedelta(days=29)
+
+        assert await settle(session) == 2
+        assert await settle(session) == 0  # the job ran again: nothing twice
         assert await ledger.balance(session, referrer.id) == 500
         assert await ledger.balance(session, referee.id) == 300 + 45  # welcome + order points
         stats = await invite_stats(session, referrer)
         assert (stats.joined, stats.pending, stats.rewarded, stats.earned_points) == (1, 0, 1, 500)
+        assert stats.pending_points == 0
         queued = (await session.exec(select(OutboxMessage.template, OutboxMessage.customer_id)
                                      .order_by(col(OutboxMessage.id)))).all()
         assert queued == [("referral.friend_joined", referrer.id), ("referral.welcome_reward", referee.id),
@@ -129,13 +150,17 @@ async def test_return_within_window_reverses_both_rewards(db: Database) -> None:
         await on_order_status(session, SETTINGS, first, "refunded")  # a second fact, no second reversal
 
         assert (await referral_of(session, referee)).status == "reversed"
+        assert await settle(session) == 0  # cancelled rewards never become spendable
         assert await ledger.balance(session, referrer.id) == 0
         assert await ledger.balance(session, referee.id) == 0
         kinds = (await session.exec(select(LedgerEntry.kind, LedgerEntry.points)
                                     .where(LedgerEntry.customer_id == referrer.id))).all()
-        assert sorted(kinds) == [("earn", 500), ("reverse", -500)]
+        assert kinds == []  # pending points were never in the ledger
+        statuses = (await session.exec(select(ReferralReward.side, ReferralReward.status)
+                                       .order_by(col(ReferralReward.side)))).all()
+        assert statuses == [("referee", "cancelled"), ("referrer", "cancelled")]
         assert (await session.exec(select(OutboxMessage).where(
-            OutboxMessage.template == "referral.reward_reversed"))).one().customer_id == referrer.id
+            OutboxMessage.template == "referral.reward_cancelled"))).one().customer_id == referrer.id
 
 
 async def test_return_after_window_keeps_referral_reward(db: Database) -> None:
@@ -143,8 +168,9 @@ async def test_return_after_window_keeps_referral_reward(db: Database) -> None:
         referrer, referee = await pair(session)
         first = await order(session, referee)
         await deliver(session, first)
-    with time_machine.travel(utcnow() + timedelta(days=SETTINGS.referral_return_window_days + 1)):
+    with time_machine.travel(after_return_window()):
         async with db.session() as session:
+            assert await release_due_rewards(session, SETTINGS) == 2
             await on_order_status(session, SETTINGS, first, "returned", customer=referee)
             assert (await referral_of(session, referee)).status == "qualified"
             assert await ledger.balance(session, referrer.id) == 500
@@ -274,6 +300,7 @@ async def test_monthly_cap_pays_only_the_newcomer(db: Database) -> None:
             await deliver(session, await order(session, friend), settings)
         statuses = [((r := await referral_of(session, f)).status, r.reason) for f in friends]
         assert statuses == [("qualified", "first_order_delivered"), ("capped", "monthly_cap")]
+        await settle(session, settings)
         assert await ledger.balance(session, referrer.id) == 500
         assert await ledger.balance(session, friends[1].id) == 300 + 50
 
@@ -290,12 +317,14 @@ async def test_velocity_holds_for_review_then_staff_approve(db: Database) -> Non
             await deliver(session, await order(session, friend), settings)
         statuses = [(await referral_of(session, f)).status for f in friends]
         assert statuses == ["qualified", "qualified", "held"]
+        await settle(session, settings)
         assert await ledger.balance(session, referrer.id) == 1000
         held = await held_referrals(session)
         assert [r.referee_id for r in held] == [friends[2].id]
 
         approved = await review(session, settings, held[0].id, approve=True)
         assert (approved.status, approved.reason) == ("qualified", "staff_approved")
+        await settle(session, settings)
         assert await ledger.balance(session, referrer.id) == 1500
         with pytest.raises(LookupError):
             await review(session, settings, held[0].id, approve=True)
@@ -351,13 +380,16 @@ async def test_concurrent_redemptions_never_overdraw(db: Database) -> None:
         assert await ledger.balance(session, holder.id) == 10
 
 
-async def test_welcome_voucher_issued_once_and_voided_on_return(db: Database) -> None:
+async def test_welcome_voucher_issued_once_on_release_and_cancelled_by_a_return(db: Database) -> None:
     settings = SETTINGS.model_copy(update={"referral_referee_voucher_minor": 500})
     async with db.session() as session:
         _, referee = await pair(session)
         first = await order(session, referee)
         await deliver(session, first, settings)
         await deliver(session, first, settings)
+        assert await vouchers_of(session, referee.id) == []  # held with the points
+        await settle(session, settings)
+        await settle(session, settings)
         vouchers = await vouchers_of(session, referee.id)
         assert [(v.amount_minor, v.currency, len(v.code)) for v in vouchers] == [(500, "EUR", 8)]
         welcome = (await session.exec(select(OutboxMessage).where(
@@ -369,9 +401,14 @@ async def test_welcome_voucher_issued_once_and_voided_on_return(db: Database) ->
                              amount="5.00 EUR"),
         ])
 
-        await on_order_status(session, settings, first, "returned")
-        assert await vouchers_of(session, referee.id) == []
-        assert any("voucher_minor" in e for e in await events(session, "reward.reversed"))
+        # A return within the window cancels a voucher that was still pending: never issued.
+        _, other = await pair(session, {"phone": "+4915100000077"})
+        second = await order(session, other)
+        await deliver(session, second, settings)
+        await on_order_status(session, settings, second, "returned")
+        assert await settle(session, settings) == 0
+        assert await vouchers_of(session, other.id) == []
+        assert any(e["voucher_minor"] == 500 for e in await events(session, "reward.cancelled"))
 
 
 async def test_friend_joined_at_night_waits_for_the_morning(db: Database) -> None:

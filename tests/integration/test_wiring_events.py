@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,7 +20,7 @@ from touchpoint.events_api.app import create_events_app
 from touchpoint.events_api.signing import signed_headers
 from touchpoint.referrals import ledger
 from touchpoint.referrals.models import Referral
-from touchpoint.referrals.service import attribute_start, code_for
+from touchpoint.referrals.service import attribute_start, code_for, pending_rewards
 
 SECRET = "wiring-secret"
 SETTINGS = load_settings(_env_file=None, referral_referrer_points=500, referral_referee_points=300,
@@ -48,7 +49,7 @@ async def balances(db: Database, *people: Customer) -> list[int]:
         return [await ledger.balance(session, p.id or 0) for p in people]
 
 
-async def test_first_order_delivered_rewards_both_and_a_refund_reverses(
+async def test_first_order_delivered_holds_both_rewards_and_a_refund_cancels_them(
     db: Database, store: TestClient[Any, Any]
 ) -> None:
     await send(store, *({"id": f"cu-{n}", "type": "customer.upserted", "data": {"id": n, "name": "X"}}
@@ -67,15 +68,19 @@ async def test_first_order_delivered_rewards_both_and_a_refund_reverses(
     assert await balances(db, referrer, referee) == [0, 0]
 
     await send(store, status("s-2", "delivered"))
-    assert await balances(db, referrer, referee) == [500, 300 + 50]  # referral + welcome + order points
+    # Referral rewards are pending until the order's return window ends; order points count at once.
+    assert await balances(db, referrer, referee) == [0, 50]
     await send(store, status("s-2", "delivered"))  # a repeated delivery changes nothing
-    assert await balances(db, referrer, referee) == [500, 350]
     async with db.session() as session:
         referral = (await session.exec(select(Referral))).one()
         assert referral.status == "qualified"
+        held = [await pending_rewards(session, c.id or 0) for c in (referrer, referee)]
+        assert held == [(500, ANY), (300, ANY)]
 
     await send(store, status("s-3", "refunded"))
     assert await balances(db, referrer, referee) == [0, 0]
+    async with db.session() as session:
+        assert [(await pending_rewards(session, c.id or 0))[0] for c in (referrer, referee)] == [0, 0]
     async with db.session() as session:
         referral = (await session.exec(select(Referral))).one()
         assert referral.status == "reversed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from touchpoint.referrals.rules import (
@@ -9,7 +11,9 @@ from touchpoint.referrals.rules import (
     Party,
     invite_link,
     new_code,
+    normalize_address,
     normalize_code,
+    normalize_email,
     payout_decision,
     self_referral,
 )
@@ -55,3 +59,35 @@ def test_payout_decision() -> None:
     assert payout_decision(6, 5, 0, 10) == ("held", "velocity")
     assert payout_decision(5, 5, 10, 10) == ("capped", "monthly_cap")
     assert payout_decision(1, 5, 9, 10) == ("qualified", "first_order_delivered")
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Jane.Doe+shop@gmail.com", "janedoe@googlemail.com"),
+    ("JANE@web.de", " jane+promo@WEB.DE "),
+])
+def test_the_same_mailbox_however_spelled(a: str, b: str) -> None:
+    assert normalize_email(a) == normalize_email(b) is not None
+
+
+def test_dots_matter_outside_gmail_and_junk_is_no_address() -> None:
+    assert normalize_email("j.doe@web.de") != normalize_email("jdoe@web.de")
+    assert normalize_email("not-an-email") is None and normalize_email(None) is None
+
+
+def test_the_same_delivery_address_however_written() -> None:
+    same = {normalize_address(a) for a in ("Hauptstraße 5, 10115 Berlin", "10115 Berlin, Hauptstr. 5",
+                                           "HAUPTSTRASSE 5 10115 BERLIN")}
+    assert len(same) == 1 and None not in same
+    assert normalize_address("Hauptstraße 7, 10115 Berlin") not in same
+
+
+def test_self_referral_by_email_or_address() -> None:
+    referrer = Party(1, 10, None, "S-1", emails=frozenset({"jane@gmail.com"}),
+                     addresses=frozenset({"10115 5 berlin hauptstr"}))
+    by_mail = Party(2, 20, None, "S-2", emails=frozenset({"jane@gmail.com"}))
+    by_address = Party(3, 30, None, "S-3", addresses=frozenset({"10115 5 berlin hauptstr"}))
+    by_record_phone = Party(4, 40, None, "S-4", phones=frozenset({"+4930123456"}))
+    assert self_referral(referrer, by_mail) == "same_email"
+    assert self_referral(referrer, by_address) == "same_address"
+    assert self_referral(replace(referrer, phone="+4930123456"), by_record_phone) == "same_phone"
+    assert self_referral(referrer, Party(5, 50, None, "S-5")) is None

@@ -1,4 +1,4 @@
-"""`touchpoint tickets …`: staff's view of after-sales tickets from a terminal."""
+"""`touchpoint tickets …`: staff's view of after-sales tickets (and warranty checks) from a terminal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TypeVar
 import typer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from touchpoint.aftersales import service
+from touchpoint.aftersales import service, warranty
 from touchpoint.config import get_settings
 from touchpoint.db import Database
 
@@ -101,6 +101,40 @@ def set_status_command(
     if error:
         raise typer.Exit(_fail(error))
     typer.echo(f"{number.upper()} → {status}")
+
+
+@app.command("warranties")
+def warranties_command(limit: int = typer.Option(50)) -> None:
+    """Warranty registrations waiting for a receipt check, oldest first."""
+    async def work(session: AsyncSession) -> list[str]:
+        return [f"#{r.id}  {r.sku:<12} serial {r.serial_number:<16} bought {r.purchased_at:%Y-%m-%d}"
+                f"  ends {r.warranty_ends_at:%Y-%m-%d}  receipt {r.receipt_photo}"
+                for r in await warranty.pending_registrations(session, limit)]
+
+    lines = _run(work)
+    typer.echo("\n".join(lines) if lines else "no registrations waiting")
+
+
+@app.command("verify-warranty")
+def verify_warranty_command(
+    registration_id: int,
+    reject: bool = typer.Option(False, "--reject", help="the receipt does not prove the purchase"),
+    note: str = typer.Option(None, help="what the customer should know (e.g. why it was rejected)"),
+    staff: str = typer.Option("cli", help="who checked (recorded on the registration)"),
+) -> None:
+    """Confirm (or --reject) a registered warranty after checking its receipt; the customer is told."""
+    async def work(session: AsyncSession) -> str:
+        try:
+            registration = await warranty.verify_warranty(
+                session, get_settings(), registration_id, staff=staff, valid=not reject, note=note)
+        except LookupError as exc:
+            return f"!{exc}"
+        return f"#{registration.id}: {registration.status}"
+
+    result = _run(work)
+    if result.startswith("!"):
+        raise typer.Exit(_fail(result[1:]))
+    typer.echo(result)
 
 
 @app.command("csat")

@@ -57,3 +57,19 @@ def warranty_expiring(translate: Translator, locale: str, params: dict[str, Any]
     text = translate(locale, "aftersales.warranty.expiring", product=product, date=ends)
     menu = Button(translate(locale, "menu.returns"), callback_data="m:returns")
     return Rendered(text, ((menu,),))
+
+
+@template("aftersales.warranty_checked")
+def warranty_checked(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
+    """Staff checked the receipt of a registered warranty: confirmed (until when) or not (why)."""
+    names = params.get("name") or {}
+    product = esc(names.get(locale) or names.get("en") or params["sku"])
+    if params.get("valid"):
+        ends = format_date(date.fromisoformat(params["ends"]), "medium", locale=locale)
+        lines = [translate(locale, "aftersales.warranty.verified", product=product, date=ends)]
+    else:
+        lines = [translate(locale, "aftersales.warranty.rejected", product=product)]
+    if params.get("note"):
+        lines.append(translate(locale, "aftersales.notify.note", note=esc(params["note"])))
+    menu = Button(translate(locale, "menu.returns"), callback_data="m:returns")
+    return Rendered("\n\n".join(lines), ((menu,),))

@@ -1,4 +1,5 @@
-"""Warranty registration for products bought elsewhere or offline, and the expiry reminder."""
+"""Warranty registration for products bought elsewhere or offline, staff's receipt check
+(``verify_warranty``, from ``touchpoint tickets verify-warranty``), and the expiry reminder."""
 
 from __future__ import annotations
 
@@ -72,15 +73,44 @@ async def register_warranty(
     return registration
 
 
+async def pending_registrations(session: AsyncSession, limit: int = 50) -> list[WarrantyRegistration]:
+    """Registrations whose receipt nobody has checked yet, oldest first (staff's to-do list)."""
+    rows = await session.exec(
+        select(WarrantyRegistration).where(WarrantyRegistration.status == "pending")
+        .order_by(col(WarrantyRegistration.id)).limit(limit)
+    )
+    return list(rows.all())
+
+
 async def verify_warranty(
-    session: AsyncSession, registration_id: int, *, staff: str, valid: bool
-) -> WarrantyRegistration | None:
-    registration = await session.get(WarrantyRegistration, registration_id)
-    if registration is None:
-        return None
+    session: AsyncSession, settings: Settings, registration_id: int, *, staff: str, valid: bool,
+    note: str | None = None,
+) -> WarrantyRegistration:
+    """Staff checked the receipt of a registration (``touchpoint tickets verify-warranty``): it is
+    verified or rejected, recorded, and the customer is told (the registration promised them
+    that). A registration is decided once; LookupError if it is unknown or already decided."""
+    from touchpoint.journeys.outbox import enqueue  # the contact rules import aftersales
+    from touchpoint.journeys.rules import Lane
+
+    registration = (await session.exec(
+        select(WarrantyRegistration).where(WarrantyRegistration.id == registration_id).with_for_update()
+    )).first()
+    if registration is None or registration.status != "pending":
+        raise LookupError(f"warranty registration {registration_id} is not waiting for a check")
     registration.status = "verified" if valid else "rejected"
-    registration.verified_by, registration.verified_at = staff, utcnow()
+    registration.verified_by, registration.verified_at = staff[:64], utcnow()
     session.add(registration)
+    record_event(session, f"aftersales.warranty_{registration.status}", customer_id=registration.customer_id,
+                 payload={"sku": registration.sku, "registration_id": registration.id}, source="system")
+    customer = await session.get(Customer, registration.customer_id)
+    product = await session.get(Product, registration.sku)
+    if customer is not None:
+        await enqueue(
+            session, settings, customer, "aftersales.warranty_checked",
+            {"name": product.name if product else {}, "sku": registration.sku, "valid": valid,
+             "ends": registration.warranty_ends_at.date().isoformat(), "note": (note or "").strip()[:500]},
+            lane=Lane.TRANSACTIONAL, dedupe_key=f"warranty:{registration.id}:checked",
+        )
     return registration
 
 

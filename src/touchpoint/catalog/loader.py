@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.catalog.facts import FACTS, unknown_placeholders
 from touchpoint.catalog.models import Category, FaqEntry, Product, Stock, Store
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES
@@ -118,6 +119,18 @@ class FaqIn(_Strict):
     @classmethod
     def _questions_per_locale(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         return _require_locales(value)
+
+    @model_validator(mode="after")
+    def _known_facts(self) -> FaqIn:
+        """Answers may name configured facts ({return_window_days}, …), nothing else in braces."""
+        for locale, text in self.answer.model_dump().items():
+            unknown = unknown_placeholders(text)
+            if unknown:
+                raise ValueError(
+                    f"FAQ entry {self.id!r}: answer.{locale}: unknown placeholder {', '.join(unknown)} "
+                    f"(known: {', '.join('{' + name + '}' for name in sorted(FACTS))})"
+                )
+        return self
 
 
 async def apply_catalog(session: AsyncSession, catalog: CatalogFile) -> dict[str, int]:

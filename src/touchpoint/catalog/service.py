@@ -14,8 +14,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.catalog import changes
+from touchpoint.catalog.facts import render_answer
 from touchpoint.catalog.models import Category, FaqEntry, Product, Reservation, Stock, Store
 from touchpoint.clock import utcnow
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
+from touchpoint.customers.service import record_event
 from touchpoint.db import Database
 
 PAGE_SIZE = 6
@@ -84,34 +88,74 @@ async def stock_by_store(session: AsyncSession, sku: str) -> list[StoreStock]:
 
 
 @dataclass(frozen=True, slots=True)
+class ReserveLimits:
+    """What one customer may hold at once and how often they may reserve (anti-hoarding)."""
+
+    active_per_customer: int = 3  # active holds across every store and product
+    active_per_product: int = 1  # active holds of one product, whatever the store
+    per_hour: int = 5  # reservations made within the last hour (kept, expired or collected)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReserveLimits:
+        return cls(settings.reservation_max_active, settings.reservation_max_per_product,
+                   settings.reservation_max_per_hour)
+
+
+@dataclass(frozen=True, slots=True)
 class ReserveOutcome:
     reservation: Reservation | None
-    reason: str | None = None  # "out_of_stock" | "unknown"
+    # "out_of_stock" | "unknown" | "too_many" (active holds) | "product_held" (this product,
+    # another store) | "too_often" (reservations this hour)
+    reason: str | None = None
     already: bool = False  # the customer already held one here
+    limit: int = 0  # the limit that refused it (for the customer's message)
 
 
 async def reserve(
-    session: AsyncSession, customer_id: int, store_id: str, sku: str, hold: timedelta
+    session: AsyncSession, customer_id: int, store_id: str, sku: str, hold: timedelta,
+    limits: ReserveLimits | None = None,
 ) -> ReserveOutcome:
     """Hold one unit for pickup; the stock row is updated atomically so two customers never
-    get the last unit. Pressing the button twice keeps the one reservation."""
+    get the last unit. Pressing the button twice keeps the one reservation.
+
+    A customer holds at most ``limits.active_per_customer`` units, one per product, and makes at
+    most ``limits.per_hour`` reservations an hour: refusals are recorded as behaviour events."""
+    limits = limits or ReserveLimits()
     if await get_product(session, sku) is None or await session.get(Store, store_id) is None:
         return ReserveOutcome(None, "unknown")
-    existing = (await session.exec(select(Reservation).where(
-        Reservation.customer_id == customer_id, Reservation.store_id == store_id,
-        Reservation.sku == sku, Reservation.status == "active",
-    ))).first()
+    # Serialise one customer's reservations (PostgreSQL), so parallel presses cannot all pass the caps.
+    await session.exec(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+    now = utcnow()
+    active = list((await session.exec(select(Reservation).where(
+        Reservation.customer_id == customer_id, Reservation.status == "active",
+        col(Reservation.expires_at) > now,
+    ))).all())
+    existing = next((r for r in active if r.store_id == store_id and r.sku == sku), None)
     if existing is not None:
         return ReserveOutcome(existing, already=True)
+    refusal: tuple[str, int] | None = None
+    if sum(1 for r in active if r.sku == sku) >= limits.active_per_product:
+        refusal = ("product_held", limits.active_per_product)
+    elif len(active) >= limits.active_per_customer:
+        refusal = ("too_many", limits.active_per_customer)
+    else:
+        recent = int((await session.exec(select(func.count()).select_from(Reservation).where(
+            Reservation.customer_id == customer_id, col(Reservation.created_at) > now - timedelta(hours=1),
+        ))).one())
+        if recent >= limits.per_hour:
+            refusal = ("too_often", limits.per_hour)
+    if refusal is not None:
+        record_event(session, "reservation.refused", customer_id=customer_id,
+                     payload={"reason": refusal[0], "store": store_id, "sku": sku})
+        return ReserveOutcome(None, refusal[0], limit=refusal[1])
     held = await session.exec(
         update(Stock)
         .where(col(Stock.store_id) == store_id, col(Stock.sku) == sku,
                col(Stock.quantity) - col(Stock.reserved) >= 1)
-        .values(reserved=col(Stock.reserved) + 1, updated_at=utcnow())
+        .values(reserved=col(Stock.reserved) + 1, updated_at=now)
     )
     if not held.rowcount:
         return ReserveOutcome(None, "out_of_stock")
-    now = utcnow()
     reservation = Reservation(customer_id=customer_id, store_id=store_id, sku=sku, quantity=1,
                               status="active", created_at=now, expires_at=now + hold)
     session.add(reservation)
@@ -150,6 +194,12 @@ async def release_expired_reservations(db: Database) -> int:
 
 async def get_faq(session: AsyncSession, faq_id: str) -> FaqEntry | None:
     return await session.get(FaqEntry, faq_id)
+
+
+def faq_answer(entry: FaqEntry, locale: str, settings: Settings) -> str:
+    """The answer as the reader sees it: in their language, configured facts filled in (plain
+    text: the caller escapes it for HTML)."""
+    return render_answer(localized(entry.answer, locale), locale, settings)
 
 
 # --- the FAQ learns from what customers asked (the console's content gaps) ---

@@ -18,14 +18,14 @@ from touchpoint.orders.models import (
     OrderStatus,
     ShipmentEvent,
 )
-from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, Voucher
+from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, ReferralReward, Voucher
 
 __all__ = [
     "AftersalesDraft", "BehaviourEvent", "Campaign", "Cart", "Category", "ConsoleNote",
     "Conversation", "Customer", "Delivery", "Enrolment", "FaqEntry", "JourneyCursor",
     "JourneySetting", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
     "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral",
-    "ReferralCode", "Reservation", "ShipmentEvent", "StaffAccount", "Stock", "Store",
+    "ReferralCode", "ReferralReward", "Reservation", "ShipmentEvent", "StaffAccount", "Stock", "Store",
     "StoreCustomer", "Ticket", "TicketEvent", "TopicPost", "TranscriptMessage", "Voucher",
     "WarrantyRegistration", "metadata",
 ]

@@ -55,12 +55,16 @@ class OutboxMessage(SQLModel, table=True):
     expires_at: datetime | None = utc_field(nullable=True, default=None)
     lease_until: datetime | None = utc_field(nullable=True, default=None)
     attempts: int = 0
-    last_error: str | None = None
+    last_error: str | None = None  # the channel's words on the latest failed or retried send
     created_at: datetime = utc_field()
     sent_at: datetime | None = utc_field(nullable=True, default=None)
 
 
 class Delivery(SQLModel, table=True):
+    """One per outbox row that the sender tried and settled: sent, or failed for good (blocked:
+    the customer blocked the bot). ``sent_at`` is when that was settled; a failed delivery has
+    no ``telegram_message_id``."""
+
     __tablename__ = "deliveries"
     # A button press arrives with (chat, message): find the delivery it belongs to (click-through).
     __table_args__ = (Index("ix_deliveries_chat_message", "chat_id", "telegram_message_id"),)

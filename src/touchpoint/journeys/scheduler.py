@@ -20,6 +20,7 @@ from touchpoint.journeys.engine import JourneyEngine
 from touchpoint.journeys.sender import OutboxSender, reap_expired_leases
 from touchpoint.journeys.stats import journey_stats
 from touchpoint.orders.models import LinkToken, LookupAttempt
+from touchpoint.referrals.service import release_due_rewards
 
 log = logging.getLogger(__name__)
 # How long each kind of bookkeeping row is worth keeping: past that, it only grows the tables.
@@ -68,6 +69,18 @@ async def remind_warranties_tick(db: Database, settings: Settings, sender: Outbo
     return queued
 
 
+async def release_referral_rewards_tick(
+    db: Database, settings: Settings, sender: OutboxSender | None = None
+) -> int:
+    """Referral rewards whose qualifying order can no longer be returned become spendable (and
+    their owners are told); safe from several processes: each reward is claimed once."""
+    async with db.session() as session:
+        released = await release_due_rewards(session, settings)
+    if released and sender is not None:
+        sender.poke()
+    return released
+
+
 async def log_daily_stats(db: Database) -> None:
     """The day's numbers in the log (counts only, never who)."""
     async with db.session() as session:
@@ -90,4 +103,8 @@ def create_scheduler(db: Database, engine: JourneyEngine | None = None,
         # Daily, and soon after start-up: a process that restarts often still gets its turn.
         scheduler.add_job(remind_warranties_tick, "interval", days=1, args=[db, engine.settings, sender],
                           id="warranty_reminders", next_run_time=utcnow() + timedelta(minutes=2))
+        # Hourly: a reward is spendable within the hour its return window ends.
+        scheduler.add_job(release_referral_rewards_tick, "interval", hours=1,
+                          args=[db, engine.settings, sender], id="referral_rewards",
+                          next_run_time=utcnow() + timedelta(minutes=3))
     return scheduler

@@ -376,33 +376,37 @@ class OutboxSender:
                 result = await self.channel.send(message)
             except ChannelRetryAfter as exc:
                 self.limiter.pause(exc.retry_after)
-                return self._retry(row, timedelta(seconds=exc.retry_after), "retry_after", count=False)
-            except ChannelBlocked:
-                self._record(row, "failed", "blocked", unreachable=True)
+                return self._retry(row, timedelta(seconds=exc.retry_after), "retry_after", count=False,
+                                   error=_error(exc))
+            except ChannelBlocked as exc:
+                self._record(row, "failed", "blocked", unreachable=True, error=_error(exc))
             except ChannelRejected as exc:
-                self._record(row, "failed", f"rejected: {str(exc)[:50]}")
-            except ChannelUnavailable:
-                return self._retry(row, timedelta(seconds=2 ** min(row.attempts, 8)), "unavailable")
-            except Exception:
+                self._record(row, "failed", f"rejected: {str(exc)[:50]}", error=_error(exc))
+            except ChannelUnavailable as exc:
+                return self._retry(row, timedelta(seconds=2 ** min(row.attempts, 8)), "unavailable",
+                                   error=_error(exc))
+            except Exception as exc:
                 # Neither delivered nor refused for sure (a bug, a garbled answer): decide now what
                 # the lease reaper would decide later, rather than hold the row for the lease.
                 log.exception("outbox %s: send failed, outcome unknown", row.id)
                 if row.lane == Lane.MARKETING.value:
-                    self._record(row, "failed", OUTCOME_UNKNOWN)  # at-most-once
+                    self._record(row, "failed", OUTCOME_UNKNOWN, error=_error(exc))  # at-most-once
                     return None
-                return self._retry(row, timedelta(seconds=2 ** min(row.attempts, 8)), OUTCOME_UNKNOWN)
+                return self._retry(row, timedelta(seconds=2 ** min(row.attempts, 8)), OUTCOME_UNKNOWN,
+                                   error=_error(exc))
             else:
                 self._record(row, "sent", None, message_id=result.message_id)
         return None
 
-    def _retry(self, row: Claimed, delay: timedelta, reason: str, count: bool = True) -> datetime | None:
+    def _retry(self, row: Claimed, delay: timedelta, reason: str, count: bool = True,
+               error: str | None = None) -> datetime | None:
         """Pending again after ``delay``; returns when, so the chat's later messages wait behind it."""
         if count and row.attempts >= self.max_attempts:
-            self._record(row, "failed", f"{reason}: gave up")
+            self._record(row, "failed", f"{reason}: gave up", error=error)
             return None
         due_at = utcnow() + delay
         self._record(row, "pending", reason, due_at=due_at,
-                     attempts=None if count else max(row.attempts - 1, 0))
+                     attempts=None if count else max(row.attempts - 1, 0), error=error)
         return due_at
 
     def _hold_back(self, row: Claimed, until: datetime) -> None:
@@ -412,17 +416,26 @@ class OutboxSender:
 
     def _record(self, row: Claimed, status: str, reason: str | None, *, due_at: datetime | None = None,
                 attempts: int | None = None, message_id: int | None = None,
-                unreachable: bool = False) -> None:
+                unreachable: bool = False, error: str | None = None) -> None:
+        """Queue a send's outcome for the next group commit. ``error`` (the channel's own words)
+        goes to ``outbox.last_error``; a message that went (``sent``) or was given up on after a
+        try (``failed``; ``blocked`` when the customer blocked the bot) gets its ``deliveries`` row
+        with that status."""
         values: dict[str, Any] = {"status": status, "reason": reason, "lease_until": None}
         if due_at is not None:
             values["due_at"] = due_at
         if attempts is not None:
             values["attempts"] = attempts
+        if error is not None:
+            values["last_error"] = error
         outcome = _Outcome(row.id, values, unreachable_customer=row.customer_id if unreachable else None)
+        now = utcnow()
         if status == "sent":
-            values["sent_at"] = now = utcnow()
+            values["sent_at"] = now
+        if status in ("sent", "failed"):
             outcome.delivery = dict(outbox_id=row.id, customer_id=row.customer_id, chat_id=row.chat_id,
-                                    telegram_message_id=message_id, card_key=row.card_key, sent_at=now)
+                                    telegram_message_id=message_id, card_key=row.card_key, sent_at=now,
+                                    status="blocked" if unreachable else status)
         self._outcomes.append(outcome)
         self._group_check()
 
@@ -568,10 +581,16 @@ class OutboxSender:
             return {}
         query = (select(Delivery.chat_id, Delivery.card_key, Delivery.telegram_message_id)
                  .where(col(Delivery.card_key).in_({row.card_key for row in keyed}),
-                        col(Delivery.chat_id).in_({row.chat_id for row in keyed}))
+                        col(Delivery.chat_id).in_({row.chat_id for row in keyed}),
+                        Delivery.status == "sent")  # a failed send left no message to edit
                  .order_by(col(Delivery.id)))
         return {(chat_id, card_key): message_id  # ordered by id: the latest one wins
                 for chat_id, card_key, message_id in (await session.execute(query)).all()}
+
+
+def _error(exc: BaseException) -> str:
+    """What the channel said, for ``outbox.last_error`` (kept short; never a stack trace)."""
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 async def _update_rows(session: Any, changes: dict[int, dict[str, Any]]) -> None:

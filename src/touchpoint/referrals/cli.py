@@ -13,7 +13,7 @@ from touchpoint.config import Settings, get_settings
 from touchpoint.customers.service import get_customer_by_telegram_id
 from touchpoint.db import Database
 from touchpoint.referrals import ledger
-from touchpoint.referrals.service import held_referrals, review
+from touchpoint.referrals.service import held_referrals, pending_rewards, review
 
 app = typer.Typer(help="Referral programme and loyalty points.", no_args_is_help=True)
 T = TypeVar("T")
@@ -70,13 +70,15 @@ def reject(referral_id: int) -> None:
 
 @app.command("points")
 def points(telegram_id: int) -> None:
-    """A customer's balance and latest ledger entries."""
+    """A customer's spendable balance, referral points still pending, and latest ledger entries."""
     async def work(session: AsyncSession, settings: Settings) -> list[str]:
         customer = await get_customer_by_telegram_id(session, telegram_id)
         if customer is None or customer.id is None:
             return []
         entries = await ledger.recent(session, customer.id, limit=20)
-        return [f"balance {await ledger.balance(session, customer.id)}"] + [
+        held, until = await pending_rewards(session, customer.id)
+        pending = [f"pending {held} (spendable from {until:%Y-%m-%d %H:%M})"] if held and until else []
+        return [f"balance {await ledger.balance(session, customer.id)}", *pending] + [
             f"{e.created_at:%Y-%m-%d %H:%M}  {e.kind:<7} {e.points:+6d}  {e.reason}  {e.reference}"
             for e in entries
         ]

@@ -42,6 +42,33 @@ class Referral(SQLModel, table=True):
     decided_at: datetime | None = utc_field(nullable=True, default=None)
 
 
+class RewardStatus(StrEnum):
+    PENDING = "pending"  # the qualifying order may still come back: not spendable yet
+    AVAILABLE = "available"  # credited to the ledger (points) or issued (voucher)
+    CANCELLED = "cancelled"  # the qualifying order was returned, refunded or cancelled in time
+
+
+class ReferralReward(SQLModel, table=True):
+    """One side's reward of a paid referral, held until the qualifying order's return window ends.
+
+    ``release_due_rewards`` (a scheduled job) credits it then; a return, refund or cancellation
+    of the qualifying order before that cancels it, and nothing was ever spendable."""
+
+    __tablename__ = "referral_rewards"
+    __table_args__ = (UniqueConstraint("referral_id", "side"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: int = Field(foreign_key="referrals.id")
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    side: str = Field(max_length=8)  # referee | referrer
+    points: int = 0
+    voucher_minor: int = 0  # the newcomer's welcome voucher, issued on release
+    status: str = Field(default=RewardStatus.PENDING, max_length=16, index=True)
+    available_at: datetime = utc_field()  # the end of the qualifying order's return window
+    created_at: datetime = utc_field()
+    decided_at: datetime | None = utc_field(nullable=True, default=None)
+
+
 class LedgerKind(StrEnum):
     EARN = "earn"
     REDEEM = "redeem"

@@ -41,24 +41,67 @@ def share_url(link: str, text: str) -> str:
     return f"https://t.me/share/url?url={quote(link, safe='')}&text={quote(text, safe='')}"
 
 
+# Mail providers that ignore dots in the local part (and deliver googlemail.com to gmail.com).
+GMAIL_LIKE = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+# Address words written many ways; compared after case folding (ß → ss) and punctuation removal.
+_ADDRESS_WORDS = {"strasse": "str", "straße": "str", "street": "st", "st": "st", "avenue": "ave",
+                  "road": "rd", "platz": "pl", "ulitsa": "ul", "улица": "ул"}
+_NOT_WORD = re.compile(r"[^\w]+")
+
+
+def normalize_email(raw: str | None) -> str | None:
+    """One spelling per mailbox: case folded, "+tag" dropped, dots dropped for Gmail-like hosts."""
+    if not raw or "@" not in raw:
+        return None
+    local, _, domain = raw.strip().casefold().rpartition("@")
+    local = local.split("+", 1)[0]
+    domain = domain.strip().rstrip(".")
+    if domain in GMAIL_LIKE:
+        domain = GMAIL_LIKE[domain]
+        local = local.replace(".", "")
+    return f"{local}@{domain}" if local and domain else None
+
+
+def normalize_address(raw: str | None) -> str | None:
+    """A delivery address as a bag of words: case, punctuation, word order and "Straße"/"Str."
+    spellings do not make two addresses differ."""
+    if not raw:
+        return None
+    words = [w for w in _NOT_WORD.split(raw.casefold()) if w]
+    words = [_ADDRESS_WORDS.get(w, w) for w in words]
+    # "Hauptstraße" → "hauptstr", glued street names like the spaced ones.
+    words = [w[: -len("strasse")] + "str" if w.endswith("strasse") and len(w) > 7 else w for w in words]
+    return " ".join(sorted(words)) or None
+
+
 @dataclass(frozen=True, slots=True)
 class Party:
-    """What the fraud rules compare about the two sides of a referral."""
+    """What the fraud rules compare about the two sides of a referral: the chat account and
+    everything the store's records say about the person (all normalised)."""
 
     customer_id: int
     telegram_id: int
     phone: str | None
     store_customer_id: str | None
+    phones: frozenset[str] = frozenset()  # E.164: store record, order contacts
+    emails: frozenset[str] = frozenset()  # normalize_email: store record, order contacts
+    addresses: frozenset[str] = frozenset()  # normalize_address: delivery addresses of orders
 
 
 def self_referral(referrer: Party, referee: Party) -> str | None:
     """The reason a referral is really the same person on both sides, or None."""
     if referrer.customer_id == referee.customer_id or referrer.telegram_id == referee.telegram_id:
         return "own_code"
-    if referrer.phone and referrer.phone == referee.phone:
+    referrer_phones = referrer.phones | ({referrer.phone} if referrer.phone else set())
+    referee_phones = referee.phones | ({referee.phone} if referee.phone else set())
+    if referrer_phones & referee_phones:
         return "same_phone"
     if referrer.store_customer_id and referrer.store_customer_id == referee.store_customer_id:
         return "same_store_customer"
+    if referrer.emails & referee.emails:
+        return "same_email"
+    if referrer.addresses & referee.addresses:
+        return "same_address"
     return None
 
 

@@ -3,8 +3,12 @@
 Lifecycle: a newcomer arrives through a code (link or typed) → a *pending* referral. Their first
 delivered order (store event, see :func:`on_order_status`) runs the fraud rules and either pays
 both sides (*qualified*), pays the newcomer only (*capped*), holds it for staff (*held*) or
-rejects it (*rejected*). A return within the return window *reverses* the rewards. Every
-decision stores its reason on the referral and as a behaviour event.
+rejects it (*rejected*: the same person on both sides — same account, phone, store record,
+e-mail or delivery address — or another rule). Paying writes *pending* rewards
+(:class:`ReferralReward`): they become spendable only when the qualifying order's return window
+has ended (:func:`release_due_rewards`, a scheduled job); a return, refund or cancellation before
+that cancels them and *reverses* the referral. Every decision stores its reason on the referral
+and as a behaviour event.
 """
 
 from __future__ import annotations
@@ -12,32 +16,46 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from touchpoint.aftersales.policy import PolicyRules
+from touchpoint.catalog.models import Product
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
-from touchpoint.customers.models import Customer
+from touchpoint.customers.models import Customer, StoreCustomer
 from touchpoint.customers.service import insert_ignoring_conflicts, record_event
 from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.rules import Lane
-from touchpoint.orders.models import Order, OrderStatus
+from touchpoint.orders.models import Order, OrderItem, OrderStatus
+from touchpoint.orders.phones import normalize_phone
 from touchpoint.referrals import ledger
 from touchpoint.referrals.models import (
     LedgerEntry,
     LedgerKind,
     Referral,
     ReferralCode,
+    ReferralReward,
     ReferralStatus,
+    RewardStatus,
     Voucher,
 )
-from touchpoint.referrals.rules import Party, new_code, normalize_code, payout_decision, self_referral
+from touchpoint.referrals.rules import (
+    Party,
+    new_code,
+    normalize_address,
+    normalize_code,
+    normalize_email,
+    payout_decision,
+    self_referral,
+)
 
 DELIVERED = (OrderStatus.DELIVERED.value, OrderStatus.PICKED_UP.value)
-CAME_BACK = (OrderStatus.RETURNED.value, OrderStatus.REFUNDED.value)
+CAME_BACK = (OrderStatus.RETURNED.value, OrderStatus.REFUNDED.value, OrderStatus.CANCELLED.value)
 PAID_STATUSES = (ReferralStatus.QUALIFIED.value, ReferralStatus.CAPPED.value)
 _MAX_CHAIN = 100
+_IDENTITY_ORDERS = 50  # a person's most recent orders whose contacts and addresses are compared
 VOUCHER_CODE_LENGTH = 8
 
 
@@ -56,8 +74,10 @@ class InviteStats:
     joined: int  # friends who arrived through the code
     pending: int  # … still waiting for their first delivered order (or staff review)
     rewarded: int  # … who earned the referrer a reward
-    earned_points: int  # referral points kept (reversals deducted)
-    balance: int
+    earned_points: int  # referral points credited (reversals deducted)
+    balance: int  # spendable points
+    pending_points: int = 0  # referral points (either side) waiting for a return window to end
+    pending_until: datetime | None = None  # when the last of them becomes spendable
 
 
 # --- codes ---------------------------------------------------------------------------------
@@ -284,10 +304,13 @@ async def _fraud_reason(
     session: AsyncSession, settings: Settings, referral: Referral, referrer: Customer,
     referee: Customer, order: Order,
 ) -> str | None:
-    """The first rule the qualifying order breaks, or None. Phones and store records are often
-    known only now, so self-referral is checked again, also against the order's own contact."""
-    buyer = replace(_party(referee), phone=order.contact_phone, store_customer_id=order.store_customer_id)
-    reason = self_referral(_party(referrer), _party(referee)) or self_referral(_party(referrer), buyer)
+    """The first rule the qualifying order breaks, or None. Phones, e-mails, addresses and store
+    records are often known only now, so self-referral is checked again with everything the
+    store's records hold about both people, the qualifying order included."""
+    reason = self_referral(
+        await _identity(session, settings, referrer),
+        await _identity(session, settings, referee, also=order),
+    )
     if reason is not None:
         return reason
     if await _orders_before(session, referee, referral.created_at, excluding=order.id):
@@ -297,6 +320,39 @@ async def _fraud_reason(
     if await _rewarded_elsewhere(session, referee, referral):
         return "referee_already_rewarded"
     return None
+
+
+async def _identity(
+    session: AsyncSession, settings: Settings, customer: Customer, *, also: Order | None = None
+) -> Party:
+    """The customer's account plus what the store knows: their store record's phone and e-mail,
+    and the contact phones, e-mails and delivery addresses of their orders (and of ``also``)."""
+    orders: list[Order] = [also] if also is not None else []
+    conditions = _orders_of(customer)
+    if also is not None and also.store_customer_id:
+        conditions.append(Order.store_customer_id == also.store_customer_id)
+    if conditions:
+        orders += (await session.exec(
+            select(Order).where(or_(*conditions))  # type: ignore[arg-type]
+            .order_by(col(Order.created_at).desc()).limit(_IDENTITY_ORDERS)
+        )).all()
+    record_ids = {customer.store_customer_id, *(o.store_customer_id for o in orders)} - {None}
+    records = (await session.exec(
+        select(StoreCustomer).where(col(StoreCustomer.id).in_(record_ids))
+    )).all() if record_ids else []
+    region = settings.orders_phone_region
+    phones = {customer.phone, *(o.contact_phone for o in orders), *(r.phone for r in records)}
+    emails = {*(o.contact_email for o in orders), *(r.email for r in records)}
+    party = _party(customer)
+    return replace(
+        party,
+        store_customer_id=customer.store_customer_id or (also.store_customer_id if also else None),
+        phones=frozenset(p for p in (normalize_phone(raw, region) for raw in phones if raw) if p),
+        emails=frozenset(e for e in map(normalize_email, emails) if e),
+        # Pickup orders name no home: a store's address there would match every pickup customer.
+        addresses=frozenset(a for a in (normalize_address(o.delivery_address) for o in orders
+                                        if o.delivery_method != "pickup") if a),
+    )
 
 
 async def _rewarded_elsewhere(session: AsyncSession, referee: Customer, referral: Referral) -> bool:
@@ -344,38 +400,112 @@ async def _pay(
     referee: Customer, *, both: bool,
 ) -> None:
     """The double-sided reward: a welcome bonus (points and/or a voucher) for the newcomer, points
-    for the referrer. Each part is written once, however often the store repeats its event."""
-    sides = [(referee, referrer, settings.referral_referee_points, "referee", "referral.welcome_reward")]
+    for the referrer, each held as a pending reward until the qualifying order can no longer be
+    returned. Each part is written once, however often the store repeats its event."""
+    order = await session.get(Order, referral.order_id) if referral.order_id is not None else None
+    available_at = await _return_window_end(session, settings, order)
+    sides = [(referee, settings.referral_referee_points, settings.referral_referee_voucher_minor, "referee")]
     if both:
-        sides.append((referrer, referee, settings.referral_referrer_points, "referrer",
-                      "referral.reward_earned"))
-    for customer, other, points, side, template in sides:
-        assert customer.id is not None
-        reference = f"referral:{referral.id}:{side}"
-        params: dict[str, object] = {"points": 0, "name": other.first_name}
-        if points > 0 and await ledger.add_entry(
-            session, customer.id, LedgerKind.EARN, points, f"referral_{side}", reference
-        ):
-            params["points"] = points
-            record_event(session, "reward.issued", customer_id=customer.id,
-                         payload={"points": points, "reason": f"referral_{side}", "referral_id": referral.id})
-        if side == "referee" and settings.referral_referee_voucher_minor > 0:
-            voucher = await _issue_voucher(session, settings, customer, reference)
-            if voucher is not None:
-                params.update(voucher=voucher.code, amount_minor=voucher.amount_minor,
-                              currency=voucher.currency)
-                record_event(session, "reward.issued", customer_id=customer.id, payload={
-                    "voucher_minor": voucher.amount_minor, "reason": "referral_referee_voucher",
-                    "referral_id": referral.id,
-                })
-        if params["points"] or "voucher" in params:
-            # A reward is an account fact (transactional), but it still waits for the morning.
-            await enqueue(session, settings, customer, template, params,
-                          lane=Lane.TRANSACTIONAL, dedupe_key=reference)
+        sides.append((referrer, settings.referral_referrer_points, 0, "referrer"))
+    for customer, points, voucher_minor, side in sides:
+        if points <= 0 and voucher_minor <= 0:
+            continue
+        inserted = await session.exec(
+            insert_ignoring_conflicts(session, ReferralReward).values(
+                referral_id=referral.id, customer_id=customer.id, side=side, points=points,
+                voucher_minor=voucher_minor, status=RewardStatus.PENDING.value,
+                available_at=available_at, created_at=utcnow(),
+            ).returning(col(ReferralReward.id))
+        )
+        if inserted.first() is not None:
+            record_event(session, "reward.pending", customer_id=customer.id, payload={
+                "points": points, "voucher_minor": voucher_minor, "reason": f"referral_{side}",
+                "referral_id": referral.id, "available_at": available_at.isoformat(),
+            })
+    if available_at <= utcnow():  # e.g. staff approved a held referral after the window
+        await release_due_rewards(session, settings, referral_id=referral.id)
+
+
+async def _return_window_end(session: AsyncSession, settings: Settings, order: Order | None) -> datetime:
+    """When the qualifying order can no longer come back: its delivery plus the longest return
+    window of its items' categories (the after-sales policy, ``TOUCHPOINT_RETURN_WINDOW_DAYS``)."""
+    delivered_at = (order.delivered_at if order is not None else None) or utcnow()
+    rules = PolicyRules(settings.return_window_days, dict(settings.return_window_days_by_category))
+    days = settings.return_window_days
+    if order is not None and order.id is not None:
+        categories = (await session.exec(
+            select(Product.category_id).join(OrderItem, col(OrderItem.sku) == col(Product.sku))
+            .where(OrderItem.order_id == order.id)
+        )).all()
+        if categories:
+            days = max(rules.window_days(category) for category in categories)
+    return delivered_at + timedelta(days=days)
+
+
+async def release_due_rewards(
+    session: AsyncSession, settings: Settings, *, now: datetime | None = None, referral_id: int | None = None,
+) -> int:
+    """Pending rewards whose return window has ended become spendable: points to the ledger, the
+    voucher issued, the customer told. Each reward is claimed with a conditional update, so
+    several processes (or a repeated run) credit it once. Returns how many were released."""
+    now = now or utcnow()
+    query = select(ReferralReward).where(
+        ReferralReward.status == RewardStatus.PENDING.value, col(ReferralReward.available_at) <= now,
+    ).order_by(col(ReferralReward.id))
+    if referral_id is not None:
+        query = query.where(ReferralReward.referral_id == referral_id)
+    released = 0
+    for reward in (await session.exec(query)).all():
+        if not await _settle(session, reward, RewardStatus.AVAILABLE, now):
+            continue  # another process released (or a return cancelled) it since we looked
+        await _credit(session, settings, reward)
+        released += 1
+    return released
+
+
+async def _settle(session: AsyncSession, reward: ReferralReward, status: RewardStatus, now: datetime) -> bool:
+    """Move a pending reward on, if it is still pending (one process wins a race)."""
+    claimed = await session.exec(  # type: ignore[call-overload]
+        update(ReferralReward)
+        .where(col(ReferralReward.id) == reward.id, col(ReferralReward.status) == RewardStatus.PENDING.value)
+        .values(status=status.value, decided_at=now)
+    )
+    return bool(claimed.rowcount)
+
+
+async def _credit(session: AsyncSession, settings: Settings, reward: ReferralReward) -> None:
+    """A released reward into the ledger (and the voucher issued), and the customer told."""
+    referral = await session.get(Referral, reward.referral_id)
+    customer = await session.get(Customer, reward.customer_id)
+    if referral is None or customer is None or customer.id is None:
+        return
+    other_id = referral.referrer_id if reward.side == "referee" else referral.referee_id
+    other = await session.get(Customer, other_id)
+    reference = f"referral:{referral.id}:{reward.side}"
+    params: dict[str, object] = {"points": 0, "name": other.first_name if other else ""}
+    if reward.points > 0 and await ledger.add_entry(
+        session, customer.id, LedgerKind.EARN, reward.points, f"referral_{reward.side}", reference
+    ):
+        params["points"] = reward.points
+        record_event(session, "reward.issued", customer_id=customer.id, payload={
+            "points": reward.points, "reason": f"referral_{reward.side}", "referral_id": referral.id})
+    if reward.voucher_minor > 0:
+        voucher = await _issue_voucher(session, settings, customer, reference, reward.voucher_minor)
+        if voucher is not None:
+            params.update(voucher=voucher.code, amount_minor=voucher.amount_minor, currency=voucher.currency)
+            record_event(session, "reward.issued", customer_id=customer.id, payload={
+                "voucher_minor": voucher.amount_minor, "reason": "referral_referee_voucher",
+                "referral_id": referral.id,
+            })
+    if params["points"] or "voucher" in params:
+        # A reward is an account fact (transactional), but it still waits for the morning.
+        template = "referral.welcome_reward" if reward.side == "referee" else "referral.reward_earned"
+        await enqueue(session, settings, customer, template, params,
+                      lane=Lane.TRANSACTIONAL, dedupe_key=reference)
 
 
 async def _issue_voucher(
-    session: AsyncSession, settings: Settings, customer: Customer, reference: str
+    session: AsyncSession, settings: Settings, customer: Customer, reference: str, amount_minor: int,
 ) -> Voucher | None:
     """The voucher earned by ``reference``, issued once; None if it was issued before."""
     for _ in range(10):
@@ -384,7 +514,7 @@ async def _issue_voucher(
         inserted = await session.exec(
             insert_ignoring_conflicts(session, Voucher).values(
                 code=new_code(VOUCHER_CODE_LENGTH), customer_id=customer.id, reference=reference,
-                amount_minor=settings.referral_referee_voucher_minor, currency=settings.referral_currency,
+                amount_minor=amount_minor, currency=settings.referral_currency,
                 status="issued", created_at=utcnow(),
             ).returning(col(Voucher.id))
         )
@@ -413,6 +543,8 @@ async def _reverse_referral(
     if referral.status == ReferralStatus.HELD.value:
         _decide(session, referral, ReferralStatus.REJECTED, "order_returned")
         return
+    if await _cancel_pending(session, settings, referral, referee):
+        return
     delivered_at = order.delivered_at or referral.decided_at or utcnow()
     if referral.status not in PAID_STATUSES or (
         utcnow() > delivered_at + timedelta(days=settings.referral_return_window_days)
@@ -434,6 +566,35 @@ async def _reverse_referral(
             await enqueue(session, settings, referrer, "referral.reward_reversed",
                           {"points": taken, "name": referee.first_name},
                           lane=Lane.TRANSACTIONAL, dedupe_key=f"referral:{referral.id}:reversed")
+
+
+async def _cancel_pending(
+    session: AsyncSession, settings: Settings, referral: Referral, referee: Customer
+) -> bool:
+    """The qualifying order came back while its rewards were still pending: cancel them (nothing
+    was ever spendable) and reverse the referral. False if nothing was pending."""
+    pending = (await session.exec(select(ReferralReward).where(
+        ReferralReward.referral_id == referral.id, ReferralReward.status == RewardStatus.PENDING.value,
+    ))).all()
+    cancelled: list[ReferralReward] = []
+    for reward in pending:
+        if await _settle(session, reward, RewardStatus.CANCELLED, utcnow()):
+            cancelled.append(reward)
+    if not cancelled:
+        return False
+    _decide(session, referral, ReferralStatus.REVERSED, "order_returned")
+    for reward in cancelled:
+        record_event(session, "reward.cancelled", customer_id=reward.customer_id, payload={
+            "points": reward.points, "voucher_minor": reward.voucher_minor, "reason": "order_returned",
+            "referral_id": referral.id,
+        })
+        if reward.side == "referrer" and reward.points > 0:
+            referrer = await session.get(Customer, reward.customer_id)
+            if referrer is not None:
+                await enqueue(session, settings, referrer, "referral.reward_cancelled",
+                              {"points": reward.points, "name": referee.first_name},
+                              lane=Lane.TRANSACTIONAL, dedupe_key=f"referral:{referral.id}:reversed")
+    return True
 
 
 async def _void_voucher(session: AsyncSession, customer_id: int, referral: Referral, reference: str) -> None:
@@ -482,6 +643,15 @@ async def review(session: AsyncSession, settings: Settings, referral_id: int, *,
 # --- what the customer sees ------------------------------------------------------------------
 
 
+async def pending_rewards(session: AsyncSession, customer_id: int) -> tuple[int, datetime | None]:
+    """Referral points held for the customer (either side) and when the last of them frees up."""
+    points, until = (await session.exec(
+        select(func.coalesce(func.sum(ReferralReward.points), 0), func.max(ReferralReward.available_at))
+        .where(ReferralReward.customer_id == customer_id, ReferralReward.status == RewardStatus.PENDING.value)
+    )).one()
+    return int(points), until
+
+
 async def invite_stats(session: AsyncSession, customer: Customer) -> InviteStats:
     assert customer.id is not None
     rows = (await session.exec(
@@ -495,7 +665,9 @@ async def invite_stats(session: AsyncSession, customer: Customer) -> InviteStats
             col(LedgerEntry.reference).like("referral:%:referrer"),
         )
     )).one())
+    pending_points, pending_until = await pending_rewards(session, customer.id)
     return InviteStats(
+        pending_points=pending_points, pending_until=pending_until,
         joined=sum(by_status.values()),
         pending=by_status.get(ReferralStatus.PENDING.value, 0) + by_status.get(ReferralStatus.HELD.value, 0),
         rewarded=by_status.get(ReferralStatus.QUALIFIED.value, 0),

@@ -57,3 +57,12 @@ def welcome_reward(translate: Translator, locale: str, params: dict[str, Any]) -
 @template("referral.reward_reversed")
 def reward_reversed(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
     return _render("referrals.notify.reward_reversed", translate, locale, params)
+
+
+@template("referral.reward_cancelled")
+def reward_cancelled(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
+    """Pending invite points cancelled: the qualifying order came back before its window ended."""
+    points = int(params["points"])
+    text = translate.plural(locale, "referrals.notify.reward_cancelled", points,
+                            name=_name(params), points=points)
+    return _with_invite_button(translate, locale, text)
