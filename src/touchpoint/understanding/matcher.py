@@ -37,8 +37,7 @@ SEMANTIC_WEIGHT = 0.6  # of the blended score; the rest is the fuzzy score
 CONFIDENT = 60.0  # blended score (0..100) for an outright answer ...
 MARGIN = 8.0  # ... when it also leads the runner-up by this much
 SURE = 75.0  # above this, the margin is not needed
-CLEAR_LEAD = 10.0  # a weaker best (above LEAD_FLOOR) is answered when it leads by this much
-LEAD_FLOOR = 50.0  # ... and is at least this good
+CLEAR_LEAD = 10.0  # a weaker best (above SUGGEST) is answered when it leads by this much
 SUGGEST = 45.0  # below this, nothing is offered
 NEAR_EXACT_DISCOUNT = 15.0
 PRODUCT_SCALE = 0.9  # product names are scored by characters alone, which flatters chance overlaps
@@ -239,6 +238,6 @@ def verdict(hits: list[Hit]) -> Match:
         return Match("none", tuple(hits))
     best, runner_up = hits[0].score, (hits[1].score if len(hits) > 1 else 0.0)
     lead = best - runner_up
-    if best >= SURE or (best >= CONFIDENT and lead >= MARGIN) or (best >= LEAD_FLOOR and lead >= CLEAR_LEAD):
+    if best >= SURE or (best >= CONFIDENT and lead >= MARGIN) or lead >= CLEAR_LEAD:
         return Match("answer", tuple(hits))
     return Match("suggest", tuple(h for h in hits if h.score >= SUGGEST))
