@@ -14,6 +14,7 @@ SUPPORTED_LOCALES = ("en", "ru", "zh")
 TELEGRAM_API_BASE = "https://api.telegram.org"
 # A syntactically valid token for the sandbox, where no real token exists.
 SANDBOX_TOKEN = "123456789:sandbox-token-not-a-secret"
+MIN_WEBHOOK_SECRET_CHARS = 32
 
 
 class ConfigError(SystemExit):
@@ -71,6 +72,19 @@ class Settings(BaseSettings):
     events_max_age_s: int = Field(default=300, ge=1)  # older signed timestamps are replays
     events_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     events_max_batch: int = Field(default=500, ge=1)
+
+    # --- store platform connectors (served by the events API's process and port) ---
+    # Webhook signing secrets; several comma-separated ones are all accepted (rotation).
+    shopify_webhook_secret: SecretStr | None = None
+    # Shopify location id → our store id, JSON in env: '{"123456": "mitte"}'.
+    shopify_locations: dict[str, str] = Field(default_factory=dict)
+    woocommerce_webhook_secret: SecretStr | None = None
+    # WooCommerce "completed" means fulfilled: shipped for most shops, delivered for some.
+    woocommerce_completed_status: str = "shipped"
+    # WooCommerce keeps one stock figure per product: the store it is counted for (unset: ignored).
+    woocommerce_stock_store: str | None = None
+    connectors_max_attempts: int = Field(default=5, ge=1)  # a delivery failing this often is parked
+    connectors_poll_s: float = Field(default=2.0, gt=0)  # queue re-check (rows from other processes)
 
     # --- aftersales ---
     return_window_days: int = Field(default=30, ge=0)  # from delivery
@@ -187,6 +201,15 @@ class Settings(BaseSettings):
                              f"(known: {', '.join(OrderStatus)})")
         return value
 
+    @field_validator("woocommerce_completed_status")
+    @classmethod
+    def _known_status(cls, value: str) -> str:
+        from touchpoint.orders.models import OrderStatus
+
+        if value not in set(OrderStatus):
+            raise ValueError(f"unknown order status {value} (known: {', '.join(OrderStatus)})")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -203,6 +226,18 @@ class Settings(BaseSettings):
             raise ConfigError("TOUCHPOINT_EVENTS_SECRET is not set: the events API needs the store's "
                               "shared secret (or set TOUCHPOINT_EVENTS_API_ENABLED=false)")
         return self.events_secret.get_secret_value()
+
+    def webhook_secrets(self, platform: str, *, demo: bool = False) -> list[str]:
+        """The platform's webhook signing secrets (several while rotating); none: not configured.
+
+        Outside the demo each must be at least 32 characters: a short secret can be guessed."""
+        secret = getattr(self, f"{platform}_webhook_secret")
+        secrets = [s.strip() for s in (secret.get_secret_value() if secret else "").split(",") if s.strip()]
+        weak = [s for s in secrets if len(s) < MIN_WEBHOOK_SECRET_CHARS]
+        if weak and not demo:
+            raise ConfigError(f"TOUCHPOINT_{platform.upper()}_WEBHOOK_SECRET: each secret needs at least "
+                              f"{MIN_WEBHOOK_SECRET_CHARS} characters (one has {len(weak[0])})")
+        return secrets
 
     def require_bot_token(self) -> str:
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
