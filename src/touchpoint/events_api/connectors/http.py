@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -29,6 +29,7 @@ from touchpoint.db import Database
 from touchpoint.events_api.connectors import shopify, woocommerce
 from touchpoint.events_api.connectors.common import base64_hmac_valid
 from touchpoint.events_api.connectors.queue import ConnectorWorker, enqueue, notify_applied
+from touchpoint.events_api.hooks import AppliedEvent
 from touchpoint.observability import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _is_ping(body: bytes) -> bool:
     return set(fields) == {"webhook_id"} and all(v.isdigit() for v in fields["webhook_id"])
 
 
-def _handler(platform: Platform) -> Callable[[web.Request], object]:
+def _handler(platform: Platform) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def receive(request: web.Request) -> web.Response:
         name = platform.name
         secrets = request.app[SECRETS].get(name) or []
@@ -129,12 +130,12 @@ def add_connectors(app: web.Application, settings: Settings, db: Database, *, de
     app[SECRETS] = {p.name: settings.webhook_secrets(p.name, demo=demo) for p in PLATFORMS}
     app[CONNECTOR_DB], app[MAX_BODY] = db, settings.events_max_body_bytes
 
-    async def after_apply(applied: list) -> None:  # type: ignore[type-arg]
+    async def after_apply(applied: list[AppliedEvent]) -> None:
         await notify_applied(db, applied, poke_sender)
 
     app[WORKER] = ConnectorWorker(db, settings, after_apply=after_apply)
     for platform in PLATFORMS:
-        app.router.add_post(f"/webhooks/{platform.name}", _handler(platform))  # type: ignore[arg-type]
+        app.router.add_post(f"/webhooks/{platform.name}", _handler(platform))
     if any(app[SECRETS].values()):
         app.cleanup_ctx.append(_run_worker)
 
