@@ -275,6 +275,20 @@ async def test_shopify_older_state_never_overwrites_a_newer_one(
     assert record is not None and record.phone == "+4915198765432"
 
 
+async def test_the_customer_inside_a_newer_order_does_not_undo_a_newer_customer_update(
+    client: TestClient[Any, Any], db: Database
+) -> None:
+    await shopify(client, "customers/update", fixture("shopify", "customers_update"))  # 11:00, new phone
+    created = fixture("shopify", "orders_create")  # its customer snapshot is from 10:00
+    newer_order = later(created, "2026-12-07T11:30:00+01:00", financial_status="paid")
+    await shopify(client, "orders/updated", newer_order)
+    await settle(client)
+    async with db.session() as session:
+        record = await session.get(StoreCustomer, "7012345678901")
+    assert record is not None and record.phone == "+4915198765432"
+    assert (await order(db, "#1001")).store_customer_id == "7012345678901"
+
+
 async def test_shopify_checkouts_are_carts_for_abandoned_cart_journeys(
     client: TestClient[Any, Any], db: Database
 ) -> None:

@@ -255,8 +255,17 @@ EventType = Literal["customer.upserted", "order.created", "order.status_changed"
                     "cart.cleared", "stock.changed"]
 
 
-def event(type_: EventType, data: dict[str, Any], occurred_at: datetime | None = None) -> dict[str, Any]:
-    return {"type": type_, "data": data, "occurred_at": occurred_at}
+def event(type_: EventType, data: dict[str, Any], occurred_at: datetime | None = None, *,
+          resource: tuple[str, str] | None = None) -> dict[str, Any]:
+    """An internal event; ``resource`` names the platform resource it is a snapshot of, as of
+    ``occurred_at`` (e.g. the customer inside an order), so an older snapshot is dropped."""
+    raw: dict[str, Any] = {"type": type_, "data": data, "occurred_at": occurred_at}
+    if resource is not None:
+        raw[RESOURCE_KEY] = resource
+    return raw
+
+
+RESOURCE_KEY = "_resource"
 
 
 def validate_events(events: list[dict[str, Any]], event_id_prefix: str, phone_region: str) -> list[Any]:
@@ -265,7 +274,7 @@ def validate_events(events: list[dict[str, Any]], event_id_prefix: str, phone_re
     Raises :class:`ConnectorError` naming the field at fault."""
     out = []
     for index, raw in enumerate(events):
-        body = {k: v for k, v in raw.items() if v is not None}
+        body = {k: v for k, v in raw.items() if v is not None and k != RESOURCE_KEY}
         body["id"] = f"{event_id_prefix}.{index}"
         try:
             out.append(_internal.validate_python(body, context={"phone_region": phone_region}))

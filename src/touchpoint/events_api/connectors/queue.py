@@ -34,6 +34,7 @@ from touchpoint.customers.models import StoreCustomer
 from touchpoint.db import Database
 from touchpoint.events_api.connectors import shopify, woocommerce
 from touchpoint.events_api.connectors.common import (
+    RESOURCE_KEY,
     ConnectorError,
     OrderUpdate,
     Translation,
@@ -148,6 +149,14 @@ async def _remember(session: AsyncSession, platform: str, kind: str, external_id
     session.add(row)
 
 
+async def _older_snapshot(session: AsyncSession, platform: str, raw: dict[str, Any]) -> bool:
+    """A snapshot of a resource (the customer inside an order) older than one already applied."""
+    if RESOURCE_KEY not in raw or raw["occurred_at"] is None:
+        return False
+    known = await _resource(session, platform, *raw[RESOURCE_KEY])
+    return bool(known and known.updated_at and raw["occurred_at"] < known.updated_at)
+
+
 async def _guest(session: AsyncSession, phone: str | None, email: str | None) -> str | None:
     """The store customer a guest order belongs to, matched by phone (E.164), then e-mail."""
     for column, value in ((StoreCustomer.phone, phone), (StoreCustomer.email, email)):
@@ -194,7 +203,7 @@ async def apply_delivery(session: AsyncSession, settings: Settings, delivery: Co
             return Outcome(DeliveryStatus.STALE)
     if translation.skipped:
         return Outcome(DeliveryStatus.SKIPPED, translation.skipped)
-    events = list(translation.events)
+    events = [e for e in translation.events if not await _older_snapshot(session, platform, e)]
     planned = await _order_events(session, platform, translation)
     if planned is None:
         return Outcome(DeliveryStatus.SKIPPED, "unknown_order")
@@ -220,13 +229,15 @@ async def apply_delivery(session: AsyncSession, settings: Settings, delivery: Co
     result = await apply_events(session, settings, validated) if validated else None
     for (kind, external_id), ref in translation.refs.items():
         await _remember(session, platform, kind, external_id, ref=ref)
+    versions = {e[RESOURCE_KEY]: e["occurred_at"] for e in events if RESOURCE_KEY in e}
     if translation.resource is not None:
-        kind, external_id = translation.resource
+        versions[translation.resource] = translation.version
+    for (kind, external_id), version in versions.items():
         known = await _resource(session, platform, kind, external_id)
         newer = known is not None and known.updated_at is not None and (
-            translation.version is None or known.updated_at > translation.version)
-        if translation.version and not newer:
-            await _remember(session, platform, kind, external_id, updated_at=translation.version)
+            version is None or known.updated_at > version)
+        if version and not newer:
+            await _remember(session, platform, kind, external_id, updated_at=version)
     return Outcome(DeliveryStatus.APPLIED, applied=result.applied if result else [])
 
 

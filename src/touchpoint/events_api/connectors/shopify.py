@@ -83,14 +83,15 @@ def _customer_event(customer: dict[str, Any], settings: Settings, *, fallback_ph
     if marketing is None and isinstance(customer.get("accepts_marketing"), bool) and state is None:
         marketing = customer["accepts_marketing"]  # older API versions
     address = customer.get("default_address") if isinstance(customer.get("default_address"), dict) else {}
+    customer_id = platform_id(customer.get("id"), "customer.id")
     return event("customer.upserted", {
-        "id": platform_id(customer.get("id"), "customer.id"),
+        "id": customer_id,
         "name": full_name(customer.get("first_name"), customer.get("last_name")),
         "phone": phone(customer.get("phone") or fallback_phone or address.get("phone"),
                        settings.orders_phone_region),
         "email": email(customer.get("email") or fallback_email),
         "marketing_consent": marketing,
-    }, parse_time(customer.get("updated_at"), "customer.updated_at"))
+    }, parse_time(customer.get("updated_at"), "customer.updated_at"), resource=("customer", customer_id))
 
 
 def _address(address: Any) -> str | None:
