@@ -110,7 +110,7 @@ def _handler(platform: Platform) -> Callable[[web.Request], Awaitable[web.Respon
         delivery_id = next((v.strip() for h in platform.id_headers if (v := request.headers.get(h))
                             and v.strip()), None) or "b" + hashlib.sha256(body).hexdigest()[:40]
         try:
-            async with request.app[CONNECTOR_DB].session() as session:
+            async with request.app[WORKER].receiving(), request.app[CONNECTOR_DB].session() as session:
                 queued = await enqueue(session, name, delivery_id[:64], topic, payload)
         except SQLAlchemyError as exc:
             log.warning("%s webhook not queued: %s", name, type(exc).__name__)

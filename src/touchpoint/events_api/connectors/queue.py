@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import text as sql
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -59,6 +60,7 @@ PLATFORMS: dict[str, Callable[[str, Any, Settings], Translation]] = {
 APPLIED = Counter("touchpoint_connector_deliveries_total",
                   "Queued platform webhook deliveries by how they ended (applied, stale, skipped, "
                   "rejected, failed)", ["platform", "outcome"], registry=REGISTRY)
+RECEIVE_PRIORITY_S = 0.05
 # One drainer at a time across processes (PostgreSQL): deliveries are applied in arrival order.
 ADVISORY_LOCK = 0x7470_636F_6E6E  # "tpconn"
 
@@ -255,6 +257,22 @@ class ConnectorWorker:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._draining = asyncio.Lock()
+        self._receiving = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @contextlib.asynccontextmanager
+    async def receiving(self) -> AsyncIterator[None]:
+        """Around a webhook's enqueue: answering the platform goes first, so the worker starts no
+        new delivery while one is being committed (on SQLite both want the one write lock)."""
+        self._receiving += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._receiving -= 1
+            if not self._receiving:
+                self._quiet.set()
 
     def poke(self) -> None:
         self._wake.set()
@@ -285,6 +303,9 @@ class ConnectorWorker:
         handled = 0
         async with self._draining:
             while not self._stop.is_set():
+                # Under a steady stream the worker still moves: it waits for a gap at most briefly.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._quiet.wait(), timeout=RECEIVE_PRIORITY_S)
                 done = await self._apply_next()
                 if done is None:
                     break
@@ -300,9 +321,18 @@ class ConnectorWorker:
                                                  {"key": ADVISORY_LOCK})).scalar_one()
                     if not got:
                         return None
-                delivery = (await session.exec(
-                    select(ConnectorDelivery).where(ConnectorDelivery.status == DeliveryStatus.PENDING)
-                    .order_by(col(ConnectorDelivery.id)).limit(1))).first()
+                # Claimed by a write first: on SQLite a transaction that reads before it writes
+                # cannot wait for the lock when a delivery was committed in between.
+                oldest = (select(col(ConnectorDelivery.id))
+                          .where(ConnectorDelivery.status == DeliveryStatus.PENDING)
+                          .order_by(col(ConnectorDelivery.id)).limit(1).scalar_subquery())
+                claimed = (await session.execute(
+                    update(ConnectorDelivery).where(col(ConnectorDelivery.id) == oldest)
+                    .values(attempts=ConnectorDelivery.attempts + 1)
+                    .returning(col(ConnectorDelivery.id)))).scalar_one_or_none()
+                if claimed is None:
+                    return None
+                delivery = await session.get(ConnectorDelivery, claimed)
                 if delivery is None:
                     return None
                 try:
@@ -330,7 +360,6 @@ class ConnectorWorker:
 
     def _finish(self, delivery: ConnectorDelivery, outcome: Outcome) -> None:
         delivery.status, delivery.error, delivery.done_at = outcome.status.value, outcome.error, utcnow()
-        delivery.attempts += 1
         if outcome.status in (DeliveryStatus.APPLIED, DeliveryStatus.STALE, DeliveryStatus.SKIPPED):
             delivery.payload = {}  # personal data is kept no longer than needed
 
