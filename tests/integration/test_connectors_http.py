@@ -16,6 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from sqlalchemy import func
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from tests.factories import make_customer
@@ -24,10 +25,12 @@ from touchpoint.config import Settings, load_settings
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db import Database
 from touchpoint.events_api.app import create_events_app
+from touchpoint.events_api.connectors import queue
 from touchpoint.events_api.connectors.common import base64_hmac
 from touchpoint.events_api.connectors.http import WORKER
 from touchpoint.events_api.connectors.models import ConnectorDelivery
 from touchpoint.events_api.connectors.queue import enqueue
+from touchpoint.events_api.hooks import AppliedEvent, on_event_applied
 from touchpoint.journeys.models import OutboxMessage
 from touchpoint.observability import REGISTRY
 from touchpoint.orders.models import Cart, Order, OrderItem, ShipmentEvent
@@ -480,3 +483,49 @@ async def test_woocommerce_signature_redelivery_and_ping(client: TestClient[Any,
     await settle(client)
     assert await count(db, ConnectorDelivery) == 1
     assert await count(db, BehaviourEvent, BehaviourEvent.type == "order.created") == 1
+
+
+# --- the worker and the wiring ------------------------------------------------------------------
+
+async def test_applied_deliveries_reach_the_event_listeners_once(
+    client: TestClient[Any, Any], db: Database
+) -> None:
+    heard: list[tuple[str, str | None]] = []
+
+    async def listener(_db: Database, event: AppliedEvent) -> None:
+        heard.append((event.type, event.store_customer_id))
+
+    on_event_applied.append(listener)
+    try:
+        payload, event_id = fixture("shopify", "orders_create"), str(uuid.uuid4())
+        await shopify(client, "orders/create", payload, event_id=event_id)
+        await shopify(client, "orders/create", payload, event_id=event_id)
+        await settle(client)
+    finally:
+        on_event_applied.remove(listener)
+    assert heard == [("customer.upserted", "7012345678901"), ("order.created", "7012345678901")]
+
+
+async def test_a_delivery_the_database_keeps_refusing_is_parked_as_failed(
+    client: TestClient[Any, Any], db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refused(*_args: Any) -> None:
+        raise OperationalError("UPDATE orders", {}, RuntimeError("connection lost"))
+
+    worker = client.app[WORKER]
+    await worker.stop()  # the test drives the worker itself
+    monkeypatch.setattr(queue, "apply_delivery", refused)
+    await shopify(client, "orders/create", fixture("shopify", "orders_create"))
+    for _ in range(settings.connectors_max_attempts):
+        await worker.drain()
+    failed, = await deliveries(db)
+    assert (failed.status, failed.attempts, failed.error) == ("failed", 5, "OperationalError")
+    assert failed.payload != {}  # kept for a look (and pruned after 30 days)
+
+
+async def test_a_platform_without_a_secret_is_not_served(database_url: str, db: Database) -> None:
+    settings = load_settings(_env_file=None, database_url=database_url, events_secret=SecretStr("x"),
+                             shopify_webhook_secret=SecretStr(SHOPIFY_NEW))
+    async with TestClient(TestServer(create_events_app(settings, db))) as test_client:
+        response = await test_client.post("/webhooks/woocommerce", data=b"{}")
+        assert (response.status, await response.json()) == (404, {"error": "not_configured"})

@@ -287,6 +287,7 @@ class ConnectorWorker:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        self._stop.clear()  # ``drain`` may still be called by hand (tests, a CLI)
 
     async def _run(self) -> None:
         while not self._stop.is_set():
