@@ -529,3 +529,19 @@ async def test_a_platform_without_a_secret_is_not_served(database_url: str, db: 
     async with TestClient(TestServer(create_events_app(settings, db))) as test_client:
         response = await test_client.post("/webhooks/woocommerce", data=b"{}")
         assert (response.status, await response.json()) == (404, {"error": "not_configured"})
+
+
+async def test_an_unforeseen_mapping_error_is_parked_without_personal_data_in_the_log(
+    client: TestClient[Any, Any], db: Database, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_args: Any) -> None:
+        raise TypeError("cannot read 'Anna Schmidt' +4915112345671")
+
+    monkeypatch.setitem(queue.PLATFORMS, "shopify", broken)
+    await shopify(client, "orders/create", fixture("shopify", "orders_create"))
+    await settle(client)
+    parked, = await deliveries(db)
+    assert (parked.status, parked.error) == ("rejected", "internal: TypeError")
+    assert "TypeError" in caplog.text
+    assert "Anna" not in caplog.text and "4915112345671" not in caplog.text

@@ -112,7 +112,7 @@ def _handler(platform: Platform) -> Callable[[web.Request], Awaitable[web.Respon
         try:
             async with request.app[WORKER].receiving(), request.app[CONNECTOR_DB].session() as session:
                 queued = await enqueue(session, name, delivery_id[:64], topic, payload)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:  # the database is away
             log.warning("%s webhook not queued: %s", name, type(exc).__name__)
             return _answer(name, 503, "busy", retry_after_s=5)
         if queued:

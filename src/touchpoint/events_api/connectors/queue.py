@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
@@ -281,10 +283,14 @@ class ConnectorWorker:
         self._stop.clear()
         self._task = asyncio.create_task(self._run(), name="connector-worker")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Finish the delivery in hand (within ``grace_s``; else it rolls back and stays pending)."""
         self._stop.set()
         self._wake.set()
         if self._task is not None:
+            _done, late = await asyncio.wait({self._task}, timeout=grace_s)
+            for task in late:
+                task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         self._stop.clear()  # ``drain`` may still be called by hand (tests, a CLI)
@@ -344,7 +350,9 @@ class ConnectorWorker:
                 except SQLAlchemyError:
                     raise
                 except Exception as exc:  # a payload shape nobody foresaw: park it, keep the queue moving
-                    log.exception("connector delivery %s could not be mapped", delivery.id)
+                    # Where, not the message: a message may quote the payload (personal data).
+                    log.error("connector delivery %s could not be mapped: %s at %s", delivery.id,
+                              type(exc).__name__, _where(exc))
                     outcome = Outcome(DeliveryStatus.REJECTED, f"internal: {type(exc).__name__}")
                 self._finish(delivery, outcome)
                 session.add(delivery)
@@ -384,6 +392,11 @@ class ConnectorWorker:
             log.warning("connector queue: database unavailable")
         await asyncio.sleep(0.2)
         return None
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
 
 
 async def pending_count(db: Database, platforms: Sequence[str] | None = None) -> int:
