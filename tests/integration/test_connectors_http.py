@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from tests.factories import make_customer
-from touchpoint.catalog.models import Product, Stock
+from touchpoint.catalog.models import Product, Stock, Store
 from touchpoint.config import Settings, load_settings
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db import Database
@@ -29,7 +31,7 @@ from touchpoint.events_api.connectors import queue
 from touchpoint.events_api.connectors.common import base64_hmac
 from touchpoint.events_api.connectors.http import WORKER
 from touchpoint.events_api.connectors.models import ConnectorDelivery
-from touchpoint.events_api.connectors.queue import enqueue
+from touchpoint.events_api.connectors.queue import enqueue, queue_status, requeue
 from touchpoint.events_api.hooks import AppliedEvent, on_event_applied
 from touchpoint.journeys.models import OutboxMessage
 from touchpoint.observability import REGISTRY
@@ -53,7 +55,7 @@ def settings(database_url: str) -> Settings:
         _env_file=None, database_url=database_url, events_secret=SecretStr("test-secret"),
         shopify_webhook_secret=SecretStr(f"{SHOPIFY_OLD}, {SHOPIFY_NEW}"),
         woocommerce_webhook_secret=SecretStr(WOO_SECRET),
-        shopify_locations={MITTE_LOCATION: "mitte"}, woocommerce_stock_store="mitte",
+        shopify_locations={MITTE_LOCATION: "mitte", "555": "kreuzberg"}, woocommerce_stock_store="mitte",
         connectors_poll_s=0.2,
     )
 
@@ -545,3 +547,36 @@ async def test_an_unforeseen_mapping_error_is_parked_without_personal_data_in_th
     assert (parked.status, parked.error) == ("rejected", "internal: TypeError")
     assert "TypeError" in caplog.text
     assert "Anna" not in caplog.text and "4915112345671" not in caplog.text
+
+
+async def test_operators_see_the_queue_and_requeue_what_was_fixed(
+    client: TestClient[Any, Any], db: Database
+) -> None:
+    level = {**fixture("shopify", "inventory_levels_update"), "location_id": 555}
+    await shopify(client, "products/update", fixture("shopify", "products_update"))
+    await shopify(client, "inventory_levels/update", level)  # location 555 → a store not yet opened
+    await settle(client)
+    assert await queue_status(db) == [("shopify", "applied", 1), ("shopify", "rejected", 1)]
+    async with db.session() as session:  # the operator opens the store
+        session.add(Store(id="kreuzberg", name={"en": "Kreuzberg"}, address={"en": "Oranienstr. 1"},
+                          timezone="Europe/Berlin", hours={}))
+    assert await requeue(db, ["failed"]) == 0
+    assert await requeue(db, ["rejected"], "shopify") == 1
+    await settle(client)
+    assert await queue_status(db) == [("shopify", "applied", 2)]
+    async with db.session() as session:
+        stock = await session.get(Stock, ("kreuzberg", "ESP-001"))
+    assert stock is not None and stock.quantity == 0
+
+
+async def test_status_command(sqlite_db: Database) -> None:
+    async with sqlite_db.session() as session:
+        await enqueue(session, "woocommerce", "d-9", "order.created", {"id": 1})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from bot.cli import main; main()", "connectors", "status",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "TOUCHPOINT_DATABASE_URL": sqlite_db.url},
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output
+    assert output.decode().split() == ["woocommerce", "pending", "1"]

@@ -26,7 +26,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, or_, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.catalog.models import Product
@@ -399,12 +399,36 @@ def _where(exc: BaseException) -> str:
     return f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
 
 
-async def pending_count(db: Database, platforms: Sequence[str] | None = None) -> int:
+async def pending_count(db: Database) -> int:
     async with db.session() as session:
-        query = select(ConnectorDelivery.id).where(ConnectorDelivery.status == DeliveryStatus.PENDING)
-        if platforms:
-            query = query.where(or_(*[ConnectorDelivery.platform == p for p in platforms]))
-        return len((await session.exec(query)).all())
+        return int((await session.exec(select(func.count()).select_from(ConnectorDelivery)
+                                       .where(ConnectorDelivery.status == DeliveryStatus.PENDING))).one())
+
+
+async def queue_status(db: Database) -> list[tuple[str, str, int]]:
+    """(platform, status, deliveries) for the operator."""
+    async with db.session() as session:
+        rows = (await session.exec(
+            select(ConnectorDelivery.platform, ConnectorDelivery.status, func.count())
+            .group_by(ConnectorDelivery.platform, ConnectorDelivery.status)
+            .order_by(ConnectorDelivery.platform, ConnectorDelivery.status))).all()
+    return [(platform, status, int(n)) for platform, status, n in rows]
+
+
+async def requeue(db: Database, statuses: Sequence[str], platform: str | None = None) -> int:
+    """Rejected or failed deliveries back to pending (once the cause is fixed: a store added, a
+    location mapped). They are older than anything newer already applied, so they cannot undo it."""
+    allowed = {DeliveryStatus.REJECTED.value, DeliveryStatus.FAILED.value}
+    wanted = [s for s in statuses if s in allowed]
+    if not wanted:
+        return 0
+    async with db.session() as session:
+        query = (update(ConnectorDelivery).where(col(ConnectorDelivery.status).in_(wanted))
+                 .values(status=DeliveryStatus.PENDING.value, attempts=0, error=None, done_at=None))
+        if platform:
+            query = query.where(col(ConnectorDelivery.platform) == platform)
+        result = await session.execute(query)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def notify_applied(db: Database, applied: list[AppliedEvent],
