@@ -190,6 +190,15 @@ class Settings(BaseSettings):
             raise ValueError("is not an IANA time zone such as Europe/Berlin") from exc
         return value
 
+    @field_validator("woocommerce_completed_status")
+    @classmethod
+    def _known_status(cls, value: str) -> str:
+        from touchpoint.orders.models import OrderStatus
+
+        if value not in set(OrderStatus):
+            raise ValueError(f"unknown order status {value} (known: {', '.join(OrderStatus)})")
+        return value
+
     @field_validator("orders_attention_statuses", "orders_urgent_statuses")
     @classmethod
     def _known_statuses(cls, value: list[str]) -> list[str]:
@@ -199,15 +208,6 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown order status {', '.join(unknown)} "
                              f"(known: {', '.join(OrderStatus)})")
-        return value
-
-    @field_validator("woocommerce_completed_status")
-    @classmethod
-    def _known_status(cls, value: str) -> str:
-        from touchpoint.orders.models import OrderStatus
-
-        if value not in set(OrderStatus):
-            raise ValueError(f"unknown order status {value} (known: {', '.join(OrderStatus)})")
         return value
 
     @field_validator("database_url")
@@ -227,6 +227,11 @@ class Settings(BaseSettings):
                               "shared secret (or set TOUCHPOINT_EVENTS_API_ENABLED=false)")
         return self.events_secret.get_secret_value()
 
+    def require_bot_token(self) -> str:
+        if self.bot_token is None or not self.bot_token.get_secret_value().strip():
+            raise ConfigError("TOUCHPOINT_BOT_TOKEN is not set: get one from @BotFather")
+        return self.bot_token.get_secret_value()
+
     def webhook_secrets(self, platform: str, *, demo: bool = False) -> list[str]:
         """The platform's webhook signing secrets (several while rotating); none: not configured.
 
@@ -238,11 +243,6 @@ class Settings(BaseSettings):
             raise ConfigError(f"TOUCHPOINT_{platform.upper()}_WEBHOOK_SECRET: each secret needs at least "
                               f"{MIN_WEBHOOK_SECRET_CHARS} characters (one has {len(weak[0])})")
         return secrets
-
-    def require_bot_token(self) -> str:
-        if self.bot_token is None or not self.bot_token.get_secret_value().strip():
-            raise ConfigError("TOUCHPOINT_BOT_TOKEN is not set: get one from @BotFather")
-        return self.bot_token.get_secret_value()
 
     def webhook_secret_token(self) -> str:
         """The same in every process: set explicitly, or derived from the token (never the token)."""
