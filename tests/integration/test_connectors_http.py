@@ -378,6 +378,9 @@ async def test_bad_input_is_a_clear_json_error_and_changes_nothing(
     status, body = await shopify(client, "orders/create", None, raw=oversize)
     assert (status, body["error"]) == (413, "payload_too_large")
     assert (await shopify(client, "", {"id": 1}))[1] == {"error": "missing_topic"}
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert await shopify(client, "orders/create", None, raw=deep) == (400, {"error": "invalid_json"})
+    assert await shopify(client, "orders/create", None, raw=b"\xff\xfe{}") == (400, {"error": "invalid_json"})
     assert await count(db, ConnectorDelivery) == 0
 
 

@@ -4,7 +4,6 @@
     POST /api/v1/link-tokens   {"customer_id": "..."} → a one-time /start payload
     GET  /api/v1/openapi.json  the OpenAPI document
     GET  /healthz
-    POST /webhooks/shopify, /webhooks/woocommerce   the platforms' own webhooks (connectors/http.py)
 
 Every POST is signed (see signing.py). Answers: 200 applied/duplicate per event; 400 bad JSON or
 shape; 401 unsigned, stale or bad signature; 413 too large; 422 an invalid event, by index and field.
@@ -26,7 +25,6 @@ from sqlalchemy.exc import DBAPIError
 
 from touchpoint.config import Settings
 from touchpoint.db import Database
-from touchpoint.events_api.connectors.http import add_connectors
 from touchpoint.events_api.hooks import notify_listeners
 from touchpoint.events_api.openapi import openapi_document
 from touchpoint.events_api.schemas import EventError, EventErrors, Id, parse_events
@@ -166,7 +164,10 @@ def create_events_app(settings: Settings, db: Database, *, secret: str | None = 
     app.router.add_post("/api/v1/link-tokens", post_link_token)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/healthz", health)
-    # Shopify and WooCommerce webhooks (their own signatures; a queue applied in the background).
+    # POST /webhooks/shopify and /webhooks/woocommerce: the platforms' own signed webhooks, queued
+    # and applied in the background (events_api/connectors/).
+    from touchpoint.events_api.connectors.http import add_connectors
+
     add_connectors(app, settings, db, demo=secret is not None, poke_sender=poke_sender)
     return app
 

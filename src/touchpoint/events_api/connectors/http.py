@@ -103,7 +103,7 @@ def _handler(platform: Platform) -> Callable[[web.Request], Awaitable[web.Respon
             return _answer(name, 200, "ignored")  # counted: a topic subscribed by mistake shows up
         try:
             payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: absurd nesting
             return _answer(name, 400, "invalid_json")
         if not isinstance(payload, dict):
             return _answer(name, 400, "invalid_body", message="the body is not a JSON object")
