@@ -14,7 +14,6 @@ SUPPORTED_LOCALES = ("en", "ru", "zh")
 TELEGRAM_API_BASE = "https://api.telegram.org"
 # A syntactically valid token for the sandbox, where no real token exists.
 SANDBOX_TOKEN = "123456789:sandbox-token-not-a-secret"
-MIN_WEBHOOK_SECRET_CHARS = 32
 
 
 class ConfigError(SystemExit):
@@ -236,12 +235,13 @@ class Settings(BaseSettings):
         """The platform's webhook signing secrets (several while rotating); none: not configured.
 
         Outside the demo each must be at least 32 characters: a short secret can be guessed."""
+        min_chars = 32
         secret = getattr(self, f"{platform}_webhook_secret")
         secrets = [s.strip() for s in (secret.get_secret_value() if secret else "").split(",") if s.strip()]
-        weak = [s for s in secrets if len(s) < MIN_WEBHOOK_SECRET_CHARS]
+        weak = [s for s in secrets if len(s) < min_chars]
         if weak and not demo:
             raise ConfigError(f"TOUCHPOINT_{platform.upper()}_WEBHOOK_SECRET: each secret needs at least "
-                              f"{MIN_WEBHOOK_SECRET_CHARS} characters (one has {len(weak[0])})")
+                              f"{min_chars} characters (one has {len(weak[0])})")
         return secrets
 
     def webhook_secret_token(self) -> str:

@@ -74,6 +74,20 @@ class StoreStock:
     available: int
 
 
+async def update_listing(session: AsyncSession, sku: str, *, price_minor: int | None,
+                         active: bool) -> Product | None:
+    """A shop platform's price and availability for a product we carry; None when we do not carry
+    it (the catalogue, with its translations, is imported, not created from a platform's feed)."""
+    product = await session.get(Product, sku)
+    if product is None:
+        return None
+    if price_minor is not None:
+        product.price_minor = price_minor
+    product.active = active
+    product.updated_at = utcnow()
+    session.add(product)
+    return product
+
 async def list_stores(session: AsyncSession) -> list[Store]:
     return list((await session.exec(select(Store).order_by(col(Store.id)))).all())
 
@@ -225,17 +239,3 @@ async def answer_question(session: AsyncSession, customer_id: int, text: str) ->
 async def get_faq(session: AsyncSession, faq_id: str) -> FaqEntry | None:
     return await session.get(FaqEntry, faq_id)
 
-
-async def update_listing(session: AsyncSession, sku: str, *, price_minor: int | None,
-                         active: bool) -> Product | None:
-    """A shop platform's price and availability for a product we carry; None when we do not carry
-    it (the catalogue, with its translations, is imported, not created from a platform's feed)."""
-    product = await session.get(Product, sku)
-    if product is None:
-        return None
-    if price_minor is not None:
-        product.price_minor = price_minor
-    product.active = active
-    product.updated_at = utcnow()
-    session.add(product)
-    return product
