@@ -66,14 +66,6 @@ async def get_products(session: AsyncSession, skus: list[str]) -> list[Product]:
     return [found[sku] for sku in skus if sku in found]
 
 
-# --- stores and stock ---
-
-@dataclass(frozen=True, slots=True)
-class StoreStock:
-    store: Store
-    available: int
-
-
 async def update_listing(session: AsyncSession, sku: str, *, price_minor: int | None,
                          active: bool) -> Product | None:
     """A shop platform's price and availability for a product we carry; None when we do not carry
@@ -87,6 +79,15 @@ async def update_listing(session: AsyncSession, sku: str, *, price_minor: int | 
     product.updated_at = utcnow()
     session.add(product)
     return product
+
+
+# --- stores and stock ---
+
+@dataclass(frozen=True, slots=True)
+class StoreStock:
+    store: Store
+    available: int
+
 
 async def list_stores(session: AsyncSession) -> list[Store]:
     return list((await session.exec(select(Store).order_by(col(Store.id)))).all())
