@@ -239,4 +239,3 @@ async def answer_question(session: AsyncSession, customer_id: int, text: str) ->
 
 async def get_faq(session: AsyncSession, faq_id: str) -> FaqEntry | None:
     return await session.get(FaqEntry, faq_id)
-
