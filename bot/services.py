@@ -33,6 +33,9 @@ class BotServices:
         its line and field). ``events_secret`` overrides TOUCHPOINT_EVENTS_SECRET (the demo's)."""
         if settings.events_api_enabled and events_secret is None:
             settings.require_events_secret()
+        if settings.events_api_enabled:  # a weak Shopify / WooCommerce webhook secret stops here
+            for platform in ("shopify", "woocommerce"):
+                settings.webhook_secrets(platform, demo=events_secret is not None)
         self.settings = settings
         self.db = db
         self.events_secret = events_secret

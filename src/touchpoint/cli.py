@@ -15,6 +15,7 @@ from touchpoint.console.cli import app as staff_app
 from touchpoint.db import Database
 from touchpoint.db.migrate import downgrade_database, upgrade_database
 from touchpoint.events_api.cli import events_app
+from touchpoint.events_api.connectors.cli import connectors_app
 from touchpoint.i18n import compile_catalogs, find_locales_dir
 from touchpoint.journeys.cli import campaign_app, journeys_app
 from touchpoint.referrals.cli import app as referrals_app
@@ -29,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(seed_app, name="seed")
 app.add_typer(i18n_app, name="i18n")
 app.add_typer(events_app, name="events")
+app.add_typer(connectors_app, name="connectors")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(import_app, name="import")
 app.add_typer(referrals_app, name="referrals")

@@ -77,6 +77,19 @@ class Settings(BaseSettings):
     events_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     events_max_batch: int = Field(default=500, ge=1)
 
+    # --- store platform connectors (served by the events API's process and port) ---
+    # Webhook signing secrets; several comma-separated ones are all accepted (rotation).
+    shopify_webhook_secret: SecretStr | None = None
+    # Shopify location id → our store id, JSON in env: '{"123456": "mitte"}'.
+    shopify_locations: dict[str, str] = Field(default_factory=dict)
+    woocommerce_webhook_secret: SecretStr | None = None
+    # WooCommerce "completed" means fulfilled: shipped for most shops, delivered for some.
+    woocommerce_completed_status: str = "shipped"
+    # WooCommerce keeps one stock figure per product: the store it is counted for (unset: ignored).
+    woocommerce_stock_store: str | None = None
+    connectors_max_attempts: int = Field(default=5, ge=1)  # a delivery failing this often is parked
+    connectors_poll_s: float = Field(default=2.0, gt=0)  # queue re-check (rows from other processes)
+
     # --- aftersales ---
     return_window_days: int = Field(default=30, ge=0)  # from delivery
     return_window_days_by_category: dict[str, int] = Field(default_factory=dict)  # JSON in env
@@ -198,6 +211,15 @@ class Settings(BaseSettings):
             raise ValueError("is not an IANA time zone such as Europe/Berlin") from exc
         return value
 
+    @field_validator("woocommerce_completed_status")
+    @classmethod
+    def _known_status(cls, value: str) -> str:
+        from touchpoint.orders.models import OrderStatus
+
+        if value not in set(OrderStatus):
+            raise ValueError(f"unknown order status {value} (known: {', '.join(OrderStatus)})")
+        return value
+
     @field_validator("orders_attention_statuses", "orders_urgent_statuses")
     @classmethod
     def _known_statuses(cls, value: list[str]) -> list[str]:
@@ -250,6 +272,19 @@ class Settings(BaseSettings):
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
             raise ConfigError("TOUCHPOINT_BOT_TOKEN is not set: get one from @BotFather")
         return self.bot_token.get_secret_value()
+
+    def webhook_secrets(self, platform: str, *, demo: bool = False) -> list[str]:
+        """The platform's webhook signing secrets (several while rotating); none: not configured.
+
+        Outside the demo each must be at least 32 characters: a short secret can be guessed."""
+        min_chars = 32
+        secret = getattr(self, f"{platform}_webhook_secret")
+        secrets = [s.strip() for s in (secret.get_secret_value() if secret else "").split(",") if s.strip()]
+        weak = [s for s in secrets if len(s) < min_chars]
+        if weak and not demo:
+            raise ConfigError(f"TOUCHPOINT_{platform.upper()}_WEBHOOK_SECRET: each secret needs at least "
+                              f"{min_chars} characters (one has {len(weak[0])})")
+        return secrets
 
     def webhook_secret_token(self) -> str:
         """The same in every process: set explicitly, or derived from the token (never the token)."""

@@ -67,6 +67,21 @@ async def get_products(session: AsyncSession, skus: list[str]) -> list[Product]:
     return [found[sku] for sku in skus if sku in found]
 
 
+async def update_listing(session: AsyncSession, sku: str, *, price_minor: int | None,
+                         active: bool) -> Product | None:
+    """A shop platform's price and availability for a product we carry; None when we do not carry
+    it (the catalogue, with its translations, is imported, not created from a platform's feed)."""
+    product = await session.get(Product, sku)
+    if product is None:
+        return None
+    if price_minor is not None:
+        product.price_minor = price_minor
+    product.active = active
+    product.updated_at = utcnow()
+    session.add(product)
+    return product
+
+
 # --- stores and stock ---
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting, StaffAccount
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.db.base import metadata
+from touchpoint.events_api.connectors.models import ConnectorDelivery, ConnectorResource
 from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.handoff.models import Conversation, TopicPost, TranscriptMessage
 from touchpoint.journeys.models import Delivery, Enrolment, JourneyCursor, OutboxMessage
@@ -21,7 +22,8 @@ from touchpoint.orders.models import (
 from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, ReferralReward, Voucher
 
 __all__ = [
-    "AftersalesDraft", "BehaviourEvent", "Campaign", "Cart", "Category", "ConsoleNote",
+    "AftersalesDraft", "BehaviourEvent", "Campaign", "Cart", "Category", "ConnectorDelivery",
+    "ConnectorResource", "ConsoleNote",
     "Conversation", "Customer", "Delivery", "Enrolment", "FaqEntry", "JourneyCursor",
     "JourneySetting", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
     "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral",

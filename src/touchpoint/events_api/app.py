@@ -164,6 +164,11 @@ def create_events_app(settings: Settings, db: Database, *, secret: str | None = 
     app.router.add_post("/api/v1/link-tokens", post_link_token)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/healthz", health)
+    # POST /webhooks/shopify and /webhooks/woocommerce: the platforms' own signed webhooks, queued
+    # and applied in the background (events_api/connectors/).
+    from touchpoint.events_api.connectors.http import add_connectors
+
+    add_connectors(app, settings, db, demo=secret is not None, poke_sender=poke_sender)
     return app
 
 

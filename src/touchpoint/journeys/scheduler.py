@@ -15,6 +15,7 @@ from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.db import Database
+from touchpoint.events_api.connectors.models import ConnectorDelivery
 from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.journeys.engine import JourneyEngine
 from touchpoint.journeys.sender import OutboxSender, reap_expired_leases
@@ -29,6 +30,8 @@ KEPT = (
     (ProcessedUpdate, ProcessedUpdate.received_at, timedelta(days=2)),
     # A store's retry queue may hold an event for days; the same id a month later is applied again.
     (ProcessedStoreEvent, ProcessedStoreEvent.received_at, timedelta(days=30)),
+    # Shopify / WooCommerce deliveries once handled (pending ones have no done_at and stay).
+    (ConnectorDelivery, ConnectorDelivery.done_at, timedelta(days=30)),
     # Expired link tokens, used or not, can link nobody.
     (LinkToken, LinkToken.expires_at, timedelta(days=1)),
     # The guest look-up lock counts the last hour's failures.
