@@ -1,7 +1,7 @@
 """events_api connectors: the Shopify / WooCommerce delivery queue and per-resource versions
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision: str = "0014"
-down_revision: str | None = "0010"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
