@@ -25,6 +25,7 @@ from touchpoint.i18n import Translator
 
 REDIS_URL = os.environ.get("TOUCHPOINT_TEST_REDIS_URL") or ("redis://127.0.0.1:6379/0" if IN_CI else None)
 SECRET = "test-secret-token"
+EVENTS_SECRET = "9c41d7e2b8a05f3c6e1d4a9b7f2c8e05d3a6b1f94c7e2d8a0b5f3c6e9d1a4b72"
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
@@ -49,7 +50,7 @@ def webhook_settings(base_url: str, database_url: str, port: int, **overrides: A
         "webhook_url": f"http://127.0.0.1:{port}/telegram/webhook", "webhook_host": "127.0.0.1",
         "webhook_port": port, "webhook_secret": SecretStr(SECRET), "shutdown_grace_s": 5.0,
         # Its own ports: tests run several bots, and the defaults (8082, 8083) may be taken.
-        "events_secret": SecretStr("test-events-secret"), "events_api_port": free_port(),
+        "events_secret": SecretStr(EVENTS_SECRET), "events_api_port": free_port(),
         "console_port": free_port(),
     }
     return load_settings(_env_file=None, **(values | overrides))
