@@ -262,9 +262,9 @@ def _estimated_bits(secret: str) -> float:
     by_alphabet = len(secret) * math.log2(max(alphabet, 2))
     counts = Counter(secret)
     shannon = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
-    # Random text of this length rarely shows fewer than ~3/4 of the alphabet's bits per character
+    # Random text of this length rarely shows fewer than ~2/3 of the alphabet's bits per character
     # in its letter frequencies; "aaaa…" or "abab…" show far fewer.
-    by_frequency = len(secret) * shannon * 4 / 3
+    by_frequency = len(secret) * shannon * 1.5
     return min(by_alphabet, by_frequency)
 
 

@@ -70,6 +70,10 @@ async def test_wrong_secret_and_malformed_bodies_are_refused(
     assert await post(url, b"{not json", secret=SECRET) == 400
     assert await post(url, b"[1, 2, 3]", secret=SECRET) == 400
     assert await post(url, b'{"message": "no update id"}', secret=SECRET) == 400
+    # Nested past json.loads's recursion limit (RecursionError, a 500 before) or just very deep.
+    assert await post(url, b"[" * 1000 + b"]" * 1000, secret=SECRET) == 400
+    assert await post(url, b'{"update_id": 778, "message": ' + b"[" * 100 + b"]" * 100 + b"}",
+                      secret=SECRET) == 400
     await asyncio.sleep(0.2)
     async with webhook_bot.db.session() as session:
         assert (await session.exec(select(ProcessedUpdate))).all() == []
