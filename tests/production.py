@@ -61,7 +61,7 @@ class WebhookBot:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, **settings.database_engine_options())
         self.server: WebhookServer | None = None
         self.url = f"http://127.0.0.1:{settings.webhook_port}"
 
@@ -110,6 +110,15 @@ class CuttableLink:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()  # cleared: the service "stalls" (hangs instead of failing)
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Keep every connection open but pass nothing either way, and open none upstream."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     async def up(self) -> None:
         self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
@@ -124,6 +133,8 @@ class CuttableLink:
         self._writers.clear()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        await self._flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -134,6 +145,7 @@ class CuttableLink:
         async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await src.read(65536):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()
