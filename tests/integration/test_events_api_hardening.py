@@ -72,7 +72,7 @@ async def test_implausible_event_times_are_refused(
     {"id": "n-4", "type": "customer.upserted", "data": {"id": "C-77", "name": "Ann\u0000"}},
     {"id": "n-5", "type": "customer.upserted", "data": {"id": "C-77", "email": "a\u0000@b.de"}},
     {"id": "n-6", "type": "customer.upserted", "data": {"id": "C-77", "name": "Ann\u001b[31m"}},
-    status_changed("n-7", "cancelled", note="sorry\u0000"),
+    {"events": [order_created("n-7"), status_changed("n-8", "cancelled", note="sorry\u0000")]},
 ])
 async def test_control_characters_are_refused_at_the_schema(
     client: TestClient[Any, Any], db: Database, event: dict[str, Any]
