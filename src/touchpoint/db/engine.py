@@ -41,13 +41,12 @@ def create_engine(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S,
     asyncpg = url.startswith("postgresql+asyncpg")
     if asyncpg:
         # asyncpg's own time-outs: opening a connection, and every command (the check before use
-        # included), so a stalled server or network raises TimeoutError. The server's
-        # statement_timeout is a backstop for a statement whose client has gone.
+        # included), so a stalled server or network raises TimeoutError (an outage to the bot,
+        # a 503 to the events API) and asyncpg cancels the statement on the server. Client-side
+        # rather than a server `statement_timeout` startup parameter, which pgbouncer refuses.
         connect_args = kwargs.pop("connect_args", {})
         connect_args.setdefault("timeout", connect_timeout_s)
         connect_args.setdefault("command_timeout", statement_timeout_s)
-        server_settings = connect_args.setdefault("server_settings", {})
-        server_settings.setdefault("statement_timeout", str(int(statement_timeout_s * 2000)))
         kwargs["connect_args"] = connect_args
     engine = create_async_engine(url, pool_pre_ping=not asyncpg, pool_size=10, max_overflow=10,
                                  pool_timeout=pool_timeout_s, **kwargs)
