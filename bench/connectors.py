@@ -38,7 +38,8 @@ from touchpoint.events_api.connectors.queue import pending_count
 from touchpoint.seed.demo import seed_demo
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "connectors" / "shopify"
-SECRET = "bench-shopify-secret-0123456789abcdef"
+SECRET = "bench-shopify-7d3e9a1c5f08b2e6d4a7c1f9e3b5d0a8"
+EVENTS_SECRET = "bench-events-4c9e2a7f1d3b8e6a0c5f9d2b7e4a1c8f"
 CLIENTS = 8
 DELIVERIES = 600
 LOCATION = "71234567890"
@@ -61,15 +62,15 @@ def deliveries(count: int) -> list[tuple[str, dict[str, Any]]]:
         out.append(("orders/create", created))
         minute = f"{n % 60:02d}"
         out.append(("checkouts/update", checkout | {"token": f"t{n}",
-                                                    "updated_at": f"2026-12-07T10:{minute}:00+01:00"}))
+                                                    "updated_at": f"2026-11-27T10:{minute}:00+01:00"}))
         out.append(("orders/paid", created | {"financial_status": "paid",
-                                              "updated_at": "2026-12-07T10:05:00+01:00"}))
+                                              "updated_at": "2026-11-27T10:05:00+01:00"}))
         hour = f"{11 + n % 12:02d}"
-        out.append(("customers/update", customer | {"updated_at": f"2026-12-07T{hour}:00:00+01:00"}))
+        out.append(("customers/update", customer | {"updated_at": f"2026-11-27T{hour}:00:00+01:00"}))
         shipped = {"id": 7_000_000 + n, "order_id": created["id"], "name": f"#{5000 + n}.1"}
         out.append(("fulfillments/create", fulfillment | shipped))
         out.append(("inventory_levels/update", level | {"available": n % 9,
-                                                        "updated_at": f"2026-12-07T13:{minute}:00+01:00"}))
+                                                        "updated_at": f"2026-11-27T13:{minute}:00+01:00"}))
     return out[:count]
 
 
@@ -104,7 +105,7 @@ async def _post_all(url: str, items: list[tuple[str, bytes]]) -> list[float]:
 async def bench(url: str) -> dict[str, float]:
     await upgrade_database(url)
     db = Database(url)
-    settings = load_settings(_env_file=None, database_url=url, events_secret=SecretStr("bench"),
+    settings = load_settings(_env_file=None, database_url=url, events_secret=SecretStr(EVENTS_SECRET),
                              shopify_webhook_secret=SecretStr(SECRET),
                              shopify_locations={LOCATION: "mitte"})
     await seed_demo(db)

@@ -39,7 +39,7 @@ from touchpoint.events_api.signing import signed_headers
 from touchpoint.orders.models import Order
 from touchpoint.seed.demo import seed_demo
 
-SECRET = "bench-secret"
+SECRET = "0b7e3f9d2c6a41e8b5d07f3a9c2e6b14d8f0a5c3e7b92d16f4a8c0e3b5d7f9a2"
 CLIENTS = 4
 SINGLE_EVENTS = 1_000
 BATCH_SIZE = 100

@@ -11,7 +11,7 @@ from bot.app import create_bot, create_dispatcher, publish_commands
 from bot.services import BotServices
 from touchpoint.config import SANDBOX_TOKEN, Settings
 from touchpoint.db import Database, upgrade_database
-from touchpoint.events_api.signing import DEMO_SECRET
+from touchpoint.events_api.signing import demo_secret
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +20,13 @@ async def prepare_database(settings: Settings) -> Database:
     """SQLite is migrated on start; PostgreSQL is migrated explicitly (`touchpoint db upgrade`)."""
     if settings.is_sqlite:
         await upgrade_database(settings.database_url)
-    return Database(settings.database_url)
+    return Database(settings.database_url, **settings.database_engine_options())
 
 
 async def run_bot(
     settings: Settings, bot: Bot | None = None, *, events_secret: str | None = None, demo_mode: bool = False
 ) -> None:
-    """Polling mode: ``events_secret`` overrides TOUCHPOINT_EVENTS_SECRET (the demo's fixed secret);
+    """Polling mode: ``events_secret`` overrides TOUCHPOINT_EVENTS_SECRET (the demo's generated secret);
     ``demo_mode`` (the demo only) lets the demo's own console account log in."""
     db = await prepare_database(settings)
     bot = bot or create_bot(settings)
@@ -62,12 +62,13 @@ async def run_demo(settings: Settings) -> None:
     await seed_demo_staff(db)
     await db.dispose()
     log.info("demo data: %s", counts)
+    events_secret = demo_secret()
     events_url = f"http://{settings.events_api_host}:{settings.events_api_port}/api/v1/events"
     print(f"\n  Touchpoint demo is up.\n  Customer chat: {base_url}/\n  Staff view:    {base_url}/staff\n"
-          f"  Store events:  {events_url} (demo secret: {DEMO_SECRET})", flush=True)
+          f"  Store events:  {events_url} (demo secret: {events_secret})", flush=True)
     print(f"  Console:       http://{settings.console_host}:{settings.console_port}/ (log in as "
           f"{DEMO_STAFF[0]} / {DEMO_STAFF[1]})\n", flush=True)
     try:
-        await run_bot(settings, events_secret=DEMO_SECRET, demo_mode=True)
+        await run_bot(settings, events_secret=events_secret, demo_mode=True)
     finally:
         await sandbox.stop()

@@ -32,6 +32,7 @@ from sqlalchemy import text
 from bot.app import create_bot, create_dispatcher, publish_commands
 from bot.runner import prepare_database
 from bot.services import BotServices
+from touchpoint import untrusted_json
 from touchpoint.config import ConfigError, Settings
 from touchpoint.db import Database
 from touchpoint.observability import DB_UP, refresh_database_gauges, render_metrics
@@ -54,7 +55,8 @@ class WebhookHandler(SimpleRequestHandler):
             log.warning("webhook: request with a wrong secret token refused")
             return web.Response(status=401, text="Unauthorized")
         try:
-            body = await request.json(loads=self.bot.session.json_loads)
+            # Nesting is limited: "[" × 1000 would raise RecursionError inside json.loads.
+            body = untrusted_json.loads(await request.read())
             parsed = Update.model_validate(body, context={"bot": self.bot})
         except (ValueError, ValidationError):
             log.warning("webhook: malformed update body refused")

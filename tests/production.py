@@ -25,6 +25,7 @@ from touchpoint.i18n import Translator
 
 REDIS_URL = os.environ.get("TOUCHPOINT_TEST_REDIS_URL") or ("redis://127.0.0.1:6379/0" if IN_CI else None)
 SECRET = "test-secret-token"
+EVENTS_SECRET = "9c41d7e2b8a05f3c6e1d4a9b7f2c8e05d3a6b1f94c7e2d8a0b5f3c6e9d1a4b72"
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
@@ -49,7 +50,7 @@ def webhook_settings(base_url: str, database_url: str, port: int, **overrides: A
         "webhook_url": f"http://127.0.0.1:{port}/telegram/webhook", "webhook_host": "127.0.0.1",
         "webhook_port": port, "webhook_secret": SecretStr(SECRET), "shutdown_grace_s": 5.0,
         # Its own ports: tests run several bots, and the defaults (8082, 8083) may be taken.
-        "events_secret": SecretStr("test-events-secret"), "events_api_port": free_port(),
+        "events_secret": SecretStr(EVENTS_SECRET), "events_api_port": free_port(),
         "console_port": free_port(),
     }
     return load_settings(_env_file=None, **(values | overrides))
@@ -60,7 +61,7 @@ class WebhookBot:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, **settings.database_engine_options())
         self.server: WebhookServer | None = None
         self.url = f"http://127.0.0.1:{settings.webhook_port}"
 
@@ -109,6 +110,15 @@ class CuttableLink:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()  # cleared: the service "stalls" (hangs instead of failing)
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Keep every connection open but pass nothing either way, and open none upstream."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     async def up(self) -> None:
         self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
@@ -123,6 +133,8 @@ class CuttableLink:
         self._writers.clear()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        await self._flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -133,6 +145,7 @@ class CuttableLink:
         async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await src.read(65536):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()

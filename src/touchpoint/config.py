@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
+import re
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +18,12 @@ SUPPORTED_LOCALES = ("en", "ru", "zh")
 TELEGRAM_API_BASE = "https://api.telegram.org"
 # A syntactically valid token for the sandbox, where no real token exists.
 SANDBOX_TOKEN = "123456789:sandbox-token-not-a-secret"
+# The events secret: a shared HMAC key anyone could forge link tokens with if it were guessable.
+EVENTS_SECRET_MIN_LENGTH = 32
+EVENTS_SECRET_MIN_BITS = 128
+# Values printed in documentation over the years: known to everyone, so never accepted.
+DOCUMENTED_EVENTS_SECRETS = frozenset({"demo-events-secret-not-for-production"})
+_PLACEHOLDER_WORDS = ("not-for-production", "changeme", "change-me", "example", "placeholder")
 
 
 class ConfigError(SystemExit):
@@ -21,13 +31,22 @@ class ConfigError(SystemExit):
 
 
 class Settings(BaseSettings):
+    # An empty variable (`TOUCHPOINT_STAFF_CHAT_ID=`, or compose's `${VAR:-}`) means "not set".
     model_config = SettingsConfigDict(
-        env_prefix="TOUCHPOINT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="TOUCHPOINT_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_ignore_empty=True,
     )
 
     bot_token: SecretStr | None = None
     telegram_api_base: str = TELEGRAM_API_BASE
     database_url: str = "sqlite+aiosqlite:///./touchpoint.db"
+    # A stalled database must fail fast (customers get the outage reply, the events API a 503)
+    # rather than hang every caller: seconds to open a connection, to run one statement, to wait
+    # for a free pooled connection, and for SQLite to wait on another writer's lock.
+    db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    db_statement_timeout_s: float = Field(default=10.0, gt=0)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
+    db_sqlite_busy_timeout_s: float = Field(default=10.0, gt=0)
     redis_url: str | None = None
     staff_chat_id: int | None = None
 
@@ -257,8 +276,21 @@ class Settings(BaseSettings):
     def require_events_secret(self) -> str:
         if self.events_secret is None or not self.events_secret.get_secret_value().strip():
             raise ConfigError("TOUCHPOINT_EVENTS_SECRET is not set: the events API needs the store's "
-                              "shared secret (or set TOUCHPOINT_EVENTS_API_ENABLED=false)")
-        return self.events_secret.get_secret_value()
+                              "shared secret, generate one with `openssl rand -hex 32` "
+                              "(or set TOUCHPOINT_EVENTS_API_ENABLED=false)")
+        secret = self.events_secret.get_secret_value()
+        weakness = events_secret_weakness(secret)
+        if weakness is not None:
+            raise ConfigError(f"TOUCHPOINT_EVENTS_SECRET is too weak ({weakness}): anyone who guesses "
+                              "it can sign events; generate one with `openssl rand -hex 32`")
+        return secret
+
+    def database_engine_options(self) -> dict[str, float]:
+        """The time-outs ``touchpoint.db.Database`` takes (see ``db.engine.create_engine``)."""
+        return {"connect_timeout_s": self.db_connect_timeout_s,
+                "statement_timeout_s": self.db_statement_timeout_s,
+                "pool_timeout_s": self.db_pool_timeout_s,
+                "sqlite_busy_timeout_s": self.db_sqlite_busy_timeout_s}
 
     def require_demo_database(self) -> None:
         """`touchpoint demo` seeds data and a manager with a published password: never into a shared
@@ -276,14 +308,14 @@ class Settings(BaseSettings):
     def webhook_secrets(self, platform: str, *, demo: bool = False) -> list[str]:
         """The platform's webhook signing secrets (several while rotating); none: not configured.
 
-        Outside the demo each must be at least 32 characters: a short secret can be guessed."""
-        min_chars = 32
+        Outside the demo each must pass the events secret's strength check: a guessable one lets
+        anyone forge the shop's orders."""
         secret = getattr(self, f"{platform}_webhook_secret")
         secrets = [s.strip() for s in (secret.get_secret_value() if secret else "").split(",") if s.strip()]
-        weak = [s for s in secrets if len(s) < min_chars]
-        if weak and not demo:
-            raise ConfigError(f"TOUCHPOINT_{platform.upper()}_WEBHOOK_SECRET: each secret needs at least "
-                              f"{min_chars} characters (one has {len(weak[0])})")
+        weakness = next((w for s in secrets if (w := events_secret_weakness(s))), None)
+        if weakness and not demo:
+            raise ConfigError(f"TOUCHPOINT_{platform.upper()}_WEBHOOK_SECRET: a secret is too weak "
+                              f"({weakness}); use the one the platform shows, or `openssl rand -hex 32`")
         return secrets
 
     def webhook_secret_token(self) -> str:
@@ -292,6 +324,53 @@ class Settings(BaseSettings):
             return self.webhook_secret.get_secret_value()
         digest = hashlib.sha256(b"touchpoint-webhook:" + self.require_bot_token().encode()).hexdigest()
         return digest[:48]
+
+
+def _estimated_bits(secret: str) -> float:
+    """A conservative guess at a secret's entropy: its length times the bits per character of the
+    alphabet it draws from (hex, digits, letters, punctuation), but never more than its observed
+    per-character (Shannon) entropy allows a little headroom for."""
+    if re.fullmatch(r"[0-9a-f]+|[0-9A-F]+", secret):
+        alphabet = 16
+    else:
+        alphabet = sum(size for pattern, size in ((r"[0-9]", 10), (r"[a-z]", 26), (r"[A-Z]", 26))
+                       if re.search(pattern, secret))
+        alphabet += 33 if re.search(r"[^0-9A-Za-z]", secret) else 0
+    by_alphabet = len(secret) * math.log2(max(alphabet, 2))
+    counts = Counter(secret)
+    shannon = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    # Random text of this length rarely shows fewer than ~2/3 of the alphabet's bits per character
+    # in its letter frequencies; "aaaa…" or "abab…" show far fewer.
+    by_frequency = len(secret) * shannon * 1.5
+    return min(by_alphabet, by_frequency)
+
+
+def _has_period(secret: str) -> bool:
+    """"abcabcabc…", one block repeated, or a run of 5+ characters three times or more."""
+    if any(secret == (secret[:p] * (len(secret) // p + 1))[:len(secret)]
+           for p in range(1, len(secret) // 2 + 1)):
+        return True
+    return any(secret.count(secret[i:i + 5]) >= 3 for i in range(len(secret) - 4))
+
+
+def _mostly_sequential(secret: str) -> bool:
+    """"abcdef…", "123456…", "zyxw…": neighbours one code point apart most of the way."""
+    steps = [ord(b) - ord(a) for a, b in itertools.pairwise(secret)]
+    return sum(step in (-1, 0, 1) for step in steps) > len(steps) / 2
+
+
+def events_secret_weakness(secret: str) -> str | None:
+    """Why an events secret cannot be trusted, or None when it looks like a random key."""
+    if secret in DOCUMENTED_EVENTS_SECRETS or any(w in secret.lower() for w in _PLACEHOLDER_WORDS):
+        return "it is a documented example value"
+    if len(secret) < EVENTS_SECRET_MIN_LENGTH:
+        return f"{len(secret)} characters, at least {EVENTS_SECRET_MIN_LENGTH} are needed"
+    if _has_period(secret) or _mostly_sequential(secret):
+        return "it is a repeated or sequential pattern"
+    bits = _estimated_bits(secret)
+    if bits < EVENTS_SECRET_MIN_BITS:
+        return f"about {bits:.0f} bits of entropy, at least {EVENTS_SECRET_MIN_BITS} are needed"
+    return None
 
 
 def load_settings(**overrides: object) -> Settings:

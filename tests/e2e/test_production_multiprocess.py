@@ -19,7 +19,7 @@ from sqlmodel import func, select
 from tests.chat_texts import help_text
 from tests.databases import postgres_database
 from tests.e2e.harness import eventually
-from tests.production import RoundRobinProxy, free_port, redis_prefix, until
+from tests.production import EVENTS_SECRET, RoundRobinProxy, free_port, redis_prefix, until
 from touchpoint.clock import utcnow
 from touchpoint.config import SANDBOX_TOKEN
 from touchpoint.db import Database, upgrade_database
@@ -82,7 +82,7 @@ async def test_two_webhook_processes_behave_as_one_bot(
                 "TOUCHPOINT_LOG_FORMAT": "json", "TOUCHPOINT_SHUTDOWN_GRACE_S": "5",
                 "TOUCHPOINT_LOCALES_DIR": str(ROOT / "locales"),
                 # Every process serves the store events API and the console, each on its own port here.
-                "TOUCHPOINT_EVENTS_SECRET": "test-events-secret",
+                "TOUCHPOINT_EVENTS_SECRET": EVENTS_SECRET,
                 "TOUCHPOINT_EVENTS_API_PORT": str(free_port()), "TOUCHPOINT_CONSOLE_PORT": str(free_port()),
             }
             with (tmp_path / f"bot{index}.log").open("wb") as log:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from tests.factories import make_customer
+from tests.production import EVENTS_SECRET
 from touchpoint.catalog.models import Product, Stock, Store
 from touchpoint.config import Settings, load_settings
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
@@ -39,8 +40,8 @@ from touchpoint.orders.models import Cart, Order, OrderItem, ShipmentEvent
 from touchpoint.seed.demo import seed_demo
 
 DATA = Path(__file__).parents[1] / "data" / "connectors"
-SHOPIFY_OLD = "shpss_old_0123456789abcdef0123456789abcdef"
-SHOPIFY_NEW = "shpss_new_fedcba9876543210fedcba9876543210"
+SHOPIFY_OLD = "shpss_old_9f2c41d07be35a86e1d4c0b97a3f5e28"
+SHOPIFY_NEW = "shpss_new_5b8e0a6d3c71f942b6e85d20c1a7f3e9"
 WOO_SECRET = "woo-secret-7f3a9c1e5b2d4f6a8c0e2b4d6f8a0c2e"
 MITTE_LOCATION = "71234567890"
 
@@ -52,7 +53,7 @@ def fixture(platform: str, name: str) -> dict[str, Any]:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return load_settings(
-        _env_file=None, database_url=database_url, events_secret=SecretStr("test-secret"),
+        _env_file=None, database_url=database_url, events_secret=SecretStr(EVENTS_SECRET),
         shopify_webhook_secret=SecretStr(f"{SHOPIFY_OLD}, {SHOPIFY_NEW}"),
         woocommerce_webhook_secret=SecretStr(WOO_SECRET),
         shopify_locations={MITTE_LOCATION: "mitte", "555": "kreuzberg"}, woocommerce_stock_store="mitte",
@@ -137,7 +138,7 @@ async def test_shopify_order_journey_from_created_to_delivered(
         ("CON-001", 2, 1290), ("ESP-001", 1, 34900)]
     assert record is not None and (record.phone, record.email) == ("+4915112345671", "anna.shop@example.com")
 
-    assert (await shopify(client, "orders/paid", later(created, "2026-12-07T10:05:00+01:00",
+    assert (await shopify(client, "orders/paid", later(created, "2026-11-27T10:05:00+01:00",
                                                        financial_status="paid")))[0] == 200
     await settle(client)
     assert (await order(db, "#1001")).status == "paid"
@@ -150,14 +151,14 @@ async def test_shopify_order_journey_from_created_to_delivered(
     assert shipped.tracking_number == "00340434161094099999"
     assert shipped.tracking_url and shipped.tracking_url.startswith("https://www.dhl.de/")
 
-    for stamp, shipment, expected in (("2026-12-08T08:00:00+01:00", "out_for_delivery", "out_for_delivery"),
-                                      ("2026-12-08T11:30:00+01:00", "delivered", "delivered")):
+    for stamp, shipment, expected in (("2026-11-28T08:00:00+01:00", "out_for_delivery", "out_for_delivery"),
+                                      ("2026-11-28T11:30:00+01:00", "delivered", "delivered")):
         await shopify(client, "fulfillments/update", later(fulfillment, stamp, shipment_status=shipment))
         await settle(client)
         assert (await order(db, "#1001")).status == expected
 
     # Shopify's orders/fulfilled, sent alongside, must not move the delivered order back to shipped.
-    await shopify(client, "orders/fulfilled", later(created, "2026-12-08T11:31:00+01:00",
+    await shopify(client, "orders/fulfilled", later(created, "2026-11-28T11:31:00+01:00",
                                                     financial_status="paid", fulfillment_status="fulfilled"))
     await settle(client)
     final = await order(db, "#1001")
@@ -187,10 +188,10 @@ async def test_shopify_refunds_and_cancellation(client: TestClient[Any, Any], db
     await settle(client)
     assert (await order(db, "#1001")).status == "refunded"
 
-    other = later(created, "2026-12-07T10:00:00+01:00", id=5512345678902, name="#1002")
+    other = later(created, "2026-11-27T10:00:00+01:00", id=5512345678902, name="#1002")
     await shopify(client, "orders/create", other)
-    await shopify(client, "orders/cancelled", later(other, "2026-12-07T12:00:00+01:00",
-                                                    cancelled_at="2026-12-07T12:00:00+01:00",
+    await shopify(client, "orders/cancelled", later(other, "2026-11-27T12:00:00+01:00",
+                                                    cancelled_at="2026-11-27T12:00:00+01:00",
                                                     cancel_reason="customer"))
     await settle(client)
     assert (await order(db, "#1002")).status == "cancelled"
@@ -265,12 +266,12 @@ async def test_shopify_older_state_never_overwrites_a_newer_one(
     client: TestClient[Any, Any], db: Database
 ) -> None:
     created = fixture("shopify", "orders_create")
-    paid = later(created, "2026-12-07T10:05:00+01:00", financial_status="paid")
+    paid = later(created, "2026-11-27T10:05:00+01:00", financial_status="paid")
     await shopify(client, "orders/paid", paid)  # delivered first
     await shopify(client, "orders/create", created)  # the older state arrives after
     customer = fixture("shopify", "customers_update")
     await shopify(client, "customers/update", customer)
-    older = later(customer, "2026-12-07T09:00:00+01:00", phone="+4915111111111")
+    older = later(customer, "2026-11-27T09:00:00+01:00", phone="+4915111111111")
     await shopify(client, "customers/update", older)
     await settle(client)
     assert (await order(db, "#1001")).status == "paid"
@@ -285,7 +286,7 @@ async def test_the_customer_inside_a_newer_order_does_not_undo_a_newer_customer_
 ) -> None:
     await shopify(client, "customers/update", fixture("shopify", "customers_update"))  # 11:00, new phone
     created = fixture("shopify", "orders_create")  # its customer snapshot is from 10:00
-    newer_order = later(created, "2026-12-07T11:30:00+01:00", financial_status="paid")
+    newer_order = later(created, "2026-11-27T11:30:00+01:00", financial_status="paid")
     await shopify(client, "orders/updated", newer_order)
     await settle(client)
     async with db.session() as session:
@@ -306,9 +307,9 @@ async def test_shopify_checkouts_are_carts_for_abandoned_cart_journeys(
         event = (await session.exec(
             select(BehaviourEvent).where(BehaviourEvent.type == "cart.updated"))).one()
     assert event.payload["cart_url"].startswith("https://brewhaus.myshopify.com/")
-    await shopify(client, "checkouts/update", later(checkout, "2026-12-07T10:00:00+01:00",
-                                                    completed_at="2026-12-07T10:00:00+01:00"))
-    guest = later(checkout, "2026-12-07T09:50:00+01:00", token="guest-checkout-token", customer=None)
+    await shopify(client, "checkouts/update", later(checkout, "2026-11-27T10:00:00+01:00",
+                                                    completed_at="2026-11-27T10:00:00+01:00"))
+    guest = later(checkout, "2026-11-27T09:50:00+01:00", token="guest-checkout-token", customer=None)
     await shopify(client, "checkouts/create", guest)
     await settle(client)
     async with db.session() as session:
@@ -338,8 +339,8 @@ async def test_shopify_products_and_inventory_levels_update_price_and_stock_per_
     level = fixture("shopify", "inventory_levels_update")
     await shopify(client, "inventory_levels/update", level)  # before the product: item not known yet
     await shopify(client, "products/update", fixture("shopify", "products_update"))
-    await shopify(client, "inventory_levels/update", later(level, "2026-12-07T13:05:00+01:00"))
-    unmapped = later(level, "2026-12-07T13:06:00+01:00", location_id=999)
+    await shopify(client, "inventory_levels/update", later(level, "2026-11-27T13:05:00+01:00"))
+    unmapped = later(level, "2026-11-27T13:06:00+01:00", location_id=999)
     await shopify(client, "inventory_levels/update", unmapped)
     await settle(client)
     async with db.session() as session:
@@ -433,7 +434,7 @@ async def test_woocommerce_order_statuses_map_to_ours(client: TestClient[Any, An
     placed = await order(db, "727")
     assert (placed.status, placed.store_customer_id, placed.total_minor) == ("paid", "26", 130390)
     assert placed.contact_phone == "+4917623456782"
-    tracked = {**copy.deepcopy(created), "status": "completed", "date_modified_gmt": "2026-12-08T09:00:00",
+    tracked = {**copy.deepcopy(created), "status": "completed", "date_modified_gmt": "2026-11-28T09:00:00",
                "meta_data": [{"id": 13200, "key": "_wc_shipment_tracking_items", "value": [
                    {"tracking_provider": "DHL", "custom_tracking_provider": "", "custom_tracking_link": "",
                     "tracking_number": "00340434161094011111", "date_shipped": "1765180800",
@@ -443,8 +444,8 @@ async def test_woocommerce_order_statuses_map_to_ours(client: TestClient[Any, An
     shipped = await order(db, "727")
     assert (shipped.status, shipped.carrier) == ("shipped", "DHL")
     assert shipped.tracking_number == "00340434161094011111"
-    for stamp, status, expected in (("2026-12-09T09:00:00", "refunded", "refunded"),
-                                    ("2026-12-08T10:00:00", "processing", "refunded")):  # older: ignored
+    for stamp, status, expected in (("2026-11-29T09:00:00", "refunded", "refunded"),
+                                    ("2026-11-28T10:00:00", "processing", "refunded")):  # older: ignored
         await woo(client, "order.updated", {**created, "status": status, "date_modified_gmt": stamp})
         await settle(client)
         assert (await order(db, "727")).status == expected
@@ -529,8 +530,8 @@ async def test_a_delivery_the_database_keeps_refusing_is_parked_as_failed(
 
 
 async def test_a_platform_without_a_secret_is_not_served(database_url: str, db: Database) -> None:
-    settings = load_settings(_env_file=None, database_url=database_url, events_secret=SecretStr("x"),
-                             shopify_webhook_secret=SecretStr(SHOPIFY_NEW))
+    secrets = {"events_secret": SecretStr(EVENTS_SECRET), "shopify_webhook_secret": SecretStr(SHOPIFY_NEW)}
+    settings = load_settings(_env_file=None, database_url=database_url, **secrets)
     async with TestClient(TestServer(create_events_app(settings, db))) as test_client:
         response = await test_client.post("/webhooks/woocommerce", data=b"{}")
         assert (response.status, await response.json()) == (404, {"error": "not_configured"})

@@ -27,7 +27,7 @@ from touchpoint.journeys.models import OutboxMessage
 from touchpoint.orders.models import Cart, Order, OrderItem, ShipmentEvent
 from touchpoint.seed.demo import seed_demo
 
-SECRET = "test-secret"
+SECRET = "5f0c1e9a7b3d48e2a6c4f81d9e07b2c3a1f6d8e4b9c2a7f03e5d1b8c6a4f2e90"  # strong: the API checks
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@ outbox drain, Telegram answering 429."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -13,10 +15,12 @@ from sqlmodel import func, select
 from tests.chat_texts import help_text
 from tests.databases import postgres_database
 from tests.e2e.harness import eventually
-from tests.production import CuttableLink, WebhookBot, free_port, until, webhook_settings
+from tests.integration.test_events_api_http import order_created
+from tests.production import EVENTS_SECRET, CuttableLink, WebhookBot, free_port, until, webhook_settings
 from touchpoint.channels import Rendered, template
 from touchpoint.clock import utcnow
 from touchpoint.db import Database, upgrade_database
+from touchpoint.events_api.signing import signed_headers
 from touchpoint.i18n import Translator, get_translator
 from touchpoint.journeys.models import Delivery, OutboxMessage
 from touchpoint.sandbox import Sandbox
@@ -77,6 +81,59 @@ async def test_database_outage_answers_having_trouble_then_recovers(sandbox: tup
             await eventually(note_sent, timeout=15)
             assert [m["text"] for m in emulator.bot_messages(701)].count("note 0") == 1
         finally:
+            await bot.close()
+            await link.down()
+
+
+STALL_TIMEOUTS = {"db_connect_timeout_s": 1.0, "db_statement_timeout_s": 1.0, "db_pool_timeout_s": 1.0}
+
+
+async def test_stalled_database_answers_having_trouble_within_the_time_outs(
+    sandbox: tuple[Sandbox, str]
+) -> None:
+    """Connections that hang rather than fail: the customer hears "having trouble" within seconds
+    (the statement and connect time-outs), not a minute of silence; the store's client a 503."""
+    emulator, base_url = sandbox
+    async with postgres_database() as direct_url:
+        await upgrade_database(direct_url)
+        link = CuttableLink("127.0.0.1", int(re.search(r":(\d+)/", direct_url).group(1)))  # type: ignore[union-attr]
+        await link.up()
+        url = re.sub(r"@[^/]+/", f"@127.0.0.1:{link.port}/", direct_url)
+        bot = WebhookBot(webhook_settings(base_url, url, free_port(), **STALL_TIMEOUTS))
+        await bot.start()
+        events_url = f"http://127.0.0.1:{bot.settings.events_api_port}/api/v1/events"
+        try:
+            emulator.user(702, first_name="Olga", language_code="ru")
+            assert (await say(emulator, 702, "/start"))["text"] == t(
+                "ru", "start.welcome", name="Olga", brand="Brewhaus")
+            server = bot.server
+            assert server is not None
+            await until(lambda: not server.handler.in_flight)
+
+            link.stall()
+            started = time.monotonic()
+            assert (await say(emulator, 702, "/help"))["text"] == t("ru", "outage.having_trouble")
+            assert time.monotonic() - started < 8
+
+            body = json.dumps(order_created("stall-1")).encode()
+            started = time.monotonic()
+            async with aiohttp.ClientSession() as http, http.post(
+                events_url, data=body, headers=signed_headers(EVENTS_SECRET, int(time.time()), body),
+                timeout=aiohttp.ClientTimeout(total=20),
+            ) as response:
+                status, answer = response.status, await response.json()
+            assert (status, answer["error"]) == (503, "database_unavailable")
+            assert response.headers["Retry-After"] == "5"
+            assert time.monotonic() - started < 8
+
+            link.resume()  # the database answers again: no restart needed
+            assert (await say(emulator, 702, "/help"))["text"] == t("ru", "help.text")
+            async with aiohttp.ClientSession() as http, http.post(
+                events_url, data=body, headers=signed_headers(EVENTS_SECRET, int(time.time()), body),
+            ) as response:
+                assert response.status == 200, await response.text()
+        finally:
+            link.resume()
             await bot.close()
             await link.down()
 

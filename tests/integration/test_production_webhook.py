@@ -18,7 +18,7 @@ from sqlmodel import select
 from tests.chat_texts import help_text
 from tests.factories import make_customer
 from tests.integration.test_events_api_http import order_created
-from tests.production import SECRET, WebhookBot, free_port, until, webhook_settings
+from tests.production import EVENTS_SECRET, SECRET, WebhookBot, free_port, until, webhook_settings
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.events_api.signing import signed_headers
 from touchpoint.i18n import get_translator
@@ -71,6 +71,10 @@ async def test_wrong_secret_and_malformed_bodies_are_refused(
     assert await post(url, b"{not json", secret=SECRET) == 400
     assert await post(url, b"[1, 2, 3]", secret=SECRET) == 400
     assert await post(url, b'{"message": "no update id"}', secret=SECRET) == 400
+    # Nested past json.loads's recursion limit (RecursionError, a 500 before) or just very deep.
+    assert await post(url, b"[" * 1000 + b"]" * 1000, secret=SECRET) == 400
+    assert await post(url, b'{"update_id": 778, "message": ' + b"[" * 100 + b"]" * 100 + b"}",
+                      secret=SECRET) == 400
     await asyncio.sleep(0.2)
     async with webhook_bot.db.session() as session:
         assert (await session.exec(select(ProcessedUpdate))).all() == []
@@ -157,7 +161,7 @@ async def test_webhook_mode_runs_journeys_the_events_api_and_the_console(
             await make_customer(session, 7001, store_customer_id="C-7001")
         emulator.user(7001, language_code="en")
         body = json.dumps({"events": [order_created("w-1", number="BH-700001", customer="C-7001")]}).encode()
-        headers = signed_headers("test-events-secret", int(time.time()), body)
+        headers = signed_headers(EVENTS_SECRET, int(time.time()), body)
         events_url = f"http://127.0.0.1:{settings.events_api_port}/api/v1/events"
         async with aiohttp.ClientSession() as client:
             async with client.post(events_url, data=body, headers=headers) as response:

@@ -59,3 +59,29 @@ async def test_rows_counts_ids_and_errors(sqlite_db: Database) -> None:
             await session.exec(insert(ProcessedUpdate).values(update_id=0, bot_id=8, received_at=now))
     async with sqlite_db.session() as session:  # the failed transaction left nothing behind
         assert len((await session.exec(select(ProcessedUpdate))).all()) == 5
+
+
+async def test_a_locked_database_fails_within_the_busy_timeout(sqlite_url: str) -> None:
+    """Another writer holding the lock makes a write wait TOUCHPOINT_DB_SQLITE_BUSY_TIMEOUT_S, then fail."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from touchpoint.db.faults import is_database_unavailable
+
+    holder, waiter = Database(sqlite_url), Database(sqlite_url, sqlite_busy_timeout_s=0.3)
+    try:
+        async with waiter.engine.connect() as connection:
+            assert (await connection.execute(text("PRAGMA busy_timeout"))).scalar() == 300
+        async with holder.engine.connect() as locked:
+            await locked.execute(text("BEGIN IMMEDIATE"))
+            started = time.monotonic()
+            with pytest.raises(OperationalError) as failed:
+                async with waiter.session() as session:
+                    await session.exec(text("CREATE TABLE t_locked (x INTEGER)"))
+            assert time.monotonic() - started < 5
+            assert is_database_unavailable(failed.value)
+            await locked.execute(text("ROLLBACK"))
+    finally:
+        await holder.dispose()
+        await waiter.dispose()

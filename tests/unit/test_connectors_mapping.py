@@ -33,7 +33,7 @@ from touchpoint.orders.models import Order, OrderStatus
 DATA = Path(__file__).parents[1] / "data" / "connectors"
 SETTINGS = load_settings(_env_file=None, shopify_locations={"71234567890": "mitte"},
                          woocommerce_stock_store="mitte")
-AT = datetime(2026, 12, 7, 12, tzinfo=UTC)
+AT = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
 def fixture(platform: str, name: str) -> dict[str, Any]:
@@ -59,13 +59,14 @@ def test_any_changed_byte_breaks_the_signature(body: bytes, position: int) -> No
 
 
 def test_secrets_are_split_for_rotation_and_weak_ones_refused_outside_the_demo() -> None:
-    strong = load_settings(_env_file=None, shopify_webhook_secret=SecretStr(f"{'a' * 32}, {'b' * 40}"))
-    assert strong.webhook_secrets("shopify") == ["a" * 32, "b" * 40]
+    old, new = "3f9a1c7e5b2d8046e1c9a7f3b5d20e84", "b7e4d19a0c3f6e2851d7a9c4e0b3f6a2d8c1e5f7"
+    strong = load_settings(_env_file=None, shopify_webhook_secret=SecretStr(f"{old}, {new}"))
+    assert strong.webhook_secrets("shopify") == [old, new]
     assert strong.webhook_secrets("woocommerce") == []
-    weak = load_settings(_env_file=None, woocommerce_webhook_secret=SecretStr("short"))
+    weak = load_settings(_env_file=None, woocommerce_webhook_secret=SecretStr("a" * 40))  # long, guessable
     with pytest.raises(ConfigError, match="TOUCHPOINT_WOOCOMMERCE_WEBHOOK_SECRET"):
         weak.webhook_secrets("woocommerce")
-    assert weak.webhook_secrets("woocommerce", demo=True) == ["short"]
+    assert weak.webhook_secrets("woocommerce", demo=True) == ["a" * 40]
 
 
 def test_woocommerce_completed_status_must_be_ours() -> None:
@@ -103,10 +104,10 @@ def test_bad_amounts_name_the_field(amount: Any) -> None:
 
 
 def test_times_are_utc() -> None:
-    assert parse_time("2026-12-07T10:00:00+01:00", "t") == datetime(2026, 12, 7, 9, tzinfo=UTC)
-    assert parse_time("2026-12-07T10:00:00", "t", naive_is_utc=True) == datetime(2026, 12, 7, 10, tzinfo=UTC)
+    assert parse_time("2026-11-27T10:00:00+01:00", "t") == datetime(2026, 11, 27, 9, tzinfo=UTC)
+    assert parse_time("2026-11-27T10:00:00", "t", naive_is_utc=True) == datetime(2026, 11, 27, 10, tzinfo=UTC)
     with pytest.raises(ConnectorError, match="time zone"):
-        parse_time("2026-12-07T10:00:00", "t")
+        parse_time("2026-11-27T10:00:00", "t")
 
 
 # --- Shopify ------------------------------------------------------------------------------------
@@ -123,14 +124,14 @@ def test_shopify_order_maps_name_customer_items_and_contact() -> None:
     assert [(i["sku"], i["unit_price_minor"]) for i in update.created["items"]] == [
         ("ESP-001", 34900), ("CON-001", 1290)]
     assert translation.resource == ("order", "5512345678901")
-    assert translation.version == datetime(2026, 12, 7, 9, tzinfo=UTC)
+    assert translation.version == datetime(2026, 11, 27, 9, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("changes", "status"), [
     ({"financial_status": "paid"}, OrderStatus.PAID),
     ({"financial_status": "partially_refunded"}, OrderStatus.PAID),
     ({"financial_status": "refunded"}, OrderStatus.REFUNDED),
-    ({"cancelled_at": "2026-12-07T12:00:00+01:00"}, OrderStatus.CANCELLED),
+    ({"cancelled_at": "2026-11-27T12:00:00+01:00"}, OrderStatus.CANCELLED),
     ({"fulfillment_status": "fulfilled"}, OrderStatus.SHIPPED),
     ({"fulfillments": [{"status": "success", "shipment_status": "delivered"}]}, OrderStatus.DELIVERED),
     ({"fulfillments": [{"status": "cancelled", "shipment_status": "delivered"}]}, OrderStatus.PLACED),
@@ -264,7 +265,7 @@ def test_woocommerce_order_maps_number_customer_and_utc_version() -> None:
     assert update is not None and update.created is not None and not update.derived
     assert (update.number, update.created["customer_id"]) == ("727", "26")
     assert update.created["total_minor"] == 130390
-    assert translation.version == datetime(2026, 12, 7, 10, 28, 8, tzinfo=UTC)
+    assert translation.version == datetime(2026, 11, 27, 10, 28, 8, tzinfo=UTC)
     guest = copy.deepcopy(fixture("woocommerce", "order_created"))
     guest["customer_id"] = 0
     translated = woocommerce.translate("order.created", guest, SETTINGS)

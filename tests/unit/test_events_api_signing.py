@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from touchpoint.events_api.schemas import EventErrors, parse_events
@@ -96,3 +96,24 @@ def test_phone_numbers_are_normalised_or_refused() -> None:
         parse_events(json.loads(json.dumps(upsert).replace("0151 1234 5671", "12")), max_batch=10,
                      phone_region="DE")
     assert caught.value.errors[0].field == "data.phone"
+
+
+@given(timestamp=st.text(max_size=400), signature=st.text(max_size=200))
+@example(timestamp="9" * 309, signature="sha256=" + "0" * 64)
+@example(timestamp=str(NOW), signature="sha256=ü")
+def test_any_header_text_gives_a_reason_never_an_exception(timestamp: str, signature: str) -> None:
+    """Headers are checked for their format before any arithmetic or comparison: a 309-digit
+    timestamp overflowed float subtraction, a non-ASCII signature made compare_digest raise."""
+    reason = verify(SECRET, timestamp, signature, b"{}", now=NOW, max_age_s=300)
+    assert reason in {"missing_signature", "bad_timestamp", "stale_timestamp", "bad_signature"}
+
+
+def test_untrusted_json_refuses_deep_nesting_without_recursing() -> None:
+    from touchpoint import untrusted_json
+
+    for data in (b"[" * 1000 + b"]" * 1000, b"[" * 100_000, b'{"a":' * 33 + b"1" + b"}" * 33,
+                 b"\xff"):
+        with pytest.raises(untrusted_json.UntrustedJSONError):
+            untrusted_json.loads(data)
+    assert untrusted_json.loads(b'{"a":' * 31 + b"[1]" + b"}" * 31) is not None
+    assert untrusted_json.depth([[[]], {"a": {"b": 1}}]) == 3 and untrusted_json.depth(5) == 0

@@ -6,7 +6,7 @@ from typing import Any
 from sqlmodel import Field
 
 from touchpoint.db.base import SQLModel
-from touchpoint.db.types import json_field, utc_field
+from touchpoint.db.types import bigint_field, json_field, utc_field
 
 
 class Category(SQLModel, table=True):
@@ -26,7 +26,7 @@ class Product(SQLModel, table=True):
     name: dict[str, str] = json_field()
     description: dict[str, str] = json_field()
     specs: dict[str, Any] = json_field()  # {"en": {"Power": "1450 W"}, "ru": {...}, ...}
-    price_minor: int
+    price_minor: int = bigint_field()  # minor units (stores and platforms send up to 10^12)
     currency: str = Field(default="EUR", max_length=3)
     photo_url: str | None = None
     warranty_months: int = 0

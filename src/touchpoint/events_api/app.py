@@ -6,25 +6,28 @@
     GET  /healthz
 
 Every POST is signed (see signing.py). Answers: 200 applied/duplicate per event; 400 bad JSON or
-shape; 401 unsigned, stale or bad signature; 413 too large; 422 an invalid event, by index and field.
+shape; 401 unsigned, stale or bad signature; 413 too large; 422 an invalid event, by index and field;
+503 the database is unavailable or too slow (nothing applied: send the same request again later).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import DBAPIError
 
+from touchpoint import untrusted_json
 from touchpoint.config import Settings
 from touchpoint.db import Database
+from touchpoint.db.faults import is_database_unavailable
 from touchpoint.events_api.hooks import notify_listeners
 from touchpoint.events_api.openapi import openapi_document
 from touchpoint.events_api.schemas import EventError, EventErrors, Id, parse_events
@@ -36,6 +39,7 @@ from touchpoint.orders.service import issue_link_token
 log = logging.getLogger(__name__)
 APPLY_ATTEMPTS = 5
 TRANSIENT_SQLSTATES = {"40P01", "40001", "23505"}  # deadlock, serialization failure, unique race
+DATABASE_RETRY_AFTER_S = 5
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("db", Database)
 SECRET = web.AppKey("secret", str)
@@ -68,9 +72,9 @@ async def _signed_json(request: web.Request) -> Any:
         log.warning("events API refused a request: %s", reason)
         raise _Refused(401, reason)
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _Refused(400, "invalid_json") from None
+        return untrusted_json.loads(body)
+    except untrusted_json.UntrustedJSONError as exc:
+        raise _Refused(400, "invalid_json", message=str(exc)) from None
 
 
 async def post_events(request: web.Request) -> web.Response:
@@ -78,7 +82,8 @@ async def post_events(request: web.Request) -> web.Response:
     body = await _signed_json(request)
     try:
         events, is_batch = parse_events(body, max_batch=settings.events_max_batch,
-                                        phone_region=settings.orders_phone_region)
+                                        phone_region=settings.orders_phone_region,
+                                        now=datetime.fromtimestamp(request.app[CLOCK](), UTC))
     except EventErrors as exc:
         return _error(422, "invalid_event", errors=[e.as_json() for e in exc.errors])
     except ValueError as exc:
@@ -147,6 +152,17 @@ async def _responses_as_values(
         return await handler(request)
     except _Refused as refused:
         return refused.response
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        # A stalled or unreachable database: answer within the configured time-outs, so the store's
+        # client retries later instead of timing out itself. One line, no traceback.
+        log.warning("events API: database unavailable (%s) on %s", type(exc).__name__, request.path)
+        response = _error(503, "database_unavailable", message="the database is unavailable; nothing "
+                          "was applied, send the same request again later",
+                          retry_after_s=DATABASE_RETRY_AFTER_S)
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        return response
 
 
 def create_events_app(settings: Settings, db: Database, *, secret: str | None = None,

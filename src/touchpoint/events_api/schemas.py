@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,15 +17,32 @@ from pydantic import (
     model_validator,
 )
 
+from touchpoint.clock import utcnow
 from touchpoint.orders.models import OrderStatus
 from touchpoint.orders.phones import normalize_phone
+
+# Free text may hold tabs and line breaks, never NUL (PostgreSQL refuses it in text) or other C0/C1
+# control characters. Lone surrogates are refused by pydantic itself.
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+_NO_CONTROL_MESSAGE = "must not contain control characters"
+_VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f@]"
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 OrderNumber = Annotated[str, Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9-]+$")]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[int, Field(ge=0, le=10**12)]
-Url = Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")]
-ShortText = Annotated[str, Field(max_length=500)]
+Url = Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s\x00-\x1f\x7f-\x9f]+$")]
+ShortText = Annotated[str, Field(max_length=500, pattern=NO_CONTROL)]
+Name = Annotated[str, Field(max_length=200, pattern=NO_CONTROL)]
+Phone = Annotated[str, Field(max_length=32, pattern=NO_CONTROL)]
+Email = Annotated[str, Field(max_length=254, pattern=rf"^{_VISIBLE}+@{_VISIBLE}+$")]
+Label = Annotated[str, Field(max_length=64, pattern=NO_CONTROL)]
+LocaleKey = Annotated[str, Field(min_length=1, max_length=16,
+                                 pattern=r"^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})*$")]
+# An event time must be plausible: a time far ahead would freeze the order's timeline (and the
+# customer's return window) for good; one before the shop existed is a client's bug.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
 
 
 class _Strict(BaseModel):
@@ -44,9 +61,9 @@ def _phone(value: str | None, info: ValidationInfo) -> str | None:
 
 class CustomerData(_Strict):
     id: Id
-    name: Annotated[str, Field(max_length=200)] = ""
-    phone: Annotated[str, Field(max_length=32)] | None = None
-    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    name: Name = ""
+    phone: Phone | None = None
+    email: Email | None = None
     # The shop's marketing opt-in; omitted or null leaves the chat customer's choice as it is.
     marketing_consent: bool | None = None
 
@@ -55,7 +72,7 @@ class CustomerData(_Strict):
 
 class OrderItemData(_Strict):
     sku: Id
-    name: dict[str, ShortText] | ShortText = Field(default_factory=dict)
+    name: dict[LocaleKey, ShortText] | ShortText = Field(default_factory=dict)
     quantity: int = Field(ge=1, le=10_000)
     unit_price_minor: Money
 
@@ -70,8 +87,8 @@ class OrderCreatedData(_Strict):
     delivery_method: Literal["delivery", "pickup"] = "delivery"
     delivery_address: ShortText | None = None
     pickup_store_id: Id | None = None
-    contact_phone: Annotated[str, Field(max_length=32)] | None = None
-    contact_email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    contact_phone: Phone | None = None
+    contact_email: Email | None = None
 
     _normalize_phone = field_validator("contact_phone")(_phone)
 
@@ -85,8 +102,8 @@ class OrderCreatedData(_Strict):
 class OrderStatusData(_Strict):
     number: OrderNumber
     status: OrderStatus
-    carrier: Annotated[str, Field(max_length=64)] | None = None
-    tracking_number: Annotated[str, Field(max_length=64)] | None = None
+    carrier: Label | None = None
+    tracking_number: Label | None = None
     tracking_url: Url | None = None
     note: ShortText | None = None
 
@@ -132,7 +149,25 @@ class StockChangedData(_Strict):
 
 class _Event(_Strict):
     id: Id
-    occurred_at: AwareDatetime | None = None
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="When it happened (default: when received); from 2000 to at most "
+                                  "a day ahead of the server's clock")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            value = value.astimezone(UTC)
+        except (OverflowError, ValueError):  # 0001-01-01T00:00:00+14:00 has no UTC equivalent
+            raise ValueError("is out of range") from None
+        now = (info.context or {}).get("now") or utcnow()
+        if value < EARLIEST_EVENT_TIME:
+            raise ValueError("is before 2000")
+        if value > now + MAX_CLOCK_SKEW:
+            raise ValueError("is more than a day in the future")
+        return value
 
 
 class CustomerUpserted(_Event):
@@ -191,8 +226,11 @@ class EventError(Exception):
         return {"index": self.index, "field": self.field, "message": self.message}
 
 
-def parse_events(body: Any, *, max_batch: int, phone_region: str) -> tuple[list[Any], bool]:
-    """The body as events (one, or a batch under "events"); raises a list of EventErrors."""
+def parse_events(body: Any, *, max_batch: int, phone_region: str,
+                 now: datetime | None = None) -> tuple[list[Any], bool]:
+    """The body as events (one, or a batch under "events"); raises a list of EventErrors.
+    ``now`` bounds ``occurred_at`` (default: the clock)."""
+    context = {"phone_region": phone_region, "now": now or utcnow()}
     is_batch = isinstance(body, dict) and "events" in body
     raw = body["events"] if is_batch else [body]
     if is_batch and (not isinstance(raw, list) or set(body) != {"events"}):
@@ -204,16 +242,22 @@ def parse_events(body: Any, *, max_batch: int, phone_region: str) -> tuple[list[
     events, errors = [], []
     for index, item in enumerate(raw):
         try:
-            events.append(_adapter.validate_python(item, context={"phone_region": phone_region}))
+            events.append(_adapter.validate_python(item, context=context))
         except ValidationError as exc:
             first = exc.errors()[0]
             # The discriminator's own tag is noise in the field path ("data.order.created.number").
             loc = [str(part) for part in first["loc"] if str(part) not in EVENT_TYPES]
             errors.append(EventError(index if is_batch else None, ".".join(loc) or "type",
-                                     first["msg"].removeprefix("Value error, ")))
+                                     _message(first)))
     if errors:
         raise EventErrors(errors)
     return events, is_batch
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NO_CONTROL:
+        return _NO_CONTROL_MESSAGE
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 class EventErrors(Exception):

@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel import Field
 
 from touchpoint.db.base import SQLModel
-from touchpoint.db.types import json_field, utc_field
+from touchpoint.db.types import bigint_field, json_field, utc_field
 
 
 class OrderStatus(StrEnum):
@@ -32,7 +32,7 @@ class Order(SQLModel, table=True):
     number: str = Field(unique=True, index=True, max_length=32)
     store_customer_id: str | None = Field(default=None, index=True, max_length=64)
     status: str = Field(default=OrderStatus.PLACED, max_length=32)
-    total_minor: int = 0
+    total_minor: int = bigint_field(default=0)  # money: 64-bit minor units
     currency: str = Field(default="EUR", max_length=3)
     delivery_method: str = Field(default="delivery", max_length=16)  # delivery | pickup
     delivery_address: str | None = None
@@ -55,7 +55,7 @@ class OrderItem(SQLModel, table=True):
     sku: str = Field(max_length=64)
     name: dict[str, str] = json_field()  # snapshot at order time
     quantity: int = 1
-    unit_price_minor: int = 0
+    unit_price_minor: int = bigint_field(default=0)
 
 
 class ShipmentEvent(SQLModel, table=True):
@@ -101,6 +101,6 @@ class Cart(SQLModel, table=True):
 
     store_customer_id: str = Field(primary_key=True, max_length=64)
     items: list[dict[str, Any]] = json_field(default_factory=list)
-    total_minor: int = 0
+    total_minor: int = bigint_field(default=0)  # money: 64-bit minor units
     currency: str = Field(default="EUR", max_length=3)
     updated_at: datetime = utc_field()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -238,14 +239,27 @@ async def lookup_locked(session: AsyncSession, settings: Settings, customer: Cus
     return int(failures) >= settings.orders_lookup_max_failures
 
 
+def _comparable(text: str) -> bytes:
+    """Case and compatibility forms folded (JÜRGEN@exämple.com = jürgen@exämple.com, whether the
+    umlaut is one code point or two), as UTF-8 bytes: compare_digest takes str only when ASCII."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text.strip()).casefold()).encode(
+        "utf-8", "surrogatepass")
+
+
+def _digits(text: str) -> str:
+    """The decimal digits of ``text`` as ASCII, whatever script they were typed in (٠١٢٣, ０１２３)."""
+    return "".join(str(unicodedata.decimal(c)) for c in text if c.isdecimal())
+
+
 def _proof_matches(order: Order, proof: str) -> bool:
     proof = proof.strip()
     if "@" in proof:
         return bool(order.contact_email) and secrets.compare_digest(
-            proof.lower(), (order.contact_email or "").strip().lower())
-    digits = re.sub(r"\D", "", proof)
-    phone = re.sub(r"\D", "", order.contact_phone or "")
-    return len(digits) == 4 and len(phone) >= 4 and secrets.compare_digest(digits, phone[-4:])
+            _comparable(proof), _comparable(order.contact_email or ""))
+    digits = _digits(proof)
+    phone = _digits(order.contact_phone or "")
+    return len(digits) == 4 and len(phone) >= 4 and secrets.compare_digest(
+        digits.encode(), phone[-4:].encode())
 
 
 async def guest_lookup(session: AsyncSession, settings: Settings, customer: Customer, number: str,

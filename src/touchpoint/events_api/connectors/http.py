@@ -14,7 +14,6 @@ retries).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from aiohttp import web
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
+from touchpoint import untrusted_json
 from touchpoint.config import Settings
 from touchpoint.db import Database
 from touchpoint.events_api.connectors import shopify, woocommerce
@@ -31,6 +31,7 @@ from touchpoint.events_api.connectors.common import base64_hmac_valid
 from touchpoint.events_api.connectors.queue import ConnectorWorker, enqueue, notify_applied
 from touchpoint.events_api.hooks import AppliedEvent
 from touchpoint.observability import REGISTRY
+from touchpoint.untrusted_json import UntrustedJSONError
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,8 @@ def _handler(platform: Platform) -> Callable[[web.Request], Awaitable[web.Respon
         if topic not in platform.topics:
             return _answer(name, 200, "ignored")  # counted: a topic subscribed by mistake shows up
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: absurd nesting
+            payload = untrusted_json.loads(body)
+        except UntrustedJSONError:
             return _answer(name, 400, "invalid_json")
         if not isinstance(payload, dict):
             return _answer(name, 400, "invalid_body", message="the body is not a JSON object")

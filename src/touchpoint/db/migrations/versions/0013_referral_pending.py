@@ -1,7 +1,7 @@
 """referrals: rewards held as pending until the qualifying order's return window ends
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
