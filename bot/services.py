@@ -20,6 +20,8 @@ from touchpoint.i18n import get_translator
 from touchpoint.journeys import engine as journeys
 from touchpoint.journeys.scheduler import create_scheduler
 from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.understanding.embeddings import warm_up
+from touchpoint.understanding.service import get_index
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class BotServices:
         self.scheduler = create_scheduler(db, self.engine, self.sender, tick_s=settings.journey_tick_s)
         self._stop_sending = asyncio.Event()
         self._sending: asyncio.Task[None] | None = None
+        self._understanding: asyncio.Task[None] | None = None
         self._sites: list[web.AppRunner] = []
 
     async def start(self) -> None:
@@ -64,11 +67,24 @@ class BotServices:
         if console is not None:
             self._sites.append(console)
         log.info("%d journeys; scheduler and outbox sender running", len(self.engine.journeys))
+        # The language model loads and the question index builds off the event loop, now rather
+        # than on the first customer's question.
+        self._understanding = asyncio.create_task(self._prepare_understanding())
         freeze_startup_heap()
+
+    async def _prepare_understanding(self) -> None:
+        try:
+            await asyncio.to_thread(warm_up)
+            async with self.db.session() as session:
+                await get_index(session)
+        except Exception:  # the first question retries; the bot runs on meanwhile
+            log.exception("could not prepare the question index at start")
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking work, let the sender finish its batch within ``grace_s``, then hand back the
         rows it claimed but never sent, so another process (or the next start) sends them."""
+        if self._understanding is not None:
+            self._understanding.cancel()
         for site in self._sites:
             await site.cleanup()
         self._sites.clear()

@@ -12,8 +12,16 @@ from tests.databases import SqliteTemplate, postgres_database
 from tests.production import WebhookBot, free_port, webhook_settings
 from touchpoint.db import Database, upgrade_database
 from touchpoint.sandbox import Sandbox
+from touchpoint.understanding.embeddings import warm_up
 
 BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def language_model() -> None:
+    """Load the sentence encoder once per test run (as the bot does at start), so no test's first
+    question waits seconds for it."""
+    warm_up()
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.channel import TelegramChannel
 from tests.console_helpers import make_staff
 from tests.e2e.harness import BotHarness
+from tests.factories import quiet_hours_elsewhere
 from touchpoint.console import create_console_app
 from touchpoint.console.auth import POKE_SENDER
 from touchpoint.i18n import get_translator
@@ -77,7 +78,7 @@ class Stack:
 async def stack(sqlite_url: str) -> AsyncIterator[Stack]:
     sandbox = Sandbox()
     sandbox_url = await sandbox.start("127.0.0.1", 0)
-    harness = BotHarness(sandbox, sandbox_url, sqlite_url, quiet_hours_start=23, quiet_hours_end=0)
+    harness = BotHarness(sandbox, sandbox_url, sqlite_url, **quiet_hours_elsewhere())
     await harness.start()
     assert harness.bot is not None
     sender = OutboxSender(

@@ -10,6 +10,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.aftersales_factories import make_catalogue, make_linked_customer, make_order
+from tests.factories import quiet_hours_elsewhere
 from touchpoint.aftersales import service
 from touchpoint.aftersales.models import Ticket, TicketEvent
 from touchpoint.channels import render
@@ -22,7 +23,7 @@ from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
 from touchpoint.journeys.models import OutboxMessage
 
-settings = load_settings(_env_file=None, quiet_hours_start=23, quiet_hours_end=0)
+settings = load_settings(_env_file=None, **quiet_hours_elsewhere())
 
 
 async def items_of(session: AsyncSession, order_id: int) -> list[int]:

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
 from tests.console_helpers import PASSWORD, csrf_from, log_in, make_handoff, make_staff, make_ticket
-from tests.factories import make_customer
+from tests.factories import make_customer, quiet_hours_elsewhere
 from touchpoint.aftersales.models import Ticket, TicketEvent
 from touchpoint.channels.all_templates import load_all_templates
 from touchpoint.channels.templates import render
@@ -31,7 +31,7 @@ from touchpoint.understanding.service import understand_message
 
 PATTERN = r"^[A-Z]{2,4}-?\d{4,10}$"
 
-settings = load_settings(_env_file=None, console_login_attempts=3, quiet_hours_start=23, quiet_hours_end=0)
+settings = load_settings(_env_file=None, console_login_attempts=3, **quiet_hours_elsewhere())
 t = get_translator()
 load_all_templates()
 
