@@ -11,7 +11,7 @@ import time_machine
 from sqlalchemy import event, update
 from sqlmodel import select
 
-from tests.factories import make_customer, quiet_hours_elsewhere
+from tests.factories import make_customer
 from touchpoint.channels import (
     Button,
     ChannelBlocked,
@@ -33,7 +33,7 @@ from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.rules import Lane
 from touchpoint.journeys.sender import OutboxSender, Pacing, _Outcome, reap_expired_leases
 
-settings = load_settings(_env_file=None, **quiet_hours_elsewhere(), messages_per_day=100,
+settings = load_settings(_env_file=None, quiet_hours_start=23, quiet_hours_end=0, messages_per_day=100,
                          marketing_per_day=100, marketing_per_week=100, repeat_template_days=0)
 FAST = Pacing().scaled(1000)
 NOON = datetime(2026, 6, 1, 10, tzinfo=UTC)

@@ -165,6 +165,7 @@ class Matcher:
             for position in similarities.argsort()[::-1]:
                 semantic.setdefault(self.semantic_targets[int(position)], float(similarities[position]))
         exact = self.exact.get(fold(text))
+        several_words = len(query.split()) > 1
         named = {t for word in _WORD.findall(fold(text)) for t in self.names.get(word, ())}
         for target in named - fuzzy.keys():  # outside the prefilter's pick: score its name too
             fuzzy[target] = float(fuzzy_scores(query, [self.phrasings[self._first[target]]])[0])
@@ -177,9 +178,11 @@ class Matcher:
                 blended = f * PRODUCT_SCALE
             else:
                 # A typo costs the embedding dearly but the characters little: a near-exact
-                # phrasing keeps most of its fuzzy score.
-                blended = max(SEMANTIC_WEIGHT * max(s, 0.0) * 100 + (1 - SEMANTIC_WEIGHT) * f,
-                              f - NEAR_EXACT_DISCOUNT)
+                # phrasing of several words keeps most of its fuzzy score (one word is too little
+                # to be sure of: "delivery" is near "deliver", and means time, cost or places).
+                blended = SEMANTIC_WEIGHT * max(s, 0.0) * 100 + (1 - SEMANTIC_WEIGHT) * f
+                if several_words:
+                    blended = max(blended, f - NEAR_EXACT_DISCOUNT)
             if target in named:  # the customer wrote its brand or model word ("Piccolo", "Pod One")
                 blended += NAME_BONUS
             if target == exact:
@@ -189,7 +192,8 @@ class Matcher:
         return hits[:limit]
 
     def match(self, text: str, kinds: frozenset[Kind] | None = None) -> Match:
-        return verdict(self.rank(text, kinds=kinds))
+        one_word = len(fuzzy_form(normalize(text)).split()) <= 1
+        return verdict(self.rank(text, kinds=kinds), one_word=one_word)
 
 
 def _name_words(phrasings: list[str], targets: list[Target]) -> dict[str, frozenset[Target]]:
@@ -232,12 +236,16 @@ def build_prefilter(phrasings: list[str]) -> object:
     return pool.submit(_bm25_index, phrasings).result()
 
 
-def verdict(hits: list[Hit]) -> Match:
-    """A clear winner is answered, a close race becomes suggestions, a weak best is "don't know"."""
+def verdict(hits: list[Hit], one_word: bool = False) -> Match:
+    """A clear winner is answered, a close race becomes suggestions, a weak best is "don't know".
+
+    One word ("delivery") is near many phrasings at once: it is answered only when it clearly
+    leads, never on its score alone."""
     if not hits or hits[0].score < SUGGEST:
         return Match("none", tuple(hits))
     best, runner_up = hits[0].score, (hits[1].score if len(hits) > 1 else 0.0)
     lead = best - runner_up
-    if best >= SURE or (best >= CONFIDENT and lead >= MARGIN) or lead >= CLEAR_LEAD:
+    sure = best >= SURE or (best >= CONFIDENT and lead >= MARGIN)
+    if (sure and not one_word) or lead >= CLEAR_LEAD or best == 100.0:
         return Match("answer", tuple(hits))
     return Match("suggest", tuple(h for h in hits if h.score >= SUGGEST))
