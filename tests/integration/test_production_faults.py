@@ -127,7 +127,7 @@ async def test_stalled_database_answers_having_trouble_within_the_time_outs(
             assert time.monotonic() - started < 8
 
             link.resume()  # the database answers again: no restart needed
-            assert (await say(emulator, 702, "/help"))["text"] == t("ru", "help.text")
+            assert (await say(emulator, 702, "/help"))["text"] == help_text("ru")
             async with aiohttp.ClientSession() as http, http.post(
                 events_url, data=body, headers=signed_headers(EVENTS_SECRET, int(time.time()), body),
             ) as response:
