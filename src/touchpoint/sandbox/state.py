@@ -250,6 +250,7 @@ class SandboxState:
         self.webhook: Webhook | None = None
         self.poll_generation = 0
         self._last_update_id = 0
+        self.user_edits = 0  # bumped by upsert_user: a change worth saving with no message
 
         self.send_log: list[SendRecord] = []
         self.callback_answers: list[JsonDict] = []
@@ -298,6 +299,7 @@ class SandboxState:
         user.language_code = language_code
         user.username = username
         user.last_name = last_name
+        self.user_edits += 1
         if user_id not in self.chats:
             self.chats[user_id] = SandboxChat(id=user_id, type="private", user=user)
         return user
@@ -426,6 +428,15 @@ class SandboxState:
         return stored
 
     # ------------------------------------------------------------------ updates
+
+    @property
+    def last_update_id(self) -> int:
+        return self._last_update_id
+
+    def advance_update_id(self, update_id: int) -> None:
+        """Number the next update above ``update_id`` (never goes back): a restarted sandbox must
+        not reuse ids a bot already recorded as handled."""
+        self._last_update_id = max(self._last_update_id, update_id)
 
     def emit_update(self, kind: str, payload: JsonDict) -> JsonDict:
         """Create an update and queue it, unless the bot's allowed_updates exclude its type."""
