@@ -11,8 +11,6 @@ import hmac
 
 TIMESTAMP_HEADER = "X-Touchpoint-Timestamp"
 SIGNATURE_HEADER = "X-Touchpoint-Signature"
-# The demo prints this at start; real runs must configure their own secret.
-DEMO_SECRET = "demo-events-secret-not-for-production"
 
 
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
