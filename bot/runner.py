@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from bot.services import BotServices
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.config import SANDBOX_TOKEN, ConfigError, Settings
 from touchpoint.db import Database, upgrade_database
+from touchpoint.seed.activity import seeded_people
 from touchpoint.seed.home import (
     DEMO_STAFF_CHAT_ID,
     DEMO_STAFF_CHAT_TITLE,
@@ -82,7 +84,7 @@ async def run_demo(settings: Settings) -> None:
         raise ConfigError("touchpoint demo needs the sandbox, which production installs leave out: "
                           "install with `pip install -e '.[dev]'` (what `make demo` does)") from None
     from touchpoint.console.auth import DEMO_STAFF, seed_demo_staff
-    from touchpoint.seed.activity import seed_demo_activity, seeded_people
+    from touchpoint.seed.activity import seed_demo_activity
     from touchpoint.seed.demo import seed_demo
 
     settings.require_demo_database()  # before anything is written
@@ -111,6 +113,9 @@ async def run_demo(settings: Settings) -> None:
     base_url = await sandbox.start(settings.sandbox_host, settings.sandbox_port)
     settings = settings.model_copy(update={"telegram_api_base": base_url})
 
+    fresh = "chat_customers" in counts and not sandbox.restored
+    background: set[asyncio.Task[None]] = set()
+
     def banner() -> None:
         events_url = f"http://{settings.events_api_host}:{settings.events_api_port}/api/v1/events"
         secret_at = home / EVENTS_SECRET_FILE if home is not None else "(this run only)"
@@ -128,11 +133,31 @@ async def run_demo(settings: Settings) -> None:
         lines += [f"  Demo state:    {state}; "
                   + ("restored from the last run" if sandbox.restored else "a fresh start"), ""]
         print("\n".join(lines), flush=True)
+        if fresh:  # one customer waiting for a person: the inbox and the staff group show a handoff
+            task = asyncio.create_task(_customer_asks_for_a_person(sandbox))
+            background.add(task)
+            task.add_done_callback(background.discard)
 
     try:
         await run_bot(settings, events_secret=events_secret, demo_mode=True, on_ready=banner)
     finally:
         await sandbox.stop()
+
+
+# What the seeded customer Sophie says on a fresh demo, through the sandbox like any customer.
+DEMO_HANDOFF_CHAT = ("/start", "Do you have the Brazil Santos beans in a 1 kg bag?", "/human")
+
+
+async def _customer_asks_for_a_person(sandbox: Sandbox) -> None:
+    customer = seeded_people()[-1][0]
+    for text in DEMO_HANDOFF_CHAT:
+        last = max((m["message_id"] for m in sandbox.messages(customer)), default=0)
+        sandbox.send_text(customer, text)
+        try:
+            await sandbox.wait_for_bot_message(customer, after_message_id=last, timeout=15)
+        except TimeoutError:
+            log.warning("demo: the seeded handoff did not get an answer to %r", text)
+            return
 
 
 def _ensure_staff_group(sandbox: Sandbox, chat_id: int) -> None:

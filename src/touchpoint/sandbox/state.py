@@ -163,7 +163,6 @@ class SandboxChat:
     messages: dict[int, JsonDict] = field(default_factory=dict)
     last_message_id: int = 0
     topics: dict[int, Topic] = field(default_factory=dict)
-    pinned_message_id: int | None = None
 
     @property
     def is_group(self) -> bool:
@@ -255,10 +254,7 @@ class SandboxState:
         self.send_log: list[SendRecord] = []
         self.callback_answers: list[JsonDict] = []
         self.issued_callbacks: dict[str, IssuedCallback] = {}
-        self.chat_actions: list[JsonDict] = []
         self.commands: dict[tuple[str, str], list[JsonDict]] = {}
-        self.bot_texts: dict[tuple[str, str], str] = {}  # (name|description|..., language)
-        self.menu_buttons: dict[int | None, JsonDict] = {}
 
         self.latency = 0.0
         self._retry_after: dict[int, deque[int]] = {}
