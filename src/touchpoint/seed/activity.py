@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from touchpoint.aftersales.models import Ticket, TicketEvent
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
+from touchpoint.console.models import Campaign
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation, TranscriptMessage
@@ -179,8 +180,16 @@ async def _activity(session: Any, settings: Settings) -> dict[str, int]:
         session.add(BehaviourEvent(customer_id=customers[name].id, type=event_type, source="bot",
                                    payload={"text": text, "intent": "question"},
                                    occurred_at=now - timedelta(hours=5 + 7 * index)))
+    # A campaign a manager sent to buyers three days ago.
+    session.add(Campaign(
+        name="Autumn espresso week", segment="buyers", recipients=3, created_by="demo",
+        texts={"en": "Autumn espresso week: 15% off every espresso machine until Sunday.",
+               "ru": "Осенняя неделя эспрессо: скидка 15% на все эспрессо-машины до воскресенья.",
+               "zh": "秋季浓缩咖啡周：所有浓缩咖啡机 85 折，截至周日。"},
+        scheduled_at=now - timedelta(days=3), created_at=now - timedelta(days=3, hours=1),
+    ))
     return {"chat_customers": len(customers), "tickets": len(tickets), "conversations": 1,
-            "journey_messages": sent, "content_gaps": len(gaps)}
+            "journey_messages": sent, "content_gaps": len(gaps), "campaigns": 1}
 
 
 async def _ticket(
