@@ -183,6 +183,18 @@ async def test_demo_hands_over_to_staff_and_survives_a_restart(demo: Demo) -> No
 
         await wait_for(inbox_lists_lina, "Lina in the console's inbox")
 
+        # The seeded activity: every console page shows what it is for; the seeded customer Sophie
+        # asked for a person on this fresh start, so she waits in the inbox too.
+        async def inbox_lists_sophie() -> bool:
+            async with http.get(f"{demo.console_url}/inbox") as page:
+                return "Sophie" in await page.text()
+
+        await wait_for(inbox_lists_sophie, "the seeded customer in the console's inbox")
+        for path in ("/", "/inbox", "/tickets", "/customers", "/journeys", "/campaigns", "/staff"):
+            async with http.get(f"{demo.console_url}{path}") as page:
+                html = await page.text()
+                assert page.status == 200 and 'class="empty"' not in html, path
+
         # Staff answer in the topic as Sam; the customer gets it.
         post = {"user_id": DEMO_STAFF_USER_ID, "text": "Hi Lina, Sam here", "message_thread_id": thread}
         group_url = f"{demo.sandbox_url}/sandbox/api/groups/{DEMO_STAFF_CHAT_ID}"
