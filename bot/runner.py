@@ -119,7 +119,7 @@ async def run_demo(settings: Settings) -> None:
     def banner() -> None:
         events_url = f"http://{settings.events_api_host}:{settings.events_api_port}/api/v1/events"
         secret_at = home / EVENTS_SECRET_FILE if home is not None else "(this run only)"
-        state = f"kept in {home}" if home is not None else "in memory only"
+        state = f"kept in {home}" if home is not None else "in memory only (an in-memory database)"
         lines = [
             "", "  Touchpoint demo is up.",
             f"  Customer chat: {base_url}/",
@@ -131,7 +131,7 @@ async def run_demo(settings: Settings) -> None:
             lines.append(f"  Console:       http://{settings.console_host}:{settings.console_port}/ "
                          f"(log in as {DEMO_STAFF[0]} / {DEMO_STAFF[1]})")
         lines += [f"  Demo state:    {state}; "
-                  + ("restored from the last run" if sandbox.restored else "a fresh start"), ""]
+                  + ("chats restored from the last run" if sandbox.restored else "a fresh start"), ""]
         print("\n".join(lines), flush=True)
         if fresh:  # one customer waiting for a person: the inbox and the staff group show a handoff
             task = asyncio.create_task(_customer_asks_for_a_person(sandbox))

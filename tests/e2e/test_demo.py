@@ -164,8 +164,19 @@ async def test_demo_hands_over_to_staff_and_survives_a_restart(demo: Demo) -> No
         user = (await call(http, "POST", f"{demo.sandbox_url}/sandbox/api/users",
                            json={"first_name": "Lina", "language_code": "en"}))["user"]
         uid = user["id"]
-        await say(http, demo, uid, "/start")
-        answer = await say(http, demo, uid, "/human")
+        menu = await say(http, demo, uid, "/start")
+        # "Talk to a person" works from the first tap.
+        buttons = [b for row in menu["reply_markup"]["inline_keyboard"] for b in row]
+        human = next(b["callback_data"] for b in buttons if b["text"] == t("en", "menu.human"))
+        before = menu["message_id"]
+        await call(http, "POST", f"{demo.sandbox_url}/sandbox/api/users/{uid}/press",
+                   json={"message_id": menu["message_id"], "data": human})
+
+        async def handoff_answer() -> dict[str, Any] | None:
+            fresh = [m for m in await bot_messages(http, demo, uid) if m["message_id"] > before]
+            return fresh[0] if fresh else None
+
+        answer = await wait_for(handoff_answer, "the answer to Talk to a person")
         assert t("en", "handoff.unavailable") not in answer["text"]
 
         async def lina_topic() -> int | None:
