@@ -109,7 +109,9 @@ async def run_demo(settings: Settings) -> None:
     for telegram_id, first_name, language in seeded_people():  # staff replies to them reach the sandbox
         if telegram_id not in sandbox.users:
             sandbox.user(telegram_id, first_name, language_code=language)
-    events_secret = demo_events_secret(settings, create=True)
+    # TOUCHPOINT_EVENTS_SECRET when set (`touchpoint events send` uses it too), else the demo's own.
+    configured = settings.events_secret.get_secret_value().strip() if settings.events_secret else ""
+    events_secret = configured or demo_events_secret(settings, create=True)
     base_url = await sandbox.start(settings.sandbox_host, settings.sandbox_port)
     settings = settings.model_copy(update={"telegram_api_base": base_url})
 
@@ -118,7 +120,8 @@ async def run_demo(settings: Settings) -> None:
 
     def banner() -> None:
         events_url = f"http://{settings.events_api_host}:{settings.events_api_port}/api/v1/events"
-        secret_at = home / EVENTS_SECRET_FILE if home is not None else "(this run only)"
+        secret_at = ("TOUCHPOINT_EVENTS_SECRET" if configured
+                     else home / EVENTS_SECRET_FILE if home is not None else "memory, this run only")
         state = f"kept in {home}" if home is not None else "in memory only (an in-memory database)"
         lines = [
             "", "  Touchpoint demo is up.",

@@ -18,6 +18,9 @@ HTTP surface
 ``/sandbox/api/...``                  JSON control API for the pages and out-of-process
                                       tests (routes listed in ``control_api.py``)
 
+``Sandbox(state_dir=path)`` keeps its world on disk (``persist.py``): people, chats, topics, files
+and the update counter survive a restart, as `touchpoint demo` needs; tests use the in-memory default.
+
 Stored messages are Bot API Message dicts plus sandbox-only keys that start with an
 underscore: ``_from_bot``, ``_edits``, ``_sent_at`` (clock time), ``_rev`` (change
 cursor), ``_service`` (topic events), ``_keyboard`` (a reply keyboard or its removal,
