@@ -14,6 +14,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY bot ./bot
 COPY locales ./locales
+# A regular (non-editable) install: the wheel leaves the development sandbox out (.dockerignore too).
 RUN pip install . && touchpoint i18n compile \
     && useradd --system --home /app touchpoint && chown -R touchpoint /app
 USER touchpoint

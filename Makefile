@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint locales run bench clean
 
+# An editable install: the development sandbox (src/touchpoint/sandbox, left out of wheels and the
+# Docker image) comes with it, so `make demo` and `make test` have it.
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is needed") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)

@@ -12,6 +12,7 @@ import typer
 
 from touchpoint.config import get_settings
 from touchpoint.events_api.signing import signed_headers
+from touchpoint.seed.home import demo_events_secret
 
 events_app = typer.Typer(help="The store events API.", no_args_is_help=True)
 
@@ -29,7 +30,8 @@ def send(
                                 help="One event, a list, or {\"events\": [...]}"),
     url: str | None = typer.Option(None, help="Default: the configured events API host and port."),
     secret: str | None = typer.Option(None, envvar="TOUCHPOINT_EVENTS_SECRET",
-                                      help="Default: TOUCHPOINT_EVENTS_SECRET."),
+                                      help="Default: TOUCHPOINT_EVENTS_SECRET, else the secret "
+                                           "`touchpoint demo` generated beside its database."),
 ) -> None:
     """Sign FILE with the shared secret and POST it to /api/v1/events; prints the answer."""
     settings = get_settings()
@@ -39,6 +41,8 @@ def send(
         raise typer.BadParameter(f"{file} is not JSON: {exc}") from None
     if isinstance(content, list):  # a plain list of events is sent as one batch
         content = {"events": content}
+    if not secret and settings.events_secret is None:
+        secret = demo_events_secret(settings)  # a demo's database: its own generated secret
     secret = secret or settings.require_events_secret()
     target = url or f"http://{settings.events_api_host}:{settings.events_api_port}/api/v1/events"
     status, text = asyncio.run(post_signed(target, secret, json.dumps(content).encode()))

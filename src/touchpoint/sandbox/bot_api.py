@@ -5,6 +5,12 @@ urlencoded or multipart form where nested objects are JSON strings and files are
 parts referenced as ``attach://<name>``). Each handler validates first, then passes
 the send through ``SandboxState.admit_send`` (faults, log), then changes state,
 so a refused call never leaves half a message behind.
+
+Only the methods Touchpoint's bot calls are served (an unknown method answers 404 "Not Found",
+as Telegram does): getMe, getUpdates, set/delete/getWebhook(Info), sendMessage, sendPhoto,
+sendDocument, copyMessage, editMessageText/Caption/ReplyMarkup, deleteMessage,
+answerCallbackQuery, setMyCommands, create/close/reopen/deleteForumTopic, getChat,
+getChatMember and getFile.
 """
 
 from __future__ import annotations
@@ -43,11 +49,6 @@ NOT_MODIFIED = (
 )
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
-_BOT_TEXT_FIELDS = {
-    "getmydescription": "description",
-    "getmyshortdescription": "short_description",
-    "getmyname": "name",
-}
 _TEXT_BUTTONS = (
     "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
 )
@@ -313,10 +314,6 @@ class BotApi:
             "has_main_web_app": False,
         }
 
-    @method("logOut", "close")
-    async def log_out(self, call: Call) -> bool:
-        return True
-
     # ------------------------------------------------------------- updates
 
     @method("getUpdates")
@@ -410,54 +407,23 @@ class BotApi:
     async def send_document(self, call: Call) -> JsonDict:
         return await self._send_media(call, "document")
 
-    @method("sendVoice")
-    async def send_voice(self, call: Call) -> JsonDict:
-        return await self._send_media(call, "voice")
-
-    @method("sendSticker")
-    async def send_sticker(self, call: Call) -> JsonDict:
-        return await self._send_media(call, "sticker")
-
-    @method("copyMessage", "forwardMessage")
+    @method("copyMessage")
     async def copy_message(self, call: Call) -> JsonDict:
         params = call.params
         chat = self._chat(params)
         source_chat = self._chat(params, "from_chat_id")
-        is_forward = call.method == "forwardmessage"
         message_id = params.required_int("message_id", "message identifier is not specified")
         source = source_chat.message(message_id)
         if source is None:
-            raise bad_request(
-                "message to copy not found" if not is_forward else "message to forward not found"
-            )
+            raise bad_request("message to copy not found")
         if source["_service"]:
             raise bad_request("message can't be copied")
         content = {key: source[key] for key in _CONTENT_KEYS if key in source}
         if params.has("caption") and "text" not in content:
             content.pop("caption_entities", None)
             content.update(self._caption(params))
-        if is_forward:
-            content["forward_origin"] = {
-                "type": "user",
-                "sender_user": source["from"],
-                "date": source["date"],
-            }
-            return public(self._deliver(call, chat, "forwardMessage", content))
         stored = self._deliver(call, chat, "copyMessage", content)
         return {"message_id": stored["message_id"]}
-
-    @method("sendChatAction")
-    async def send_chat_action(self, call: Call) -> bool:
-        chat = self._chat(call.params)
-        action = call.params.text("action")
-        if not action:
-            raise bad_request("wrong parameter action in request")
-        if chat.blocked:
-            raise self.state.blocked_error(chat)
-        self.state.chat_actions.append(
-            {"chat_id": chat.id, "action": action, "at": self.state.clock()}
-        )
-        return True
 
     # ------------------------------------------------------------- editing
 
@@ -510,21 +476,6 @@ class BotApi:
         self.state.delete_message(message)
         return True
 
-    @method("pinChatMessage")
-    async def pin_chat_message(self, call: Call) -> bool:
-        chat = self._chat(call.params)
-        message = self._message(chat, call.params, "pin")
-        if chat.is_group and not chat.bot_is_admin:
-            raise bad_request("not enough rights to manage pinned messages in the chat")
-        chat.pinned_message_id = message["message_id"]
-        return True
-
-    @method("unpinChatMessage")
-    async def unpin_chat_message(self, call: Call) -> bool:
-        chat = self._chat(call.params)
-        chat.pinned_message_id = None
-        return True
-
     @method("answerCallbackQuery")
     async def answer_callback_query(self, call: Call) -> bool:
         query_id = call.params.text("callback_query_id") or ""
@@ -567,42 +518,6 @@ class BotApi:
         self.state.commands[_commands_key(call.params)] = list(commands)
         return True
 
-    @method("getMyCommands")
-    async def get_my_commands(self, call: Call) -> list[JsonDict]:
-        return list(self.state.commands.get(_commands_key(call.params), []))
-
-    @method("deleteMyCommands")
-    async def delete_my_commands(self, call: Call) -> bool:
-        self.state.commands.pop(_commands_key(call.params), None)
-        return True
-
-    @method("setMyDescription", "setMyShortDescription", "setMyName")
-    async def set_my_text(self, call: Call) -> bool:
-        field = _BOT_TEXT_FIELDS[call.method.replace("set", "get", 1)]
-        self.state.bot_texts[(field, call.params.text("language_code") or "")] = (
-            call.params.text(field) or ""
-        )
-        return True
-
-    @method("getMyDescription", "getMyShortDescription", "getMyName")
-    async def get_my_text(self, call: Call) -> JsonDict:
-        field = _BOT_TEXT_FIELDS[call.method]
-        return {
-            field: self.state.bot_texts.get((field, call.params.text("language_code") or ""), "")
-        }
-
-    @method("setChatMenuButton")
-    async def set_chat_menu_button(self, call: Call) -> bool:
-        chat_id = call.params.integer("chat_id")
-        self.state.menu_buttons[chat_id] = call.params.obj("menu_button") or {"type": "default"}
-        return True
-
-    @method("getChatMenuButton")
-    async def get_chat_menu_button(self, call: Call) -> JsonDict:
-        chat_id = call.params.integer("chat_id")
-        buttons = self.state.menu_buttons
-        return buttons.get(chat_id) or buttons.get(None) or {"type": "commands"}
-
     # -------------------------------------------------------------- forums
 
     @method("createForumTopic")
@@ -626,23 +541,6 @@ class BotApi:
         topic = chat.topics[thread_id] = Topic(thread_id, name, icon_color, emoji_id)
         self._topic_event(call, chat, topic, {"forum_topic_created": event})
         return topic.as_forum_topic()
-
-    @method("editForumTopic")
-    async def edit_forum_topic(self, call: Call) -> bool:
-        chat = self._chat(call.params)
-        topic = self._topic(chat, call.params)
-        event: JsonDict = {}
-        name = call.params.text("name")
-        if name and name != topic.name:
-            topic.name = event["name"] = name
-        emoji_id = call.params.text("icon_custom_emoji_id")
-        if emoji_id is not None and emoji_id != (topic.icon_custom_emoji_id or ""):
-            topic.icon_custom_emoji_id = emoji_id or None
-            event["icon_custom_emoji_id"] = emoji_id
-        if not event:
-            raise bad_request("TOPIC_NOT_MODIFIED")
-        self._topic_event(call, chat, topic, {"forum_topic_edited": event})
-        return True
 
     @method("closeForumTopic", "reopenForumTopic")
     async def close_forum_topic(self, call: Call) -> bool:
@@ -685,8 +583,6 @@ class BotApi:
                 not chat.is_group,
             ),
         }
-        if chat.pinned_message_id and (pinned := chat.message(chat.pinned_message_id)):
-            info["pinned_message"] = public(pinned)
         return info
 
     @method("getChatMember")
@@ -694,24 +590,6 @@ class BotApi:
         chat = self._chat(call.params)
         user_id = call.params.required_int("user_id", "user not found")
         return self.state.chat_member(chat, user_id, call.bot_id)
-
-    @method("getChatAdministrators")
-    async def get_chat_administrators(self, call: Call) -> list[JsonDict]:
-        chat = self._chat(call.params)
-        if not chat.is_group:
-            raise bad_request("there are no administrators in the private chat")
-        ids = ([chat.creator] if chat.creator is not None else []) + chat.admins
-        admins = [
-            self.state.chat_member(chat, user_id, call.bot_id) for user_id in dict.fromkeys(ids)
-        ]
-        if chat.bot_is_admin:
-            admins.append(self.state.chat_member(chat, call.bot_id, call.bot_id))
-        return admins
-
-    @method("getChatMemberCount")
-    async def get_chat_member_count(self, call: Call) -> int:
-        chat = self._chat(call.params)
-        return len(chat.all_members()) + 1 if chat.is_group else 2
 
     @method("getFile")
     async def get_file(self, call: Call) -> JsonDict:

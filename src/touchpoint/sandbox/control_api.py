@@ -7,7 +7,8 @@ Bodies are JSON (or a form); answers are JSON; a bad request answers
 method   path                                        body → answer
 =======  ==========================================  =====================================
 GET      /sandbox/api/state                          → {bot, users, groups, rev}
-GET      /sandbox/api/users                          → {users: [User + phone_number]}
+GET      /sandbox/api/users                          → {users: [User + phone_number, blocked,
+                                                     is_staff (a member of a group)]}
 POST     /sandbox/api/users                          {first_name, language_code?, last_name?,
                                                      username?, user_id?} → {user}
 POST     /sandbox/api/users/{user_id}/text           {text} → {update}
@@ -158,7 +159,15 @@ class ControlApi:
     def _user_json(self, user_id: int) -> JsonDict:
         user = self.sandbox.users[user_id]
         chat = self.sandbox.chats[user_id]
-        return {**user.as_user(), "phone_number": user.phone_number, "blocked": chat.blocked}
+        is_staff = any(
+            c.is_group and user_id in c.all_members() for c in self.sandbox.chats.values()
+        )
+        return {
+            **user.as_user(),
+            "phone_number": user.phone_number,
+            "blocked": chat.blocked,
+            "is_staff": is_staff,
+        }
 
     def _group_json(self, chat_id: int) -> JsonDict:
         sandbox = self.sandbox

@@ -18,6 +18,9 @@ HTTP surface
 ``/sandbox/api/...``                  JSON control API for the pages and out-of-process
                                       tests (routes listed in ``control_api.py``)
 
+``Sandbox(state_dir=path)`` keeps its world on disk (``persist.py``): people, chats, topics, files
+and the update counter survive a restart, as `touchpoint demo` needs; tests use the in-memory default.
+
 Stored messages are Bot API Message dicts plus sandbox-only keys that start with an
 underscore: ``_from_bot``, ``_edits``, ``_sent_at`` (clock time), ``_rev`` (change
 cursor), ``_service`` (topic events), ``_keyboard`` (a reply keyboard or its removal,
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,6 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
+from touchpoint.sandbox import persist
 from touchpoint.sandbox.bot_api import BotApi
 from touchpoint.sandbox.control_api import ControlApi
 from touchpoint.sandbox.files import TINY_OGG, TINY_PNG, StoredFile
@@ -49,6 +54,7 @@ from touchpoint.sandbox.state import (
     public,
 )
 
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # Telegram's limit for bots
 FOREIGN_CONTACT_OFFSET = 7_000_000_000
@@ -63,13 +69,20 @@ class Sandbox(SandboxState):
         bot_username: str = "touchpoint_bot",
         bot_first_name: str = "Touchpoint",
         clock: Callable[[], float] = time.time,
+        state_dir: Path | None = None,
     ) -> None:
+        """``state_dir``: keep people, chats, files and the update counter there across restarts
+        (restored now, saved while serving and on stop); None keeps everything in memory."""
         super().__init__(bot_username=bot_username, bot_first_name=bot_first_name, clock=clock)
         self.bot_api = BotApi(self)
         self.control_api = ControlApi(self)
         self.base_url: str | None = None
         self._runner: web.AppRunner | None = None
         self._callback_counter = 0
+        self.state_dir = state_dir
+        self.restored = persist.load(self, state_dir) if state_dir is not None else False
+        self._saved = persist.signature(self)
+        self._autosave: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------- serving
 
@@ -93,6 +106,8 @@ class Sandbox(SandboxState):
         await site.start()
         real_port = self._runner.addresses[0][1]
         self.base_url = f"http://{host}:{real_port}"
+        if self.state_dir is not None and self._autosave is None:
+            self._autosave = asyncio.create_task(self._autosave_loop())
         return self.base_url
 
     async def stop(self) -> None:
@@ -100,6 +115,26 @@ class Sandbox(SandboxState):
             await self._runner.cleanup()
             self._runner = None
         await self._on_shutdown(None)
+        if self._autosave is not None:
+            self._autosave.cancel()
+            await asyncio.gather(self._autosave, return_exceptions=True)
+            self._autosave = None
+        self.save()
+
+    def save(self) -> None:
+        """Write the state to ``state_dir`` if anything changed since the last save."""
+        if self.state_dir is None or persist.signature(self) == self._saved:
+            return
+        persist.save(self, self.state_dir)
+        self._saved = persist.signature(self)
+
+    async def _autosave_loop(self, every_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                self.save()
+            except OSError:
+                log.exception("sandbox: could not save its state to %s", self.state_dir)
 
     async def _on_shutdown(self, _app: web.Application | None) -> None:
         """Release long polls and stop webhook delivery so shutdown is quick."""

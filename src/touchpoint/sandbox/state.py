@@ -163,7 +163,6 @@ class SandboxChat:
     messages: dict[int, JsonDict] = field(default_factory=dict)
     last_message_id: int = 0
     topics: dict[int, Topic] = field(default_factory=dict)
-    pinned_message_id: int | None = None
 
     @property
     def is_group(self) -> bool:
@@ -250,14 +249,12 @@ class SandboxState:
         self.webhook: Webhook | None = None
         self.poll_generation = 0
         self._last_update_id = 0
+        self.user_edits = 0  # bumped by upsert_user: a change worth saving with no message
 
         self.send_log: list[SendRecord] = []
         self.callback_answers: list[JsonDict] = []
         self.issued_callbacks: dict[str, IssuedCallback] = {}
-        self.chat_actions: list[JsonDict] = []
         self.commands: dict[tuple[str, str], list[JsonDict]] = {}
-        self.bot_texts: dict[tuple[str, str], str] = {}  # (name|description|..., language)
-        self.menu_buttons: dict[int | None, JsonDict] = {}
 
         self.latency = 0.0
         self._retry_after: dict[int, deque[int]] = {}
@@ -298,6 +295,7 @@ class SandboxState:
         user.language_code = language_code
         user.username = username
         user.last_name = last_name
+        self.user_edits += 1
         if user_id not in self.chats:
             self.chats[user_id] = SandboxChat(id=user_id, type="private", user=user)
         return user
@@ -426,6 +424,15 @@ class SandboxState:
         return stored
 
     # ------------------------------------------------------------------ updates
+
+    @property
+    def last_update_id(self) -> int:
+        return self._last_update_id
+
+    def advance_update_id(self, update_id: int) -> None:
+        """Number the next update above ``update_id`` (never goes back): a restarted sandbox must
+        not reuse ids a bot already recorded as handled."""
+        self._last_update_id = max(self._last_update_id, update_id)
 
     def emit_update(self, kind: str, payload: JsonDict) -> JsonDict:
         """Create an update and queue it, unless the bot's allowed_updates exclude its type."""

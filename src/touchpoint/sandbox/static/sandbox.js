@@ -43,6 +43,23 @@ function renderText(text, entities = []) {
   return out;
 }
 
+// What a topic service message says (Telegram shows these as centred grey lines).
+function serviceText(message) {
+  if (message.forum_topic_created) return `Topic created: ${message.forum_topic_created.name}`;
+  if (message.forum_topic_edited) {
+    const edit = message.forum_topic_edited;
+    return edit.name ? `Topic renamed: ${edit.name}` : "Topic icon changed";
+  }
+  if (message.forum_topic_closed) return "Topic closed";
+  if (message.forum_topic_reopened) return "Topic reopened";
+  if (message.pinned_message) return "Message pinned";
+  return "Service message";
+}
+
+function emptyHint(...lines) {
+  return element("div", { class: "empty", "data-testid": "empty-hint" }, ...lines.map((line) => element("p", {}, line)));
+}
+
 class ChatView {
   constructor({ mode }) {
     this.mode = mode;
@@ -67,20 +84,45 @@ class ChatView {
   select(chatId, threadId = null) {
     this.chatId = chatId;
     this.threadId = threadId;
+    if (this.mode === "customer") localStorage.setItem("sandbox-customer", String(chatId));
     this.rev = 0;
     this.nodes.clear();
     document.getElementById("messages").replaceChildren();
+    this.showHint();
     this.mode === "customer" ? this.loadPeople() : this.loadGroups();
   }
 
+  // A first screen that says what to do, until the chat has messages.
+  showHint() {
+    const box = document.getElementById("messages");
+    box.querySelector(".empty")?.remove();
+    if (this.nodes.size) return;
+    if (this.mode === "customer") {
+      box.append(this.chatId === null
+        ? emptyHint("Pick a customer on the left, or add one (a first name and a language).",
+                    "Then say /start, as a new customer would in Telegram.")
+        : emptyHint("Say /start (or just hello) to begin.", "\"Talk to a person\" in the menu hands the chat to the staff group."));
+    } else {
+      box.append(this.chatId === null
+        ? emptyHint("No staff group yet.", "Create one on the left, with the bot as an admin.")
+        : emptyHint(this.threadId === null
+          ? "Each customer who asks for a person gets a topic here: pick it on the left to reply."
+          : "No messages in this topic yet."));
+    }
+  }
+
   async loadPeople() {
-    const { users } = await api("/users");
+    const users = (await api("/users")).users.filter((user) => !user.is_staff);
     const list = document.getElementById("people");
     list.replaceChildren(...users.map((user) => element("button", {
       class: "pick" + (user.id === this.chatId ? " active" : ""), "data-testid": `person-${user.id}`,
       onclick: () => this.select(user.id),
     }, `${user.first_name} (${user.language_code})`)));
-    if (this.chatId === null && users.length) this.select(users[0].id);
+    if (this.chatId === null) {
+      const last = parseInt(localStorage.getItem("sandbox-customer") || "", 10);
+      const found = users.find((user) => user.id === last);
+      if (found) this.select(found.id); else this.showHint();
+    }
   }
 
   async addPerson(event) {
@@ -98,13 +140,26 @@ class ChatView {
       "data-testid": `group-${group.chat.id}`, onclick: () => this.select(group.chat.id),
     }, group.chat.title)));
     const current = groups.find((group) => group.chat.id === this.chatId) || groups[0];
-    if (!current) return;
+    if (!current) { this.showHint(); return; }
     if (this.chatId === null) { this.select(current.chat.id); return; }
+    this.renderStaffPicker(current.members);
     document.getElementById("topics").replaceChildren(...current.topics.map((topic) => element("button", {
       class: "pick" + (topic.message_thread_id === this.threadId ? " active" : ""),
       "data-testid": `topic-${topic.message_thread_id}`,
       onclick: () => this.select(current.chat.id, topic.message_thread_id),
     }, (topic.is_closed ? "🔒 " : "") + topic.name)));
+  }
+
+  renderStaffPicker(members) {
+    const picker = document.getElementById("staff-user");
+    const people = members.filter((member) => !member.user.is_bot);
+    const key = people.map((member) => member.user.id).join(",");
+    if (!people.length || picker.dataset.members === key) return;
+    const chosen = picker.value;
+    picker.replaceChildren(...people.map((member) => element("option", { value: member.user.id },
+      `${member.user.first_name} (${member.status}, ${member.user.id})`)));
+    if (people.some((member) => String(member.user.id) === chosen)) picker.value = chosen;
+    picker.dataset.members = key;
   }
 
   async addGroup(event) {
@@ -120,6 +175,7 @@ class ChatView {
     const thread = this.threadId === null ? "" : `&thread_id=${this.threadId}`;
     const data = await api(`/chats/${this.chatId}/messages?since=${this.rev}${thread}`);
     for (const message of data.messages) this.render(message);
+    if (data.messages.length) this.showHint();
     for (const answer of data.callback_answers) if (answer.text) toast(answer.text);
     if (this.mode === "customer") this.renderReplyKeyboard(data.reply_keyboard);
     else if (data.messages.length) this.loadGroups();
@@ -134,16 +190,17 @@ class ChatView {
     const old = this.nodes.get(message.message_id);
     if (message._deleted) { old?.remove(); this.nodes.delete(message.message_id); return; }
     const mine = this.mode === "customer" ? !message._from_bot : message.from && !message.from.is_bot;
-    const node = element("div", { class: "msg" + (mine ? " mine" : ""), "data-testid": "message",
+    const node = element("div", { class: "msg" + (mine ? " mine" : "") + (message._service ? " service-msg" : ""),
+                                  "data-testid": "message",
                                   "data-message-id": message.message_id, "data-from-bot": message._from_bot });
-    if (this.mode === "staff" && message.from) node.append(element("div", { class: "meta" }, message.from.first_name));
+    if (this.mode === "staff" && message.from && !message._service) node.append(element("div", { class: "meta" }, message.from.first_name));
     const photo = message.photo && message.photo[message.photo.length - 1];
     if (photo) node.append(element("img", { src: `${API}/files/${photo.file_id}`, alt: "photo" }));
     if (message.document) node.append(element("div", {}, `📄 ${message.document.file_name || "document"}`));
     if (message.voice) node.append(element("div", {}, "🎤 voice message"));
     if (message.sticker) node.append(element("div", {}, message.sticker.emoji || "sticker"));
     if (message.contact) node.append(element("div", {}, `📞 ${message.contact.phone_number}`));
-    if (message._service) node.append(element("div", { class: "service" }, message._service));
+    if (message._service) node.append(element("div", { class: "service" }, serviceText(message)));
     const text = message.text ?? message.caption;
     if (text) node.append(element("div", { "data-testid": "message-text" },
                                   renderText(text, message.entities || message.caption_entities)));
@@ -183,7 +240,12 @@ class ChatView {
 
   async press(message, data) {
     if (this.mode === "customer") await api(`/users/${this.chatId}/press`, { message_id: message.message_id, data });
-    else toast("Buttons in the staff group are pressed by staff members in Telegram.");
+    else {
+      const userId = parseInt(document.getElementById("staff-user").value, 10);
+      try {
+        await api(`/users/${userId}/press`, { message_id: message.message_id, data, chat_id: this.chatId });
+      } catch (error) { toast(error.message); }
+    }
   }
 
   async send(event) {
