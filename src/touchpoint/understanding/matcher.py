@@ -106,8 +106,10 @@ class Matcher:
                 continue
             self.phrasings.append(fuzzy_form(normal))
             self.targets.append(target)
+            if not semantic:  # a product's name: its characters alone decide (and 10,000 cost memory)
+                continue
             self.exact.setdefault(fold(text), target)
-            if semantic and self.encoder is not None:
+            if self.encoder is not None:
                 self.semantic_texts.append(text)
                 self.semantic_targets.append(target)
 
