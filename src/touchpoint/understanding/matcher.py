@@ -30,10 +30,13 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from touchpoint.understanding.embeddings import Encoder, get_encoder
-from touchpoint.understanding.text import fold, fuzzy_form, ngrams, normalize
+from touchpoint.understanding.text import CJK, fold, fuzzy_form, ngrams, normalize
 
 # Tuned on tests/data/faq_eval.yaml (bench/faq_quality.py prints the sweep).
 SEMANTIC_WEIGHT = 0.6  # of the blended score; the rest is the fuzzy score
+# Chinese is compared by character pairs, which shared function words (要几天, 能不能) inflate:
+# the meaning counts for more there (but not for a key word alone, too short to embed well).
+SEMANTIC_WEIGHT_CJK = 0.75
 CONFIDENT = 60.0  # blended score (0..100) for an outright answer ...
 MARGIN = 8.0  # ... when it also leads the runner-up by this much
 SURE = 75.0  # above this, the margin is not needed
@@ -90,8 +93,8 @@ class Matcher:
     semantic_texts: list[str] = field(default_factory=list)
     semantic_targets: list[Target] = field(default_factory=list)
     vectors: np.ndarray | None = None
-    names: dict[str, frozenset[Target]] = field(default_factory=dict)  # a name word → its few products
-    _first: dict[Target, int] = field(default_factory=dict)  # each target's first phrasing
+    # A name word → the first phrasing of each of its few products.
+    names: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _bm25: object | None = None
 
     @classmethod
@@ -123,9 +126,6 @@ class Matcher:
 
     def build(self) -> Matcher:
         self.names = _name_words(self.phrasings, self.targets)
-        self._first = {}
-        for position, target in enumerate(self.targets):
-            self._first.setdefault(target, position)
         if self.encoder is not None and self.semantic_texts:
             self.vectors = self.encoder.encode(self.semantic_texts)
         if len(self.phrasings) > PREFILTER_ABOVE:
@@ -168,9 +168,11 @@ class Matcher:
                 semantic.setdefault(self.semantic_targets[int(position)], float(similarities[position]))
         exact = self.exact.get(fold(text))
         several_words = len(query.split()) > 1
-        named = {t for word in _WORD.findall(fold(text)) for t in self.names.get(word, ())}
-        for target in named - fuzzy.keys():  # outside the prefilter's pick: score its name too
-            fuzzy[target] = float(fuzzy_scores(query, [self.phrasings[self._first[target]]])[0])
+        weight = SEMANTIC_WEIGHT_CJK if several_words and CJK.search(query) else SEMANTIC_WEIGHT
+        named = {self.targets[i]: i for word in _WORD.findall(fold(text)) for i in self.names.get(word, ())}
+        for target, position in named.items():  # outside the prefilter's pick: score its name too
+            if target not in fuzzy:
+                fuzzy[target] = float(fuzzy_scores(query, [self.phrasings[position]])[0])
         hits = []
         for target in fuzzy.keys() | semantic.keys():
             if kinds is not None and target.kind not in kinds:
@@ -182,7 +184,7 @@ class Matcher:
                 # A typo costs the embedding dearly but the characters little: a near-exact
                 # phrasing of several words keeps most of its fuzzy score (one word is too little
                 # to be sure of: "delivery" is near "deliver", and means time, cost or places).
-                blended = SEMANTIC_WEIGHT * max(s, 0.0) * 100 + (1 - SEMANTIC_WEIGHT) * f
+                blended = weight * max(s, 0.0) * 100 + (1 - weight) * f
                 if several_words:
                     blended = max(blended, f - NEAR_EXACT_DISCOUNT)
             if target in named:  # the customer wrote its brand or model word ("Piccolo", "Pod One")
@@ -198,18 +200,18 @@ class Matcher:
         return verdict(self.rank(text, kinds=kinds), one_word=one_word)
 
 
-def _name_words(phrasings: list[str], targets: list[Target]) -> dict[str, frozenset[Target]]:
+def _name_words(phrasings: list[str], targets: list[Target]) -> dict[str, tuple[int, ...]]:
     """Words of product names that name at most two products (a brand or model word, not "kettle"),
-    and appear in no FAQ phrasing."""
-    owners: dict[str, set[Target]] = {}
+    and appear in no FAQ phrasing: each with the first phrasing of its products."""
+    owners: dict[str, dict[Target, int]] = {}
     common: set[str] = set()
-    for phrasing, target in zip(phrasings, targets, strict=True):
+    for position, (phrasing, target) in enumerate(zip(phrasings, targets, strict=True)):
         for word in _WORD.findall(phrasing):
             if target.kind == "product":
-                owners.setdefault(word, set()).add(target)
+                owners.setdefault(word, {}).setdefault(target, position)
             else:
                 common.add(word)
-    return {word: frozenset(found) for word, found in owners.items()
+    return {word: tuple(found.values()) for word, found in owners.items()
             if len(found) <= NAME_OWNERS and len(word) >= 4 and word not in common}
 
 
