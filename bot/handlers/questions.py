@@ -178,5 +178,6 @@ def create_router() -> Router:
     router.message.filter(F.chat.type == "private")
     # Free text no earlier router took (commands excluded); never in the middle of another
     # feature's conversation (an FSM state is set then).
-    router.message.register(question, StateFilter(None), F.text, ~F.text.startswith("/"), F.from_user)
+    router.message.register(question, StateFilter(None), F.text, ~F.text.startswith("/"),
+                            F.from_user.is_bot.is_(False))  # other bots are not customers
     return router
