@@ -189,7 +189,9 @@ async def test_ticket_filters_status_change_and_notes(client: TestClient, db: Da
     assert [(e.kind, e.status, e.author) for e in events] == [("status", "approved", "console:Alice")]
     assert [(n.kind, n.text) for n in notes] == [("note", "Label sent by email")]
     page = await (await client.get(f"/tickets/{ticket_id}")).text()
-    assert "console:Alice" in page and "Label sent by email" in page
+    # Words, never codes: who did it, the status in the chat's own word.
+    assert "Alice (console)" in page and "Label sent by email" in page and "status: approved" in page
+    assert "console:Alice" not in page
     [notice] = await outbox(db, "aftersales.status")
     assert notice.params["status"] == "approved" and notice.chat_id == 503
     # Only the lifecycle's next steps are offered; anything else is refused, in words, and changes nothing.
@@ -299,8 +301,10 @@ async def test_customer_page_timeline_and_dashboard_funnel(client: TestClient, d
     found = await (await client.get("/customers?q=oleg")).text()
     assert f"/customers/{customer.id}" in found
     page = await (await client.get(f"/customers/{customer.id}")).text()
-    for text in ("product.viewed", "order A-2", "49.99 EUR", "Europe/Berlin", "+4930123", "repeat"):
+    for text in ("Looked at a product", "Order · A-2", "€49.99", "Europe/Berlin", "+4930123", "repeat"):
         assert text in page, text
+    for code in ("product.viewed", "EUR", "sku="):
+        assert code not in page, code
     dashboard = await (await client.get("/?days=7")).text()
     assert "<svg" in dashboard and "repeat: 1" in dashboard and "Do you sell gift cards?: 1" in dashboard
 

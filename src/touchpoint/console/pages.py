@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from touchpoint.console.auth import (
     security_headers,
     security_middleware,
     session_key,
+    staff_words_for,
     start_staff_session,
     ui,
 )
@@ -52,6 +52,7 @@ from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator, resolve_locale
+from touchpoint.orders.models import Order
 from touchpoint.understanding.text import guess_locale
 
 HERE = Path(__file__).parent
@@ -81,7 +82,7 @@ def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = Fa
     )
     env.filters["when"] = _when
     env.filters["minutes"] = _minutes
-    env.globals["money"] = queries.money
+    env.globals["money"] = _money
     app.router.add_routes(routes)
     app.router.add_static("/static", HERE / "static", append_version=True)
     return app
@@ -114,18 +115,24 @@ def _login_throttle(app: web.Application, settings: Settings) -> LoginThrottle:
 
 async def _page_context(request: web.Request) -> dict[str, Any]:
     return {"staff": request.get(STAFF), "csrf_token": await csrf_token(request), "path": request.path,
-            "_": functools.partial(ui, request),
+            "_": functools.partial(ui, request), "w": staff_words_for(request),
             "command": "touchpoint staff add NAME --role agent|manager"}
 
 
-def _when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+@jinja2.pass_context
+def _when(context: Any, value: datetime | None) -> str:
+    """A moment in the staff member's language and the staff's time zone."""
+    return str(context["w"].when(value))
 
 
-def _minutes(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.0f} min" if value < 120 else f"{value / 60:.1f} h"
+@jinja2.pass_context
+def _minutes(context: Any, value: float | None) -> str:
+    return str(context["w"].minutes(value))
+
+
+@jinja2.pass_context
+def _money(context: Any, minor: int | None, currency: str | None) -> str:
+    return str(context["w"].money(minor, currency))
 
 
 def _db(request: web.Request) -> Database:
@@ -216,7 +223,8 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         stages = await queries.funnel(session, since)
         journeys = sorted((await queries.journey_numbers(session, since)).values(), key=lambda j: j.key)
-        csat = await queries.csat_trend(session, since, now)
+        words = staff_words_for(request)
+        csat = await queries.csat_trend(session, since, now, words.day)
         times = await queries.handoff_times(session, since)
         gaps = await queries.content_gaps(session, since)
         staff = request[STAFF]
@@ -228,7 +236,7 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
         "gaps": gaps, "faq": faq, "flash": await _pop_flash(request),
         "funnel": charts.funnel(labelled, ui(request, "console.ui.dash.funnel")),
         "journey_chart": charts.grouped_bars(
-            [(j.key, [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
+            [(words.journey(j.key), [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
             ui(request, "console.ui.nav.journeys")) if journeys else None,
         "csat_chart": charts.line(csat, ui(request, "console.ui.dash.csat"))
         if any(v for _, v in csat) else None,
@@ -388,9 +396,10 @@ async def ticket_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         ticket = await _ticket(request, session)
         customer = await session.get(Customer, ticket.customer_id)
+        order = await session.get(Order, ticket.order_id) if ticket.order_id else None
         history = await queries.ticket_history(session, ticket)
     # Only the moves the after-sales lifecycle allows from here.
-    return {"ticket": ticket, "customer": customer, "history": history,
+    return {"ticket": ticket, "customer": customer, "order": order, "history": history,
             "statuses": aftersales.TRANSITIONS.get(ticket.status, ()),
             "overdue": queries.is_overdue(ticket, utcnow()), "flash": await _pop_flash(request)}
 
@@ -472,7 +481,13 @@ async def customer_page(request: web.Request) -> dict[str, Any]:
         items = await queries.timeline(session, customer)
         card = await queries.context_card(session, customer)
     locale = resolve_locale(customer.locale, customer.language_code, _settings(request).default_locale)
-    return {"customer": customer, "timeline": items, "card": card, "locale": locale}
+    kind = request.query.get("kind", "")
+    if kind in queries.TIMELINE_KINDS:
+        items = [item for item in items if item.kind == kind]
+    else:
+        kind = ""
+    return {"customer": customer, "timeline": items, "card": card, "locale": locale, "kind": kind,
+            "kinds": queries.TIMELINE_KINDS}
 
 
 # --- journeys (managers) ---
@@ -481,13 +496,13 @@ async def customer_page(request: web.Request) -> dict[str, Any]:
 @manager_only
 @aiohttp_jinja2.template("journeys.html")
 async def journeys_page(request: web.Request) -> dict[str, Any]:
-    definitions = queries.load_journey_definitions(_settings(request))
+    definitions = queries.load_journey_specs(_settings(request))
     async with _db(request).session() as session:
         numbers = await queries.journey_numbers(session)
     keys = sorted(set(definitions) | {k for k in numbers if not k.startswith("campaign_")})
+    words = staff_words_for(request)
     rows = [(key, numbers.get(key) or queries.JourneyNumbers(key),
-             json.dumps(definitions.get(key), indent=2, ensure_ascii=False, default=str)
-             if key in definitions else None) for key in keys]
+             words.describe_journey(definitions[key]) if key in definitions else None) for key in keys]
     return {"rows": rows, "flash": await _pop_flash(request)}
 
 
@@ -507,7 +522,8 @@ async def _set_paused(request: web.Request, paused: bool) -> web.StreamResponse:
     key = request.match_info["key"][:64]
     async with _db(request).session() as session:
         await actions.set_journey_paused(session, key, paused, request[STAFF])
-    await _flash(request, f"console.ui.flash.journey_{'paused' if paused else 'resumed'}", key=key)
+    await _flash(request, f"console.ui.flash.journey_{'paused' if paused else 'resumed'}",
+                 key=staff_words_for(request).journey(key))
     raise web.HTTPSeeOther("/journeys")
 
 

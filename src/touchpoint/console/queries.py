@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from touchpoint.config import Settings
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.i18n import resolve_locale
 from touchpoint.journeys.engine import NOT_SPENT
 from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
 from touchpoint.journeys.spec import JourneyFileError, load_journeys
@@ -85,6 +87,7 @@ class ContextCard:
     orders: list[Order]
     open_tickets: list[Ticket]
     journeys: list[Enrolment]
+    locale: str = "en"  # the customer's language (their choice, else Telegram's)
 
 
 async def context_card(session: AsyncSession, customer: Customer) -> ContextCard:
@@ -96,8 +99,9 @@ async def context_card(session: AsyncSession, customer: Customer) -> ContextCard
         Enrolment.customer_id == customer.id, Enrolment.status == "active"
     ))).all()
     stages = await customer_stages(session, [customer])
+    locale = resolve_locale(customer.locale, customer.language_code, "en")
     return ContextCard(customer, FUNNEL_STAGES[stages.get(customer.id or 0, 0)], orders, list(tickets),
-                       list(journeys))
+                       list(journeys), locale)
 
 
 async def customer_orders(session: AsyncSession, customer: Customer) -> list[Order]:
@@ -136,8 +140,9 @@ def is_overdue(ticket: Ticket, now: datetime) -> bool:
 class HistoryItem:
     created_at: datetime
     author: str
-    kind: str
+    kind: str  # status | message | rating | note
     text: str
+    status: str | None = None  # the status moved to (kind "status")
 
 
 async def ticket_history(session: AsyncSession, ticket: Ticket) -> list[HistoryItem]:
@@ -147,8 +152,7 @@ async def ticket_history(session: AsyncSession, ticket: Ticket) -> list[HistoryI
     notes = (await session.exec(
         select(ConsoleNote).where(ConsoleNote.subject == "ticket", ConsoleNote.subject_id == ticket.id)
         .order_by(col(ConsoleNote.id)))).all()
-    items = [HistoryItem(e.created_at, e.author, e.kind,
-                         " · ".join(filter(None, (e.status if e.kind == "status" else "", e.text))))
+    items = [HistoryItem(e.created_at, e.author, e.kind, e.text, e.status if e.kind == "status" else None)
              for e in events]
     items += [HistoryItem(n.created_at, n.author, n.kind, n.text) for n in notes]
     return sorted(items, key=lambda item: item.created_at)
@@ -169,13 +173,25 @@ async def find_customers(session: AsyncSession, text: str) -> list[Customer]:
     return list((await session.exec(query)).all())
 
 
+# Payload fields worth showing a person (values only, never "key=value").
+READABLE_FIELDS = ("text", "query", "question", "number", "ticket", "ticket_number", "order_number", "order",
+                   "sku", "name", "title", "code", "score")
+
+
 @dataclass(order=True)
 class TimelineItem:
+    """One line: ``parts`` are (group, value) pairs the page turns into words: group "" is text shown
+    as it is, "key" a console text key, anything else a code named through ``Words.label``."""
+
     at: datetime
     kind: str = field(compare=False)  # event | message | order | ticket | referral | nudge
-    title: str = field(compare=False)
+    parts: list[tuple[str, str]] = field(compare=False, default_factory=list)
     detail: str = field(default="", compare=False)
     link: str | None = field(default=None, compare=False)
+    amount: tuple[int, str] | None = field(default=None, compare=False)
+
+
+TIMELINE_KINDS = ("event", "message", "order", "ticket", "referral", "nudge")
 
 
 async def timeline(session: AsyncSession, customer: Customer, limit: int = 300) -> list[TimelineItem]:
@@ -184,37 +200,47 @@ async def timeline(session: AsyncSession, customer: Customer, limit: int = 300) 
     items: list[TimelineItem] = []
     for event in (await session.exec(select(BehaviourEvent).where(BehaviourEvent.customer_id == cid)
                                      .order_by(col(BehaviourEvent.id).desc()).limit(limit))).all():
-        items.append(TimelineItem(event.occurred_at, "event", event.type, _payload_summary(event.payload)))
+        items.append(TimelineItem(event.occurred_at, "event", [("event", event.type)],
+                                  _payload_summary(event.payload)))
     for message in (await session.exec(select(TranscriptMessage).where(TranscriptMessage.customer_id == cid)
                                        .order_by(col(TranscriptMessage.id).desc()).limit(limit))).all():
-        who = {"in": "customer", "out": "bot", "staff": f"staff · {message.author}",
-               "note": f"note · {message.author}"}.get(message.direction, message.direction)
+        parts = [("key", f"console.ui.who.{message.direction}")]
+        if message.direction in ("staff", "note") and message.author:
+            parts.append(("author", message.author))
         link = f"/inbox/{message.conversation_id}" if message.conversation_id else None
-        items.append(TimelineItem(message.created_at, "message", who, message.text, link))
+        items.append(TimelineItem(message.created_at, "message", parts, message.text, link))
     for order in await customer_orders(session, customer):
-        items.append(TimelineItem(order.created_at, "order", f"order {order.number} · {order.status}",
-                                  money(order.total_minor, order.currency)))
+        parts = [("key", "console.ui.tl.order"), ("", order.number), ("order_status", order.status)]
+        amount = (order.total_minor, order.currency)
+        items.append(TimelineItem(order.created_at, "order", parts, amount=amount))
     for ticket in (await session.exec(select(Ticket).where(Ticket.customer_id == cid))).all():
-        title = f"{ticket.kind} {ticket.number} · {ticket.status}"
+        parts = [("kind", ticket.kind), ("", ticket.number), ("ticket_status", ticket.status)]
         link = f"/tickets/{ticket.id}"
-        items.append(TimelineItem(ticket.created_at, "ticket", title, ticket.details, link))
+        items.append(TimelineItem(ticket.created_at, "ticket", parts, ticket.details, link))
     for referral in (await session.exec(select(Referral).where(
         or_(Referral.referrer_id == cid, Referral.referee_id == cid)
     ))).all():
-        role = "referred a friend" if referral.referrer_id == cid else "was referred"
+        role = "console.ui.tl.referred" if referral.referrer_id == cid else "console.ui.tl.was_referred"
         other = referral.referee_id if referral.referrer_id == cid else referral.referrer_id
-        items.append(TimelineItem(referral.created_at, "referral", f"{role} · {referral.status}", "",
+        items.append(TimelineItem(referral.created_at, "referral",
+                                  [("key", role), ("referral_status", str(referral.status))], "",
                                   f"/customers/{other}"))
     for row in (await session.exec(select(OutboxMessage).where(OutboxMessage.customer_id == cid)
                                    .order_by(col(OutboxMessage.id).desc()).limit(limit))).all():
-        detail = row.journey_key or row.lane
-        items.append(TimelineItem(row.sent_at or row.due_at, "nudge", f"{row.template} · {row.status}",
-                                  f"{detail}{f' ({row.reason})' if row.reason else ''}"))
+        parts = [("journey", row.journey_key) if row.journey_key else ("lane", row.lane),
+                 ("outbox_status", row.status)]
+        if row.reason:
+            parts.append(("outbox_reason", row.reason))
+        items.append(TimelineItem(row.sent_at or row.due_at, "nudge", parts))
     return sorted(items, reverse=True)[:limit]
 
 
 def _payload_summary(payload: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in list(payload.items())[:4])
+    """The payload's human parts (a question's words, an order or ticket number), values only."""
+    values = [str(payload[name]) for name in READABLE_FIELDS
+              if isinstance(payload.get(name), str | int) and not isinstance(payload.get(name), bool)
+              and str(payload[name]).strip()]
+    return " · ".join(values[:3])
 
 
 def money(minor: int, currency: str) -> str:
@@ -359,8 +385,11 @@ async def journey_numbers(session: AsyncSession, since: datetime | None = None) 
     return numbers
 
 
-async def csat_trend(session: AsyncSession, since: datetime, now: datetime) -> list[tuple[str, float | None]]:
-    """Average CSAT (1–5) per week of the period: rated tickets and rated handoff conversations."""
+async def csat_trend(
+    session: AsyncSession, since: datetime, now: datetime, label: Callable[[datetime], str] | None = None,
+) -> list[tuple[str, float | None]]:
+    """Average CSAT (1–5) per week of the period: rated tickets and rated handoff conversations.
+    ``label`` names each week's first day (the console passes the staff member's date format)."""
     rows = list((await session.exec(select(Ticket.closed_at, Ticket.updated_at, Ticket.csat).where(
         col(Ticket.csat).is_not(None), col(Ticket.updated_at) >= since))).all())
     rated = select(Conversation.closed_at, Conversation.opened_at, Conversation.csat).where(
@@ -372,7 +401,8 @@ async def csat_trend(session: AsyncSession, since: datetime, now: datetime) -> l
     for closed_at, updated_at, csat in rows:
         week = min(weeks - 1, ((closed_at or updated_at) - since).days // 7)
         scores[week].append(csat)
-    return [((since + timedelta(weeks=w)).strftime("%d %b"),
+    name = label or (lambda day: day.date().isoformat())
+    return [(name(since + timedelta(weeks=w)),
              round(statistics.fmean(scores[w]), 2) if scores[w] else None) for w in range(weeks)]
 
 
@@ -497,6 +527,14 @@ def load_journey_definitions(settings: Settings) -> dict[str, dict[str, Any]]:
     except JourneyFileError:
         return {}  # the engine refuses to start on it; the page still shows what ran
     return {j.key: j.model_dump(mode="json", exclude_defaults=True) for j in journeys}
+
+
+def load_journey_specs(settings: Settings) -> dict[str, Any]:
+    """The journeys' own definitions by key (for the readable summary), none if the file is broken."""
+    try:
+        return {j.key: j for j in load_journeys(settings.journeys_file).journeys}
+    except JourneyFileError:
+        return {}
 
 
 SEGMENTS = {
