@@ -65,6 +65,21 @@ def format_time(value: datetime | None, locale: str | None, tz: str | ZoneInfo |
     return format_skeleton("Hm", _local(value, tz), locale=babel_locale(locale))
 
 
+def format_weekday(value: date | datetime | None, locale: str | None) -> str:
+    """The day's full name: "Monday" · "понедельник" · "星期一"."""
+    if value is None:
+        return DASH
+    return _babel_date(value, "EEEE", locale=babel_locale(locale))
+
+
+def format_weekday_time(value: datetime | None, locale: str | None, tz: str | ZoneInfo | None = None) -> str:
+    """When someone is back: "Mon 09:00" · "пн 09:00" · "周一 09:00"."""
+    if value is None:
+        return DASH
+    local = _local(value, tz)
+    return f"{format_skeleton('E', local, locale=babel_locale(locale))} {format_time(local, locale)}"
+
+
 def format_datetime(value: datetime | None, locale: str | None, tz: str | ZoneInfo | None = None) -> str:
     """Day, year and a 24-hour time, joined the locale's way."""
     if value is None:

@@ -144,11 +144,11 @@ async def test_console_ticket_status_change_notifies_customer(page: Any, stack: 
 
     await log_in(page, stack, path="/tickets?overdue=1")
     await page.get_by_role("link", name="R-000613").click()
-    await expect(page.get_by_test_id("ticket-status")).to_have_text("new")
+    await expect(page.get_by_test_id("ticket-status")).to_have_text(t("en", "aftersales.status.new"))
     after = stack.harness.last_message_id(613)
     await page.get_by_label("New status (the customer is notified)").select_option("approved")
     await page.get_by_role("button", name="Change status").click()
-    await expect(page.get_by_test_id("ticket-status")).to_have_text("approved")
+    await expect(page.get_by_test_id("ticket-status")).to_have_text(t("en", "aftersales.status.approved"))
     await expect(page.get_by_test_id("ticket-history")).to_contain_text("Alice (console)")
     # The after-sales lifecycle told the customer, in their language.
     notice = await stack.sandbox.wait_for_bot_message(613, after_message_id=after, timeout=10)
@@ -162,7 +162,7 @@ async def test_console_ticket_status_change_notifies_customer(page: Any, stack: 
     await choice.select_option("rejected")
     await page.get_by_role("button", name="Change status").click()
     await expect(page.get_by_test_id("flash")).to_contain_text("write the reason")
-    await expect(page.get_by_test_id("ticket-status")).to_have_text("approved")
+    await expect(page.get_by_test_id("ticket-status")).to_have_text(t("en", "aftersales.status.approved"))
 
 
 async def test_console_paused_journey_sends_no_nudge(page: Any, stack: Stack) -> None:

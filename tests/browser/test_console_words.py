@@ -23,6 +23,7 @@ from touchpoint.console import create_console_app
 from touchpoint.console.models import ConsoleNote
 from touchpoint.customers.models import BehaviourEvent
 from touchpoint.db import Database
+from touchpoint.handoff import service as handoff
 from touchpoint.journeys.models import OutboxMessage
 
 LOCALES = ("en", "ru", "zh")
@@ -80,6 +81,12 @@ async def console(sqlite_db: Database, tmp_path: Any) -> AsyncIterator[Console]:
     async with db.session() as session:
         conversation.reason = "distress"
         session.add(conversation)
+        handoff.add_transcript(session, customer.id or 0, "note", "", kind="claim", author="telegram:Bob",
+                               conversation_id=conversation.id)
+    other = await make_linked_customer_in(db, 703, "Lev")
+    done = await open_conversation(db, other, "Спасибо", opened_at=now - timedelta(hours=3))
+    async with db.session() as session:
+        handoff.close(session, done)
     ids["conversation"] = conversation.id or 0
     app = create_console_app(Settings(journeys_file=None), db)
     runner = web.AppRunner(app)
@@ -93,8 +100,15 @@ async def console(sqlite_db: Database, tmp_path: Any) -> AsyncIterator[Console]:
         await runner.cleanup()
 
 
+async def make_linked_customer_in(db: Database, telegram_id: int, name: str) -> Any:
+    async with db.session() as session:
+        return await make_linked_customer(session, telegram_id, first_name=name, locale="en")
+
+
 def pages(ids: dict[str, int]) -> list[str]:
-    return ["/", "/inbox", f"/inbox/{ids['conversation']}", "/tickets", "/tickets?status=in_review",
+    return ["/", "/inbox", "/inbox?view=mine", "/inbox?view=unassigned", "/inbox?view=resolved",
+            f"/inbox/{ids['conversation']}", f"/inbox/{ids['conversation']}?view=resolved",
+            "/tickets", "/tickets?status=in_review",
             f"/tickets/{ids['ticket']}", "/customers", "/customers?q=anna", f"/customers/{ids['customer']}",
             "/journeys", "/campaigns", "/staff", "/no-such-page", "/tickets/999999"]
 

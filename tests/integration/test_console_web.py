@@ -140,7 +140,7 @@ async def test_inbox_reply_note_claim_and_close(client: TestClient, db: Database
     await client.post(f"/inbox/{conversation.id}/note", data={"text": "VIP customer", "csrf_token": token})
     await client.post(f"/inbox/{conversation.id}/claim", data={"csrf_token": token})
     feed = await (await client.get(f"/inbox/{conversation.id}/messages?after=0")).json()
-    assert "VIP customer" in feed["html"] and "claimed by Alice" in feed["html"]
+    assert "VIP customer" in feed["html"] and "Alice took the conversation" in feed["html"]
 
     await client.post(f"/inbox/{conversation.id}/close", data={"csrf_token": token})
     async with db.session() as session:
@@ -228,7 +228,7 @@ async def test_pausing_a_journey_holds_its_nudges_and_resuming_releases_them(
             journey_key="abandoned_cart",
         )
     paused = await client.post("/journeys/abandoned_cart/pause", data={"csrf_token": token})
-    assert "Journey abandoned_cart paused." in await paused.text()
+    assert "Journey Abandoned cart paused." in await paused.text()
     [row] = await outbox(db, "console.campaign")
     assert (row.status, row.reason) == ("skipped", "journey_paused")
     page = await (await client.get("/journeys")).text()

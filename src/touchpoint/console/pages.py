@@ -275,11 +275,24 @@ async def gap_to_entry(request: web.Request) -> web.StreamResponse:
 
 # --- inbox ---
 
+def _view(request: web.Request) -> str:
+    view = request.query.get("view", "open")
+    return view if view in queries.INBOX_VIEWS else "open"
+
+
+async def _inbox_rows(request: web.Request, session: Any, view: str) -> list[Any]:
+    return await queries.inbox(session, view, actions.author_name(request[STAFF]))
+
+
 @routes.get("/inbox")
 async def inbox(request: web.Request) -> web.StreamResponse:
+    view = _view(request)
     async with _db(request).session() as session:
-        rows = await queries.open_conversations(session)
-    context = {"rows": rows, "now": utcnow()}
+        rows = await _inbox_rows(request, session, view)
+    current = request.query.get("current", "")
+    context = {"rows": rows, "now": utcnow(), "view": view, "views": queries.INBOX_VIEWS,
+               "current": int(current) if current.isdigit() else None,
+               "flash": await _pop_flash(request) if not request.query.get("partial") else None}
     name = "inbox_list.html" if request.query.get("partial") else "inbox.html"
     return aiohttp_jinja2.render_template(name, request, context)
 
@@ -297,12 +310,46 @@ async def conversation_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         customer = await session.get(Customer, conversation.customer_id)
-        assert customer is not None
+        if customer is None:
+            raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_customer"))
         messages = await queries.transcript(session, conversation)
         card = await queries.context_card(session, customer)
+        view = _view(request)
+        rows = await _inbox_rows(request, session, view)
+    canned = _canned(request, card.locale)
     return {"conversation": conversation, "customer": customer, "messages": messages, "card": card,
             "claimed_by": queries.claimed_by(messages), "flash": await _pop_flash(request),
-            "last_id": messages[-1].id if messages else 0}
+            "last_id": messages[-1].id if messages else 0, "rows": rows, "view": view,
+            "views": queries.INBOX_VIEWS, "current": conversation.id, "now": utcnow(), "canned": canned}
+
+
+def _canned(request: web.Request, locale: str) -> list[tuple[str, str]]:
+    """The Telegram desk's canned replies (`/t NAME`): (name, the text the customer would get)."""
+    settings = _settings(request)
+    translate = get_translator(settings.locales_dir, settings.default_locale)
+    return [(name, texts.get(locale) or translate(locale, f"handoff.canned.{name}"))
+            for name, texts in sorted(settings.handoff_canned.items())]
+
+
+@routes.post("/inbox/{id}/canned")
+async def conversation_canned(request: web.Request) -> web.StreamResponse:
+    """A canned reply, as `/t NAME` sends it from the staff topic: in the customer's language."""
+    name = str((await request.post()).get("name", ""))
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        if conversation.status != "open":
+            raise web.HTTPConflict(text=ui(request, "console.ui.err.closed"))
+        customer = await session.get(Customer, conversation.customer_id)
+        if customer is None:
+            raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_customer"))
+        locale = resolve_locale(customer.locale, customer.language_code, _settings(request).default_locale)
+        texts = dict(_canned(request, locale))
+        if name not in texts:
+            raise web.HTTPBadRequest(text=ui(request, "console.ui.err.no_canned"))
+        await actions.send_staff_reply(session, _settings(request), conversation, request[STAFF], texts[name])
+    _poke_sender(request)
+    await _flash(request, "console.ui.flash.reply_sent")
+    raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
 
 @routes.get("/inbox/{id}/messages")
@@ -355,8 +402,7 @@ async def conversation_close(request: web.Request) -> web.StreamResponse:
         conversation = await _conversation(request, session)
         closed = await actions.close_conversation(session, _settings(request), conversation, request[STAFF])
     _poke_sender(request)
-    if closed:
-        await _flash(request, "console.ui.flash.closed")
+    await _flash(request, "console.ui.flash.closed" if closed else "console.ui.flash.already_closed")
     raise web.HTTPSeeOther("/inbox")
 
 

@@ -20,7 +20,7 @@ from touchpoint.aftersales.service import CLOSED_STATUSES
 from touchpoint.catalog.models import FaqEntry
 from touchpoint.config import Settings
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
-from touchpoint.customers.models import BehaviourEvent, Customer
+from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.i18n import resolve_locale
 from touchpoint.journeys.engine import NOT_SPENT
@@ -47,19 +47,56 @@ TICKET_KINDS = KINDS
 
 async def open_conversations(session: AsyncSession) -> list[tuple[Conversation, Customer, str | None]]:
     """Open handoffs, oldest first, with the customer and the last thing said."""
-    rows = (await session.exec(
-        select(Conversation, Customer).join(Customer, col(Customer.id) == Conversation.customer_id)
-        .where(Conversation.status == "open").order_by(col(Conversation.opened_at), col(Conversation.id))
-    )).all()
+    return [(c, customer, last) for c, customer, last, _ in await inbox(session, "open")]
+
+
+INBOX_VIEWS = ("open", "mine", "unassigned", "resolved")
+
+
+async def inbox(
+    session: AsyncSession, view: str = "open", me: str | None = None, limit: int = 200,
+) -> list[tuple[Conversation, Customer, str | None, str | None]]:
+    """Handoffs for a view, with the customer, the last thing said and who took it (or None).
+
+    open: every open one, oldest first; mine: open ones ``me`` took; unassigned: open ones nobody
+    took; resolved: closed ones, latest first. Taking one (console "Take it" or /claim in the
+    staff topic) is a "claim" line in the transcript: the latest one names the assignee."""
+    query = select(Conversation, Customer).join(Customer, col(Customer.id) == Conversation.customer_id)
+    if view == "resolved":
+        query = query.where(Conversation.status == "closed").order_by(
+            col(Conversation.closed_at).desc(), col(Conversation.id).desc())
+    else:
+        query = query.where(Conversation.status == "open").order_by(
+            col(Conversation.opened_at), col(Conversation.id))
+    rows = (await session.exec(query.limit(limit if view == "resolved" else 2000))).all()
+    assignees = await _assignees(session, [c.id for c, _ in rows if c.id is not None])
     result = []
     for conversation, customer in rows:
+        assignee = assignees.get(conversation.id or 0)
+        if (view == "mine" and (assignee is None or assignee != me)) or (view == "unassigned" and assignee):
+            continue
         last = (await session.exec(
             select(TranscriptMessage.text).where(TranscriptMessage.conversation_id == conversation.id,
                                                  TranscriptMessage.direction != "note")
             .order_by(col(TranscriptMessage.id).desc()).limit(1)
         )).first()
-        result.append((conversation, customer, last))
+        result.append((conversation, customer, last, assignee))
+        if len(result) >= limit:
+            break
     return result
+
+
+async def _assignees(session: AsyncSession, ids: list[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for chunk in _chunks(ids):
+        for conversation_id, author in (await session.exec(
+            select(TranscriptMessage.conversation_id, TranscriptMessage.author)
+            .where(col(TranscriptMessage.conversation_id).in_(chunk), TranscriptMessage.direction == "note",
+                   TranscriptMessage.kind == "claim").order_by(col(TranscriptMessage.id))
+        )).all():
+            if conversation_id is not None:
+                found[conversation_id] = author  # the latest claim wins
+    return found
 
 
 async def transcript(
@@ -88,6 +125,8 @@ class ContextCard:
     open_tickets: list[Ticket]
     journeys: list[Enrolment]
     locale: str = "en"  # the customer's language (their choice, else Telegram's)
+    store_account: StoreCustomer | None = None
+    spend: dict[str, int] = field(default_factory=dict)  # kept orders' totals by currency
 
 
 async def context_card(session: AsyncSession, customer: Customer) -> ContextCard:
@@ -100,8 +139,14 @@ async def context_card(session: AsyncSession, customer: Customer) -> ContextCard
     ))).all()
     stages = await customer_stages(session, [customer])
     locale = resolve_locale(customer.locale, customer.language_code, "en")
+    store_id = customer.store_customer_id
+    account = await session.get(StoreCustomer, store_id) if store_id else None
+    spend: dict[str, int] = defaultdict(int)
+    for order in orders:
+        if order.status not in NOT_SPENT:
+            spend[order.currency] += order.total_minor
     return ContextCard(customer, FUNNEL_STAGES[stages.get(customer.id or 0, 0)], orders, list(tickets),
-                       list(journeys), locale)
+                       list(journeys), locale, account, dict(spend))
 
 
 async def customer_orders(session: AsyncSession, customer: Customer) -> list[Order]:
