@@ -514,7 +514,8 @@ async def customers_page(request: web.Request) -> dict[str, Any]:
     text = request.query.get("q", "")[:100]
     async with _db(request).session() as session:
         found = await queries.find_customers(session, text)
-    return {"customers": found, "q": text}
+        accounts = await queries.store_accounts(session, found)
+    return {"customers": found, "q": text, "accounts": accounts}
 
 
 @routes.get("/customers/{id}")

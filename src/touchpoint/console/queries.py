@@ -206,16 +206,35 @@ async def ticket_history(session: AsyncSession, ticket: Ticket) -> list[HistoryI
 # --- customers ---
 
 async def find_customers(session: AsyncSession, text: str) -> list[Customer]:
+    """By name, @username, Telegram id, phone, or the linked store account's name, e-mail or phone,
+    or one of its order numbers; the most recently seen first."""
     query = select(Customer).order_by(col(Customer.last_seen_at).desc()).limit(50)
-    text = text.strip()
+    text = text.strip().lstrip("@")
     if text:
         like = f"%{text.lower()}%"
-        conditions = [func.lower(Customer.first_name).like(like), func.lower(Customer.username).like(like)]
+        store_ids = select(StoreCustomer.id).where(or_(
+            func.lower(StoreCustomer.name).like(like), func.lower(StoreCustomer.email).like(like),
+            col(StoreCustomer.phone).like(f"%{text.lstrip('+')}%")))
+        ordered = select(Order.store_customer_id).where(func.lower(Order.number) == text.lower().lstrip("#"))
+        linked = col(Customer.store_customer_id)
+        conditions = [func.lower(Customer.first_name).like(like), func.lower(Customer.username).like(like),
+                      linked.in_(store_ids), linked.in_(ordered)]
         if text.lstrip("+").isdigit():
             conditions += [col(Customer.phone).like(f"%{text.lstrip('+')}%"),
                            Customer.telegram_id == int(text.lstrip("+"))]
         query = query.where(or_(*conditions))
     return list((await session.exec(query)).all())
+
+
+async def store_accounts(session: AsyncSession, customers: list[Customer]) -> dict[str, StoreCustomer]:
+    """The linked store records of these customers, by id (to tell two Annas apart)."""
+    ids = [c.store_customer_id for c in customers if c.store_customer_id]
+    found: dict[str, StoreCustomer] = {}
+    for chunk in _chunks(ids):
+        query = select(StoreCustomer).where(col(StoreCustomer.id).in_(chunk))
+        for record in (await session.exec(query)).all():
+            found[record.id] = record
+    return found
 
 
 # Payload fields worth showing a person (values only, never "key=value").
