@@ -289,7 +289,7 @@ async def test_error_pages_carry_the_security_headers_and_words(
         async def broken(*_args: object) -> None:
             raise RuntimeError("database on fire")
 
-        monkeypatch.setattr(queries, "open_conversations", broken)
+        monkeypatch.setattr(queries, "inbox", broken)
         crashed = await client.get("/inbox")
         static_missing = await client.get("/static/nope.css")
         for response in (*anonymous, forbidden, missing, crashed, static_missing):

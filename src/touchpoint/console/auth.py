@@ -103,6 +103,18 @@ async def disable_staff(session: AsyncSession, username: str) -> StaffAccount:
     return account
 
 
+async def set_staff_role(session: AsyncSession, username: str, role: str) -> StaffAccount:
+    """A new role from the next request on (the session looks the account up every time)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    account = await find_staff(session, username)
+    if account is None:
+        raise ValueError(f"no staff account {username.strip().lower()!r}")
+    account.role = role
+    session.add(account)
+    return account
+
+
 async def logout_staff(session: AsyncSession, username: str) -> int:
     account = await find_staff(session, username)
     if account is None:

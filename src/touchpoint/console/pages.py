@@ -25,27 +25,33 @@ from touchpoint.console import actions, charts, queries
 from touchpoint.console.auth import (
     DB,
     DEMO_MODE,
+    MIN_PASSWORD_LENGTH,
     PASSWORDS,
     POKE_SENDER,
     SETTINGS,
     STAFF,
     THROTTLE,
     TRUSTED_PROXIES,
+    add_staff,
     authenticate,
     client_address,
     csrf_token,
+    disable_staff,
     end_staff_session,
     error_pages_middleware,
+    find_staff,
+    logout_staff,
     manager_only,
     safe_target,
     security_headers,
     security_middleware,
     session_key,
+    set_staff_role,
     staff_words_for,
     start_staff_session,
     ui,
 )
-from touchpoint.console.models import Campaign, StaffAccount
+from touchpoint.console.models import ROLES, Campaign, StaffAccount
 from touchpoint.console.passwords import PasswordWorkBusy, PasswordWorker
 from touchpoint.console.throttle import LoginThrottle, MemoryCounters, RedisCounters, parse_networks
 from touchpoint.customers.models import Customer
@@ -657,4 +663,53 @@ async def campaign_create(request: web.Request) -> web.StreamResponse:
 async def staff_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         accounts = (await session.exec(select(StaffAccount).order_by(col(StaffAccount.username)))).all()
-    return {"accounts": accounts}
+    return {"accounts": accounts, "roles": ROLES, "locales": SUPPORTED_LOCALES,
+            "flash": await _pop_flash(request), "min_password": MIN_PASSWORD_LENGTH}
+
+
+STAFF_ACTIONS = ("add", "role", "password", "disable", "logout")
+
+
+@routes.post("/staff")
+@manager_only
+async def staff_action(request: web.Request) -> web.StreamResponse:
+    """What `touchpoint staff add/disable/logout` does, from the console (managers only). A manager
+    cannot disable, demote or sign out their own account here: that is how a desk locks itself out."""
+    form = await request.post()
+    action = str(form.get("action", ""))
+    username = str(form.get("username", "")).strip().lower()[:64]
+    me = request[STAFF]
+    if action not in STAFF_ACTIONS:
+        raise web.HTTPBadRequest(text=ui(request, "console.ui.err.generic"))
+    if username == me.username and action in ("role", "disable", "logout"):
+        await _flash(request, "console.ui.staff.err.self")
+        raise web.HTTPSeeOther("/staff")
+    role, locale = str(form.get("role", "agent")), str(form.get("locale", "")) or None
+    password = str(form.get("password", ""))
+    async with _db(request).session() as session:
+        existing = await find_staff(session, username)
+        if action != "add" and existing is None:
+            await _flash(request, "console.ui.staff.err.unknown", name=username)
+            raise web.HTTPSeeOther("/staff")
+        if action == "add" and existing is not None:
+            await _flash(request, "console.ui.staff.err.exists", name=username)
+            raise web.HTTPSeeOther("/staff")
+        try:
+            if action == "add":
+                shown = str(form.get("display_name", "")).strip()[:120]
+                await add_staff(session, username, password, role, shown, locale)
+            elif action == "password" and existing is not None:
+                # A reset keeps the role and language, and ends the account's sessions.
+                await add_staff(session, username, password, existing.role, existing.display_name,
+                                existing.locale)
+            elif action == "role":
+                await set_staff_role(session, username, role)
+            elif action == "disable":
+                await disable_staff(session, username)
+            else:
+                await logout_staff(session, username)
+        except ValueError:  # checked before anything is written: a short password, a bad name
+            await _flash(request, "console.ui.staff.err.invalid", min=MIN_PASSWORD_LENGTH)
+            raise web.HTTPSeeOther("/staff") from None
+    await _flash(request, f"console.ui.staff.done.{action}", name=username)
+    raise web.HTTPSeeOther("/staff")
