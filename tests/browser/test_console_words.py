@@ -4,10 +4,12 @@ stored code (``in_review``, ``distress``, ``console:Alice``), a Python repr (``{
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from touchpoint.handoff import service as handoff
 from touchpoint.journeys.models import OutboxMessage
 
 LOCALES = ("en", "ru", "zh")
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 # What must never show: codes, reprs, message keys, machine dates.
 FORBIDDEN = [
     "in_review", "item_received", "changed_mind", "distress", "console:", "staff:", "abandoned_cart",
@@ -36,6 +39,7 @@ FORBIDDEN = [
 SNAKE = re.compile(r"\b[a-z]+_[a-z_]+\b")  # snake_case: a code that slipped through
 ISO_DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
 NAMES = {"en": "Automatica espresso", "ru": "Автоматика", "zh": "自动咖啡机"}
+GAPS = ("你们有没有礼品卡？", "你们有没有礼品卡", "Do you sell gift cards?", "Доставка в Казань?")
 PY_NONE = re.compile(r"(?<!\w)None(?![.\w])")  # Python's None (the English word "None." is fine)
 
 
@@ -75,6 +79,15 @@ async def console(sqlite_db: Database, tmp_path: Any) -> AsyncIterator[Console]:
         session.add(OutboxMessage(customer_id=customer.id, chat_id=701, lane="marketing",
                                   template="journey.cart_reminder", journey_key="abandoned_cart",
                                   status="skipped", reason="journey_paused", due_at=now, created_at=now))
+        for text in GAPS:
+            session.add(BehaviourEvent(customer_id=customer.id, type="presale.question_unanswered",
+                                       payload={"text": text}, occurred_at=now))
+        ticket.csat = 4
+        for key, status in (("abandoned_cart", "sent"), ("abandoned_cart", "sent"), ("win_back", "sent"),
+                            ("post_delivery_checkin", "sent")):
+            session.add(OutboxMessage(customer_id=customer.id, chat_id=701, lane="marketing",
+                                      template="journey.cart_reminder", journey_key=key, status=status,
+                                      due_at=now, created_at=now))
         ids = {"customer": customer.id or 0, "ticket": ticket.id or 0}
     opened = now - timedelta(minutes=7)
     conversation = await open_conversation(db, customer, "Где мой заказ?", opened_at=opened)
@@ -135,8 +148,16 @@ async def test_every_console_page_speaks_words_not_codes(browser: Any, console: 
             assert not PY_NONE.search(text), (locale, path)
             if path.startswith("/no-such") or path == "/tickets/999999":
                 assert await page.locator("main a[href='/']").count() >= 1, (locale, path)  # a way back
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await page.goto(console.url + f"/tickets/{console.ids['ticket']}")
-        await page.screenshot(path=str(SCREENSHOTS / f"ticket-{locale}.png"), full_page=True)
+        # Pictures for a person (and, with TOUCHPOINT_DOCS_SCREENSHOTS=1, for docs/console.md).
+        folder = DOCS_IMG if os.environ.get("TOUCHPOINT_DOCS_SCREENSHOTS") == "1" else SCREENSHOTS
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, path in (("dashboard", "/"), ("ticket", f"/tickets/{console.ids['ticket']}")):
+            await page.goto(console.url + path)
+            await page.screenshot(path=str(folder / f"console-{name}-{locale}-phone.png"), full_page=True)
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        for name, path in (("inbox", f"/inbox/{console.ids['conversation']}"), ("journeys", "/journeys"),
+                           ("customer", f"/customers/{console.ids['customer']}"), ("staff", "/staff")):
+            await page.goto(console.url + path)
+            await page.screenshot(path=str(folder / f"console-{name}-{locale}.png"))
     finally:
         await context.close()

@@ -470,6 +470,17 @@ async def csat_trend(
              round(statistics.fmean(scores[w]), 2) if scores[w] else None) for w in range(weeks)]
 
 
+async def csat_summary(session: AsyncSession, since: datetime) -> tuple[float | None, int]:
+    """The period's average rating (1–5) and how many ratings it rests on (tickets and handoffs)."""
+    scores = list((await session.exec(select(Ticket.csat).where(
+        col(Ticket.csat).is_not(None), col(Ticket.updated_at) >= since))).all())
+    scores += (await session.exec(select(Conversation.csat).where(
+        col(Conversation.csat).is_not(None),
+        func.coalesce(Conversation.closed_at, Conversation.opened_at) >= since))).all()
+    values = [int(score) for score in scores if score is not None]
+    return (round(statistics.fmean(values), 2) if values else None), len(values)
+
+
 @dataclass
 class HandoffTimes:
     opened: int
