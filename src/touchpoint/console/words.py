@@ -145,10 +145,12 @@ class Words:
             waited += step.wait
             steps.append(self("console.ui.jd.step", n=index, after=self.span(waited))
                          if waited else self("console.ui.jd.step_now", n=index))
-        lines.append((self("console.ui.jd.steps"), "; ".join(steps)))
+        separator = self("console.ui.jd.separator")
+        lines.append((self("console.ui.jd.steps"), separator.join(steps)))
         exits = [self("console.ui.jd.exit_within", what=self.label("event", goal.event),
                       within=self.span(goal.within)) for goal in journey.exit]
-        lines.append((self("console.ui.jd.exits"), "; ".join(exits) if exits else self("console.ui.none")))
+        stops = separator.join(exits) if exits else self("console.ui.none")
+        lines.append((self("console.ui.jd.exits"), stops))
         lines.append((self("console.ui.jd.holdout"),
                       self("console.ui.jd.holdout_pct", pct=self.number(journey.holdout))
                       if journey.holdout else self("console.ui.jd.no_holdout")))
