@@ -93,3 +93,13 @@ def test_reservation_codes_read_out_at_a_till() -> None:
 def test_a_code_nobody_named_still_reads_as_words() -> None:
     assert humanize("abandoned_cart") == "Abandoned cart"
     assert humanize("order.status_changed") == "Order status changed"
+
+
+def test_charts_keep_long_and_cjk_labels_whole_at_the_front() -> None:
+    from touchpoint.console import charts
+
+    svg = str(charts.bars([("你们有没有礼品卡？" * 2, 3.0), ("Do you sell gift cards?", 1.0)], "gaps"))
+    assert "你们有没有礼品卡" in svg and 'viewBox="0 0 360' in svg  # phone-width, the start kept
+    journeys = str(charts.grouped_bars([("Abandoned cart", [3, 2, 1, 0])], ["sent", "delivered", "clicked",
+                                                                          "converted"], "journeys"))
+    assert ">Abandoned cart<" in journeys and 'viewBox="0 0 360' in journeys

@@ -233,6 +233,7 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
         csat = await queries.csat_trend(session, since, now, words.day)
         times = await queries.handoff_times(session, since)
         csat_average, csat_count = await queries.csat_summary(session, since)
+        weekly = await queries.weekly_counts(session, since, now, words.day)
         gaps = await queries.content_gaps(session, since)
         staff = request[STAFF]
         faq = await queries.faq_choices(session, staff.locale) if staff.role == "manager" else []
@@ -242,6 +243,9 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
         "days": days, "periods": PERIODS, "stages": stages, "journeys": journeys, "times": times,
         "gaps": gaps, "faq": faq, "flash": await _pop_flash(request),
         "csat_average": csat_average, "csat_count": csat_count,
+        "weekly_chart": charts.grouped_bars(
+            weekly, [ui(request, "console.ui.dash.conversations"), ui(request, "console.ui.dash.tickets")],
+            ui(request, "console.ui.dash.weekly")) if any(sum(v) for _, v in weekly) else None,
         "funnel": charts.funnel(labelled, ui(request, "console.ui.dash.funnel")),
         "journey_chart": charts.grouped_bars(
             [(words.journey(j.key), [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,

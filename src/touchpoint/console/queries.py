@@ -21,6 +21,7 @@ from touchpoint.catalog.models import FaqEntry
 from touchpoint.config import Settings
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
 from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
+from touchpoint.formatting import format_money
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.i18n import resolve_locale
 from touchpoint.journeys.engine import NOT_SPENT
@@ -307,8 +308,8 @@ def _payload_summary(payload: dict[str, Any]) -> str:
     return " · ".join(values[:3])
 
 
-def money(minor: int, currency: str) -> str:
-    return f"{minor / 100:.2f} {currency}"
+def money(minor: int, currency: str, locale: str = "en") -> str:
+    return format_money(minor, currency, locale)
 
 
 # --- dashboard ---
@@ -468,6 +469,22 @@ async def csat_trend(
     name = label or (lambda day: day.date().isoformat())
     return [(name(since + timedelta(weeks=w)),
              round(statistics.fmean(scores[w]), 2) if scores[w] else None) for w in range(weeks)]
+
+
+async def weekly_counts(
+    session: AsyncSession, since: datetime, now: datetime, label: Callable[[datetime], str] | None = None,
+) -> list[tuple[str, list[int]]]:
+    """Per week of the period (named by its first day): handoff conversations opened, tickets opened."""
+    weeks = max(1, min(26, (now - since).days // 7 + 1))
+    opened_query = select(Conversation.opened_at).where(col(Conversation.opened_at) >= since)
+    opened = (await session.exec(opened_query)).all()
+    tickets = (await session.exec(select(Ticket.created_at).where(col(Ticket.created_at) >= since))).all()
+    counts = [[0, 0] for _ in range(weeks)]
+    for index, moments in enumerate((opened, tickets)):
+        for moment in moments:
+            counts[min(weeks - 1, (moment - since).days // 7)][index] += 1
+    name = label or (lambda day: day.date().isoformat())
+    return [(name(since + timedelta(weeks=w)), counts[w]) for w in range(weeks)]
 
 
 async def csat_summary(session: AsyncSession, since: datetime) -> tuple[float | None, int]:
