@@ -34,7 +34,7 @@ DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 FORBIDDEN = [
     "in_review", "item_received", "changed_mind", "distress", "console:", "staff:", "abandoned_cart",
     "product.viewed", "aftersales.", "console.ui.", "orders.status", "handoff.reason", "{'", "[]",
-    "via=", "_id=", " UTC", "EUR", "journey.cart",
+    "via=", "_id=", " UTC", "EUR", "journey.cart", "claimed by",
 ]
 SNAKE = re.compile(r"\b[a-z]+_[a-z_]+\b")  # snake_case: a code that slipped through
 ISO_DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
@@ -96,6 +96,8 @@ async def console(sqlite_db: Database, tmp_path: Any) -> AsyncIterator[Console]:
         session.add(conversation)
         handoff.add_transcript(session, customer.id or 0, "note", "", kind="claim", author="telegram:Bob",
                                conversation_id=conversation.id)
+        handoff.add_transcript(session, customer.id or 0, "note", "claimed by Demo manager", kind="claim",
+                               author="Demo manager", conversation_id=conversation.id)
     other = await make_linked_customer_in(db, 703, "Lev")
     done = await open_conversation(db, other, "Спасибо", opened_at=now - timedelta(hours=3))
     async with db.session() as session:

@@ -273,7 +273,11 @@ async def timeline(session: AsyncSession, customer: Customer, limit: int = 300) 
         if message.direction in ("staff", "note") and message.author:
             parts.append(("author", message.author))
         link = f"/inbox/{message.conversation_id}" if message.conversation_id else None
-        items.append(TimelineItem(message.created_at, "message", parts, message.text, link))
+        text = message.text
+        if message.direction == "note" and message.kind in ("claim", "close"):
+            # Taking and closing are shown in words (the stored line is for the record only).
+            parts, text = [("author", message.author), ("key", f"console.ui.tl.{message.kind}")], ""
+        items.append(TimelineItem(message.created_at, "message", parts, text, link))
     for order in await customer_orders(session, customer):
         parts = [("key", "console.ui.tl.order"), ("", order.number), ("order_status", order.status)]
         amount = (order.total_minor, order.currency)
