@@ -16,13 +16,13 @@ from aiogram import F, Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from babel.dates import format_date, format_datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handlers.common import _edit_or_send, send_to
 from bot.handlers.errors import StaleState
 from bot.keyboards import Keyboard, MenuCallback, main_menu
 from bot.middlewares import CustomerState
+from touchpoint import formatting
 from touchpoint.aftersales import service, warranty
 from touchpoint.aftersales.models import AftersalesDraft, Ticket
 from touchpoint.aftersales.policy import KINDS, Decision
@@ -55,7 +55,7 @@ def _nav(builder: Keyboard, *, back: bool = True) -> None:
 
 
 def _local_date(moment: datetime, customer: Customer, locale: str) -> str:
-    return format_date(moment.astimezone(ZoneInfo(customer.timezone)), "medium", locale=locale)
+    return formatting.format_date(moment, locale, customer.timezone)
 
 
 def _item_name(name: dict[str, str], locale: str) -> str:
@@ -90,7 +90,7 @@ async def _render(session: AsyncSession, customer: Customer, draft: AftersalesDr
         _nav(builder)
         return _("aftersales.kind.choose"), builder.adjust(1).as_markup()
     if step == "reason":
-        for reason in service.REASONS:
+        for reason in service.reasons_for(data.get("kind")):
             _button(builder, _(f"aftersales.reason.{reason}"), "reason", value=reason)
         _nav(builder)
         return _("aftersales.reason.choose"), builder.adjust(1).as_markup()
@@ -137,7 +137,7 @@ async def _refusal(session: AsyncSession, customer: Customer, draft: AftersalesD
     order = await _draft_order(session, customer, draft)
     names = {i.id: i.name for i in await service.order_items(session, order.id or 0)}
     item = _item_name(names.get(decision.order_item_id, {}), locale) if decision.order_item_id else ""
-    date = format_date(decision.key_date, "medium", locale=locale) if decision.key_date else ""
+    date = formatting.format_date(decision.key_date, locale) if decision.key_date else ""
     lines = [_(f"aftersales.policy.{decision.reason}").format(item=item, date=date)]
     builder = Keyboard()
     if decision.alternatives:
@@ -229,7 +229,8 @@ async def on_button(
             return
         draft.data = {**draft.data, "kind": value}
         await _goto(session, customer, draft, "reason")
-    elif action == "reason" and draft.step == "reason" and value in service.REASONS:
+    elif action == "reason" and draft.step == "reason" \
+            and value in service.reasons_for(draft.data.get("kind")):
         draft.data = {**draft.data, "reason": value}
         await _goto(session, customer, draft, "details")
     elif action == "done" and draft.step == "photos":
@@ -255,8 +256,7 @@ async def _submit(query: CallbackQuery, session: AsyncSession, customer: Custome
         details=data.get("details", ""), photos=tuple(data.get("photos", [])),
     ))
     await service.drop_draft(session, customer.id or 0)
-    due_at = (ticket.first_response_due_at or utcnow()).astimezone(ZoneInfo(customer.timezone))
-    due = format_datetime(due_at, "short", locale=locale)
+    due = formatting.format_datetime(ticket.first_response_due_at or utcnow(), locale, customer.timezone)
     await query.answer()
     await _edit_or_send(query, _("aftersales.submitted").format(number=ticket.number, due=due), _hub())
     # Upset words were kept as the request's details: now that staff have the ticket, a person too.
@@ -457,7 +457,7 @@ async def _warranty_message(message: Message, session: AsyncSession, customer: C
             message.photo[-1].file_id,
         )
         await service.drop_draft(session, customer.id or 0)
-        ends = format_date(registration.warranty_ends_at.date(), "medium", locale=locale)
+        ends = formatting.format_date(registration.warranty_ends_at.date(), locale)
         await message.answer(_("aftersales.warranty.registered").format(
             product=_item_name(product.name, locale), date=ends), reply_markup=_hub())
         return

@@ -284,7 +284,7 @@ async def _close(
         try:
             await bot.send_message(
                 customer.telegram_id,
-                get_translator()(locale, "handoff.csat.ask"),
+                get_translator(settings.locales_dir, settings.default_locale)(locale, "handoff.csat.ask"),
                 reply_markup=csat_keyboard(conversation.id),
             )
         except TelegramForbiddenError:
@@ -304,6 +304,9 @@ async def close_command(
 
 def _claim(session: AsyncSession, desk: StaffDesk, conversation: Conversation, staff: User) -> None:
     service.claim(session, conversation, staff.id)
+    # The console shows who took it from the same transcript line its own "Take it" writes.
+    service.add_transcript(session, conversation.customer_id, "note", "", kind="claim",
+                           author=f"telegram:{staff.first_name}"[:64], conversation_id=conversation.id)
     desk.say(conversation, desk.t("handoff.staff.claimed", name=esc(staff.first_name)))
 
 
@@ -361,7 +364,8 @@ async def canned_command(
         handoff_desk.say_closed(conversation, handoff_desk.t("handoff.staff.not_open"))
         return
     locale = service.customer_locale(customer, settings)
-    text = settings.handoff_canned[name].get(locale) or get_translator()(locale, f"handoff.canned.{name}")
+    text = settings.handoff_canned[name].get(locale) or get_translator(
+        settings.locales_dir, settings.default_locale)(locale, f"handoff.canned.{name}")
     try:
         await bot.send_message(customer.telegram_id, esc(text))
     except TelegramForbiddenError:
@@ -405,8 +409,8 @@ async def order_command(
         handoff_desk.t(
             "handoff.staff.order",
             number=esc(order.number),
-            status=esc(order.status),
-            total=money(order.total_minor, order.currency),
+            status=esc(handoff_desk.t(f"orders.status.{order.status}")),
+            total=money(order.total_minor, order.currency, staff),
             items=esc(lines or "—"),
             tracking=esc(order.tracking_number or "—"),
         ),

@@ -13,12 +13,13 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from babel.dates import format_date, format_time
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handoff_desk import StaffDesk
 from bot.keyboards import Keyboard, MenuCallback
+from touchpoint import formatting
 from touchpoint.catalog import service
+from touchpoint.catalog.codes import reservation_code
 from touchpoint.catalog.hours import store_status
 from touchpoint.catalog.models import Product, Store
 from touchpoint.clock import utcnow
@@ -147,8 +148,8 @@ def product_card_text(product: Product, locale: str, stock: list[service.StoreSt
         lines += [f"• {esc(short(str(key), 60))}: {esc(short(str(value), 100))}"
                   for key, value in list(specs.items())[:6]]
     in_stores = sum(1 for s in stock if s.available > 0)
-    lines += ["", _("presale.card.in_stores").format(count=in_stores) if in_stores
-              else _("presale.card.no_stores")]
+    where = _("presale.card.in_stores", "presale.card.in_stores.plural", in_stores).format(count=in_stores)
+    lines += ["", where if in_stores else _("presale.card.no_stores")]
     return "\n".join(lines)
 
 
@@ -201,18 +202,18 @@ def store_line(store: Store, locale: str) -> str:
     status = store_status(store.hours, store.timezone, utcnow())
     if status.is_open:
         assert status.closes_at is not None
-        closes = format_time(status.closes_at, "HH:mm", locale=locale)
+        closes = formatting.format_time(status.closes_at, locale)
         state = _("presale.store.open_until").format(time=closes)
     elif status.opens_at is None:
         state = _("presale.store.closed")
     else:
-        when = format_time(status.opens_at, "HH:mm", locale=locale)
+        when = formatting.format_time(status.opens_at, locale)
         if status.opens_in_days == 0:
             state = _("presale.store.opens_today").format(time=when)
         elif status.opens_in_days == 1:
             state = _("presale.store.opens_tomorrow").format(time=when)
         else:
-            day = format_date(status.opens_at.date(), "EEEE", locale=locale)
+            day = formatting.format_weekday(status.opens_at.date(), locale)
             state = _("presale.store.opens_on").format(day=day, time=when)
     today = _("presale.store.today").format(hours=status.today) if status.today \
         else _("presale.store.today_closed")
@@ -280,9 +281,8 @@ async def reserve(
         name=text_of(product_.name, locale),
         store=text_of(store.name, locale),
         address=text_of(store.address, locale),
-        until=f"{format_date(until.date(), 'd MMM', locale=locale)} "
-              f"{format_time(until, 'HH:mm', locale=locale)}",
-        number=reservation.id,
+        until=formatting.format_datetime(until, locale),
+        number=reservation_code(reservation.id or 0),
     )
     if not outcome.already:
         # The reservation_expiring journey reminds the customer 2 h before `expires_at`.
@@ -306,8 +306,8 @@ def notify_staff(desk: StaffDesk, settings: Settings, number: int, sku: str, sto
     use): a burst of notes waiting there is merged into one post, never a 429 storm."""
     if settings.staff_chat_id is None:
         return
-    text = desk.t("presale.staff.reservation", number=number, sku=esc(sku), store=esc(store),
-                  hours=settings.reservation_hold_hours)
+    text = desk.t("presale.staff.reservation", number=reservation_code(number), sku=esc(sku),
+                  store=esc(store), hours=settings.reservation_hold_hours)
     desk.queue.put(Post(settings.staff_chat_id, None, [text], coalesce_key="reservations"))
 
 

@@ -12,18 +12,18 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, Message
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
-from babel.dates import format_date
-from babel.numbers import format_decimal
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keyboards import Keyboard, MenuCallback
 from touchpoint.catalog.facts import fact
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
+from touchpoint.formatting import format_date, format_day, format_money, format_number
 from touchpoint.markup import esc
 from touchpoint.referrals import ledger
-from touchpoint.referrals.rules import format_money, invite_link, normalize_code, share_url
+from touchpoint.referrals.rules import invite_link, normalize_code, share_url
 from touchpoint.referrals.service import (
     Attribution,
     code_for,
@@ -47,12 +47,13 @@ class EnteringCode(StatesGroup):
 
 
 def attribution_text(result: Attribution, settings: Settings) -> str:
-    """What the customer reads after a code (from a link or typed)."""
+    """What the customer reads after a code (from a link or typed), in the chat's language."""
+    locale = get_i18n().current_locale
     if result.outcome == "joined":
         assert result.referrer is not None
         return _("referrals.code.joined").format(
             name=esc(result.referrer.first_name or "🙂"),
-            minimum=format_money(settings.referral_min_order_minor, settings.referral_currency),
+            minimum=format_money(settings.referral_min_order_minor, settings.referral_currency, locale),
             points=settings.referral_referee_points,
         )
     if result.outcome in ("too_late", "already_customer"):
@@ -66,9 +67,9 @@ def pending_line(points: int, until: datetime | None, customer: Customer, locale
     """"500 points on hold until 7 Jan 2027": referral rewards not spendable yet (None if none)."""
     if points <= 0 or until is None:
         return None
-    day = format_date(until.astimezone(ZoneInfo(customer.timezone)).date(), "medium", locale=locale)
+    day = format_date(until, locale, customer.timezone)
     return _("referrals.points.pending", "referrals.points.pending.plural", points).format(
-        count=format_decimal(points, locale=locale), date=day)
+        count=format_number(points, locale), date=day)
 
 
 async def _invite_screen(
@@ -174,7 +175,7 @@ async def points(session: AsyncSession, customer: Customer, locale: str) -> str:
         lines.append(held)
     lines += [
         _("referrals.points.voucher").format(
-            voucher=voucher.code, amount=format_money(voucher.amount_minor, voucher.currency))
+            voucher=voucher.code, amount=format_money(voucher.amount_minor, voucher.currency, locale))
         for voucher in await vouchers_of(session, customer.id)
     ]
     entries = await ledger.recent(session, customer.id)
@@ -185,7 +186,7 @@ async def points(session: AsyncSession, customer: Customer, locale: str) -> str:
         lines.append(_("referrals.points.recent"))
         lines += [
             _("referrals.points.line").format(
-                date=entry.created_at.astimezone(zone).strftime("%d.%m"), points=f"{entry.points:+d}",
+                date=format_day(entry.created_at, locale, zone), points=f"{entry.points:+d}",
                 reason=_(f"referrals.reason.{entry.reason}"),
             )
             for entry in entries

@@ -113,6 +113,7 @@ async def test_console_reply_from_inbox_arrives_in_sandbox_chat(
     # Closing from the console asks the customer for a rating once, as /close in the topic does;
     # the rating button works with the bot's own handler.
     after = stack.harness.last_message_id(612)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Close the conversation with …?"
     await page.get_by_role("button", name="Close conversation").click()
     await expect(page).to_have_url(f"{stack.console_url}/inbox")
     ask = await stack.sandbox.wait_for_bot_message(
@@ -143,12 +144,12 @@ async def test_console_ticket_status_change_notifies_customer(page: Any, stack: 
 
     await log_in(page, stack, path="/tickets?overdue=1")
     await page.get_by_role("link", name="R-000613").click()
-    await expect(page.get_by_test_id("ticket-status")).to_have_text("new")
+    await expect(page.get_by_test_id("ticket-status")).to_have_text(t("en", "aftersales.status.new"))
     after = stack.harness.last_message_id(613)
     await page.get_by_label("New status (the customer is notified)").select_option("approved")
     await page.get_by_role("button", name="Change status").click()
-    await expect(page.get_by_test_id("ticket-status")).to_have_text("approved")
-    await expect(page.get_by_test_id("ticket-history")).to_contain_text("console:Alice · status")
+    await expect(page.get_by_test_id("ticket-status")).to_have_text(t("en", "aftersales.status.approved"))
+    await expect(page.get_by_test_id("ticket-history")).to_contain_text("Alice (console)")
     # The after-sales lifecycle told the customer, in their language.
     notice = await stack.sandbox.wait_for_bot_message(613, after_message_id=after, timeout=10)
     status = t("ru", "aftersales.status.approved")
@@ -161,7 +162,7 @@ async def test_console_ticket_status_change_notifies_customer(page: Any, stack: 
     await choice.select_option("rejected")
     await page.get_by_role("button", name="Change status").click()
     await expect(page.get_by_test_id("flash")).to_contain_text("write the reason")
-    await expect(page.get_by_test_id("ticket-status")).to_have_text("approved")
+    await expect(page.get_by_test_id("ticket-status")).to_have_text(t("en", "aftersales.status.approved"))
 
 
 async def test_console_paused_journey_sends_no_nudge(page: Any, stack: Stack) -> None:
@@ -183,6 +184,7 @@ async def test_console_paused_journey_sends_no_nudge(page: Any, stack: Stack) ->
 
     await log_in(page, stack, path="/journeys")
     card = page.get_by_test_id("journey-abandoned_cart")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Pause …? Nobody new is enrolled …"
     await card.get_by_role("button", name="Pause").click()
     await expect(page.get_by_test_id("journey-paused")).to_be_visible()
     await screenshot(page, "console-journeys")

@@ -110,7 +110,7 @@ async def test_canned_reply_in_customer_language_and_order_lookup(open_desk: Bot
     await topic_text(sandbox, thread, t("en", "handoff.staff.canned_unknown", names="hello, thanks, wait"))
     sandbox.staff_post(GROUP, STAFF, "/order 10042", message_thread_id=thread)
     shown = await topic_text(sandbox, thread, "10042")
-    assert "45.99 EUR" in shown["text"] and "Kettle" in shown["text"] and "TRK1" in shown["text"]
+    assert "€45.99" in shown["text"] and "Kettle" in shown["text"] and "TRK1" in shown["text"]
     sandbox.staff_post(GROUP, STAFF, "/ticket return Kettle leaks", message_thread_id=thread)
     await topic_text(sandbox, thread, t("en", "handoff.staff.ticket_created", number="R-000001"))
 

@@ -105,7 +105,7 @@ async def test_link_join_delivered_order_rewards_both_after_the_return_window(ha
     assert buttons(card)[0]["url"].startswith("https://t.me/share/url?url=")
 
     joined = await harness.say(1102, f"/start ref_{code}")
-    assert joined["text"] == t("ru", "referrals.code.joined", name="Mia", minimum="20.00 EUR", points=300)
+    assert joined["text"] == t("ru", "referrals.code.joined", name="Mia", minimum="20,00\xa0€", points=300)
     welcome = t("ru", "start.welcome", name="Ivan", brand="Brewhaus")
     await harness.sandbox.wait_for_bot_message(1102, predicate=lambda m: m.get("text") == welcome)
 
@@ -181,7 +181,7 @@ async def test_typed_code_variants_and_clear_refusals(harness: BotHarness) -> No
     # Still waiting for a code: a lower-case, dashed variant is accepted.
     typed = f"{code[:3].lower()}-{code[3:].lower()}"
     joined = await harness.say(1202, typed)
-    assert joined["text"] == t("zh", "referrals.code.joined", name="Zoe", minimum="20.00 EUR", points=300)
+    assert joined["text"] == t("zh", "referrals.code.joined", name="Zoe", minimum="€20.00", points=300)
 
     async def referred() -> bool:
         async with harness.db.session() as session:
@@ -228,7 +228,7 @@ async def test_second_code_and_cycle_are_refused(harness: BotHarness) -> None:
     ada, ben, cy = [await code_of(harness, user_id) for user_id in (1501, 1502, 1503)]
 
     assert (await harness.say(1502, f"/start ref_{ada}"))["text"] == t(
-        "en", "referrals.code.joined", name="Ada", minimum="20.00 EUR", points=300)
+        "en", "referrals.code.joined", name="Ada", minimum="€20.00", points=300)
     welcome = t("en", "start.welcome", name="Ben", brand="Brewhaus")
     await harness.sandbox.wait_for_bot_message(1502, predicate=lambda m: m.get("text") == welcome)
     second = await harness.say(1502, f"/code {cy}")

@@ -140,7 +140,7 @@ async def test_inbox_reply_note_claim_and_close(client: TestClient, db: Database
     await client.post(f"/inbox/{conversation.id}/note", data={"text": "VIP customer", "csrf_token": token})
     await client.post(f"/inbox/{conversation.id}/claim", data={"csrf_token": token})
     feed = await (await client.get(f"/inbox/{conversation.id}/messages?after=0")).json()
-    assert "VIP customer" in feed["html"] and "claimed by Alice" in feed["html"]
+    assert "VIP customer" in feed["html"] and "Alice took the conversation" in feed["html"]
 
     await client.post(f"/inbox/{conversation.id}/close", data={"csrf_token": token})
     async with db.session() as session:
@@ -189,7 +189,9 @@ async def test_ticket_filters_status_change_and_notes(client: TestClient, db: Da
     assert [(e.kind, e.status, e.author) for e in events] == [("status", "approved", "console:Alice")]
     assert [(n.kind, n.text) for n in notes] == [("note", "Label sent by email")]
     page = await (await client.get(f"/tickets/{ticket_id}")).text()
-    assert "console:Alice" in page and "Label sent by email" in page
+    # Words, never codes: who did it, the status in the chat's own word.
+    assert "Alice (console)" in page and "Label sent by email" in page and "status: approved" in page
+    assert "console:Alice" not in page
     [notice] = await outbox(db, "aftersales.status")
     assert notice.params["status"] == "approved" and notice.chat_id == 503
     # Only the lifecycle's next steps are offered; anything else is refused, in words, and changes nothing.
@@ -226,7 +228,7 @@ async def test_pausing_a_journey_holds_its_nudges_and_resuming_releases_them(
             journey_key="abandoned_cart",
         )
     paused = await client.post("/journeys/abandoned_cart/pause", data={"csrf_token": token})
-    assert "Journey abandoned_cart paused." in await paused.text()
+    assert "Journey Abandoned cart paused." in await paused.text()
     [row] = await outbox(db, "console.campaign")
     assert (row.status, row.reason) == ("skipped", "journey_paused")
     page = await (await client.get("/journeys")).text()
@@ -299,8 +301,10 @@ async def test_customer_page_timeline_and_dashboard_funnel(client: TestClient, d
     found = await (await client.get("/customers?q=oleg")).text()
     assert f"/customers/{customer.id}" in found
     page = await (await client.get(f"/customers/{customer.id}")).text()
-    for text in ("product.viewed", "order A-2", "49.99 EUR", "Europe/Berlin", "+4930123", "repeat"):
+    for text in ("Looked at a product", "Order · A-2", "€49.99", "Europe/Berlin", "+4930123", "repeat"):
         assert text in page, text
+    for code in ("product.viewed", "EUR", "sku="):
+        assert code not in page, code
     dashboard = await (await client.get("/?days=7")).text()
     assert "<svg" in dashboard and "repeat: 1" in dashboard and "Do you sell gift cards?: 1" in dashboard
 

@@ -78,7 +78,7 @@ async def test_transcript_is_pruned_outside_conversations_and_fills_the_card(db:
     assert len(rows) == 20
     assert "&lt;Bob&gt;" in card and "<Bob>" not in card
     assert "line 10" in card and "line 29" in card and "line 9\n" not in card
-    assert "12.50 EUR" in card and t("en", "handoff.stage.post_purchase") in card
+    assert "€12.50" in card and t("en", "handoff.stage.post_purchase") in card
     assert t("en", "handoff.reason.distress") in card
 
 

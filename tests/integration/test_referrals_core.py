@@ -398,7 +398,7 @@ async def test_welcome_voucher_issued_once_on_release_and_cancelled_by_a_return(
         assert rendered.text == "\n\n".join([
             get_translator()("en", "referrals.notify.welcome_reward", name="Test", points=300),
             get_translator()("en", "referrals.notify.welcome_voucher", name="Test", voucher=vouchers[0].code,
-                             amount="5.00 EUR"),
+                             amount="€5.00"),
         ])
 
         # A return within the window cancels a voucher that was still pending: never issued.

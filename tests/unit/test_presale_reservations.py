@@ -8,6 +8,7 @@ import pytest
 from aiogram.utils.i18n import I18n
 
 from bot.handlers import presale
+from touchpoint.catalog.codes import reservation_code
 from touchpoint.catalog.service import ReserveOutcome
 from touchpoint.config import Settings
 from touchpoint.handoff.relay import GroupQueue, Post
@@ -63,5 +64,5 @@ async def test_reservation_notes_go_through_the_paced_queue_and_merge() -> None:
     await desk.queue.close()
     assert 1 <= len(group.posts) <= 2  # the first may leave before the rest arrive
     text = "\n\n".join(p.text for p in group.posts)
-    assert all(f"#{n}:" in text for n in range(1, 41))
+    assert all(f"#{reservation_code(n)}:" in text for n in range(1, 41))  # the code said at the till
     assert {p.chat_id for p in group.posts} == {-100123}

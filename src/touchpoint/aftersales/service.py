@@ -49,6 +49,13 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "cancelled": (),
 }
 REASONS = ("defective", "damaged", "wrong_item", "not_as_described", "changed_mind", "other")
+# "Changed my mind" is a reason to send something back, not to repair it or complain about it.
+_MIND_CHANGES = ("return", "exchange")
+
+
+def reasons_for(kind: str | None) -> tuple[str, ...]:
+    """The reasons offered for a kind of request."""
+    return REASONS if kind in _MIND_CHANGES else tuple(r for r in REASONS if r != "changed_mind")
 MAX_TEXT = 2000
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from babel.dates import format_date
-
 from touchpoint.channels.base import Button
 from touchpoint.channels.templates import Rendered, template
+from touchpoint.formatting import format_date
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
 
@@ -53,7 +52,7 @@ def csat_question(translate: Translator, locale: str, params: dict[str, Any]) ->
 def warranty_expiring(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
     names = params.get("name") or {}
     product = esc(names.get(locale) or names.get("en") or params["sku"])
-    ends = format_date(date.fromisoformat(params["ends"]), "medium", locale=locale)
+    ends = format_date(date.fromisoformat(params["ends"]), locale)
     text = translate(locale, "aftersales.warranty.expiring", product=product, date=ends)
     menu = Button(translate(locale, "menu.returns"), callback_data="m:returns")
     return Rendered(text, ((menu,),))
@@ -65,7 +64,7 @@ def warranty_checked(translate: Translator, locale: str, params: dict[str, Any])
     names = params.get("name") or {}
     product = esc(names.get(locale) or names.get("en") or params["sku"])
     if params.get("valid"):
-        ends = format_date(date.fromisoformat(params["ends"]), "medium", locale=locale)
+        ends = format_date(date.fromisoformat(params["ends"]), locale)
         lines = [translate(locale, "aftersales.warranty.verified", product=product, date=ends)]
     else:
         lines = [translate(locale, "aftersales.warranty.rejected", product=product)]

@@ -14,20 +14,20 @@ from datetime import time
 from string import Formatter
 
 from babel.dates import format_time, get_day_names, get_timezone_location
-from babel.numbers import format_currency, format_decimal
 
 from touchpoint.config import Settings
+from touchpoint.formatting import format_money, format_number
 from touchpoint.i18n import Translator, get_translator
 
 Fact = Callable[[Settings, str, Translator], str]
 
 
 def _number(value: int, locale: str) -> str:
-    return format_decimal(value, locale=locale)
+    return format_number(value, locale)
 
 
 def _money(minor: int, currency: str, locale: str) -> str:
-    return format_currency(minor / 100, currency, locale=locale)
+    return format_money(minor, currency, locale)
 
 
 def _points(points: int, locale: str, translate: Translator) -> str:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from babel.numbers import format_currency
 from sqlalchemy import case, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +20,7 @@ from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
 from touchpoint.db import Database
+from touchpoint.formatting import format_money
 
 PAGE_SIZE = 6
 
@@ -32,7 +32,7 @@ def localized(texts: dict[str, Any], locale: str) -> str:
 
 
 def format_price(minor: int, currency: str, locale: str) -> str:
-    return format_currency(minor / 100, currency, locale=locale)
+    return format_money(minor, currency, locale)
 
 
 # --- browse ---

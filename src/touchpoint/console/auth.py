@@ -4,6 +4,7 @@ and the security headers every answer carries."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -11,6 +12,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
@@ -25,6 +27,7 @@ from touchpoint.console.models import ROLES, ConsoleSession, StaffAccount
 from touchpoint.console.passwords import PasswordWorker, hash_password_off_loop
 from touchpoint.console.throttle import LoginThrottle, Network
 from touchpoint.console.throttle import client_address as _client_address
+from touchpoint.console.words import Words, staff_words
 from touchpoint.db import Database
 from touchpoint.i18n import get_translator
 
@@ -97,6 +100,18 @@ async def disable_staff(session: AsyncSession, username: str) -> StaffAccount:
     account.active = False
     session.add(account)
     await end_sessions(session, account)
+    return account
+
+
+async def set_staff_role(session: AsyncSession, username: str, role: str) -> StaffAccount:
+    """A new role from the next request on (the session looks the account up every time)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    account = await find_staff(session, username)
+    if account is None:
+        raise ValueError(f"no staff account {username.strip().lower()!r}")
+    account.role = role
+    session.add(account)
     return account
 
 
@@ -240,7 +255,9 @@ SECURITY_HEADERS = {
 }
 _DEFAULT_ERROR_TEXT = re.compile(r"^\d{3}: ")  # aiohttp's own "404: Not Found"
 _ERROR_WORDS = {404: "console.ui.err.not_found", 405: "console.ui.err.not_found",
-                413: "console.ui.err.too_large"}
+                413: "console.ui.err.too_large", 403: "console.ui.err.forbidden"}
+_ERROR_TITLES = {403: "console.ui.err.title_forbidden", 404: "console.ui.err.title_not_found",
+                 405: "console.ui.err.title_not_found"}
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -258,14 +275,41 @@ async def error_pages_middleware(request: web.Request, handler: Handler) -> web.
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status in _ERROR_WORDS and _DEFAULT_ERROR_TEXT.match(exc.text or ""):
-            exc.text = ui(request, _ERROR_WORDS[exc.status])
-        raise
+        if exc.status < 400:
+            raise
+        text = exc.text or ""
+        if _DEFAULT_ERROR_TEXT.match(text):
+            text = ui(request, _ERROR_WORDS.get(exc.status, "console.ui.err.generic"))
+        return await _error_page(request, exc.status, text, exc.headers)
     except Exception:
         resource = request.match_info.route.resource  # the route, not the path: no search text in logs
         log.exception("console: unhandled error on %s %s", request.method,
                       resource.canonical if resource is not None else "?")
-        return web.Response(status=500, text=ui(request, "console.ui.err.server"))
+        return await _error_page(request, 500, ui(request, "console.ui.err.server"))
+
+
+async def _error_page(request: web.Request, status: int, text: str,
+                      headers: Any = None) -> web.StreamResponse:
+    """The console's own page (styled, with navigation) around the words; plain words for the
+    scripts' background requests and if the page itself cannot be drawn."""
+    keep = {name: headers[name] for name in ("Retry-After", "Allow") if headers and name in headers}
+    if request.path.startswith("/static/") or request.path.endswith("/messages") \
+            or request.query.get("partial"):
+        return web.Response(status=status, text=text, headers=keep)
+    try:
+        import aiohttp_jinja2
+
+        title = ui(request, _ERROR_TITLES.get(status, "console.ui.err.title"))
+        # The page's whole context here: the error may come before the template context was made.
+        context = {"title": title, "message": text, "status": status, "staff": request.get(STAFF),
+                   "csrf_token": await csrf_token(request), "path": request.path,
+                   "_": functools.partial(ui, request), "w": staff_words_for(request)}
+        response = aiohttp_jinja2.render_template("error.html", request, context, status=status)
+    except Exception:  # never let the error page hide the error
+        log.exception("console: the error page could not be drawn")
+        return web.Response(status=status, text=text, headers=keep)
+    response.headers.update(keep)
+    return response
 
 
 @web.middleware
@@ -322,10 +366,17 @@ def manager_only(handler: Handler) -> Handler:
 
 def ui(request: web.Request, key: str, /, **params: object) -> str:
     """Console text in the staff member's language (the default locale before log-in)."""
+    return staff_words_for(request)(key, **params)
+
+
+def staff_words_for(request: web.Request) -> Words:
+    """Words, dates and money for this request's staff member: their language (the default locale
+    before log-in) and the staff's time zone (``handoff_timezone``: the desk's working hours)."""
     settings = request.app[SETTINGS]
     staff = request.get(STAFF)
     locale = staff.locale if staff is not None else settings.default_locale
-    return get_translator(settings.locales_dir, settings.default_locale)(locale, key, **params)
+    return staff_words(get_translator(settings.locales_dir, settings.default_locale), locale,
+                       settings.handoff_timezone)
 
 
 def client_address(request: web.Request) -> str:

@@ -33,68 +33,82 @@ def funnel(stages: list[tuple[str, int]], title: str = "Customer journey funnel"
         bar = max(plot * count / top, 2)
         x = label_w + (plot - bar) / 2
         share = f" · {round(100 * count / stages[0][1])}%" if stages[0][1] else ""
+        # A light track behind every bar: a stage nobody reached reads as "0", not as a stray line.
+        value_css = "value" if bar > 90 else "value dark"
         body.append(
             _text(label_w - 10, y + row / 2 + 5, label, anchor="end")
+            + f'<rect x="{label_w}" y="{y}" width="{plot}" height="{row}" rx="6" class="track"/>'
             + f'<rect x="{x:.1f}" y="{y}" width="{bar:.1f}" height="{row}" rx="6" '
             f'fill="{PALETTE[index % 6]}"/>'
-            + _text(label_w + plot / 2, y + row / 2 + 5, f"{count}{share}", "value", "middle")
+            + _text(label_w + plot / 2, y + row / 2 + 5, f"{count}{share}", value_css, "middle")
         )
     description = ", ".join(f"{label}: {count}" for label, count in stages)
     return _svg(width, len(stages) * (row + gap), title, description, body)
 
 
+def _fit(label: str, room: int) -> str:
+    """Cut a label to ``room`` narrow characters (CJK ones count double), keeping its start."""
+    used, kept = 0, []
+    for char in label:
+        used += 2 if ord(char) > 0x2E80 else 1
+        if used > room:
+            return "".join(kept).rstrip() + "…"
+        kept.append(char)
+    return label
+
+
 def bars(items: list[tuple[str, float]], title: str, unit: str = "") -> Markup:
-    """Horizontal bars, one per item, longest first as given."""
-    width, row, gap, label_w = 640, 26, 6, 260
+    """Horizontal bars, one per item, in the order given; each label on its own line above its bar,
+    so long questions (in any script) are never cut at the front or run into each other."""
+    width, label_h, row, gap = 360, 18, 16, 10
     top = max((value for _, value in items), default=0) or 1
     body: list[str] = []
     for index, (label, value) in enumerate(items):
-        y = index * (row + gap)
-        bar = max((width - label_w - 70) * value / top, 2)
-        short = label if len(label) <= 38 else label[:37] + "…"
+        y = index * (label_h + row + gap)
+        bar = max((width - 50) * value / top, 2)
         body.append(
-            _text(label_w - 8, y + row / 2 + 5, short, anchor="end")
-            + f'<rect x="{label_w}" y="{y}" width="{bar:.1f}" height="{row}" rx="4" fill="{PALETTE[1]}"/>'
-            + _text(label_w + bar + 6, y + row / 2 + 5, f"{value:g}{unit}")
+            _text(0, y + 13, _fit(label, 52), "label")
+            + f'<rect x="0" y="{y + label_h}" width="{bar:.1f}" height="{row}" rx="4" fill="{PALETTE[1]}"/>'
+            + _text(bar + 6, y + label_h + 13, f"{value:g}{unit}", "label")
         )
     description = ", ".join(f"{label}: {value:g}{unit}" for label, value in items)
-    return _svg(width, max(len(items), 1) * (row + gap), title, description, body)
+    return _svg(width, max(len(items), 1) * (label_h + row + gap), title, description, body)
 
 
 def grouped_bars(groups: list[tuple[str, list[int]]], series: list[str], title: str) -> Markup:
-    """Per group (a journey), one vertical bar per series (sent, delivered, clicked, converted)."""
-    group_w, bar_w, height, base = 150, 26, 220, 180
-    width = max(len(groups), 1) * group_w + 40
+    """Per group (a journey) its name on a line of its own, then one thin horizontal bar per series
+    (sent, delivered, clicked, converted) with its number: as readable on a phone as on a desk."""
+    width, label_h, bar_h, gap, legend_w = 360, 20, 12, 14, 84
     top = max((v for _, values in groups for v in values), default=0) or 1
     body: list[str] = []
-    for g, (label, values) in enumerate(groups):
-        x0 = 30 + g * group_w
-        for s, value in enumerate(values):
-            h = (base - 20) * value / top
-            x = x0 + s * (bar_w + 4)
-            body.append(
-                f'<rect x="{x}" y="{base - h:.1f}" width="{bar_w}" height="{h:.1f}" fill="{PALETTE[s % 6]}">'
-                f"<title>{escape(series[s])}: {value}</title></rect>"
-                + _text(x + bar_w / 2, base - h - 4, value, "small", "middle")
-            )
-        short = label if len(label) <= 20 else label[:19] + "…"
-        body.append(f'<text x="{x0 + 2 * (bar_w + 4)}" y="{base + 18}" text-anchor="middle" class="label">'
-                    f"{escape(short)}</text>")
-    legend_y = base + 36
-    for s, name in enumerate(series):
-        body.append(f'<rect x="{30 + s * 110}" y="{legend_y - 10}" width="12" height="12" '
-                    f'fill="{PALETTE[s % 6]}"/>' + _text(46 + s * 110, legend_y, name, "small"))
+    y = 0.0
+    for s_index, name in enumerate(series):  # the legend, once, on top
+        x = (s_index % 4) * legend_w
+        body.append(f'<rect x="{x}" y="{y + 2}" width="10" height="10" fill="{PALETTE[s_index % 6]}"/>'
+                    + _text(x + 14, y + 11, _fit(name, 12), "small"))
+    y += 24
+    for label, values in groups:
+        body.append(_text(0, y + 14, _fit(label, 52), "label"))
+        y += label_h
+        for s_index, value in enumerate(values):
+            bar = max((width - 60) * value / top, 1.5)
+            body.append(f'<rect x="0" y="{y:.1f}" width="{bar:.1f}" height="{bar_h}" rx="2" '
+                        f'fill="{PALETTE[s_index % 6]}"><title>{escape(series[s_index])}: {value}</title>'
+                        "</rect>" + _text(bar + 4, y + bar_h - 2, value, "small"))
+            y += bar_h + 2
+        y += gap
     description = "; ".join(
         f"{label}: " + ", ".join(f"{name} {value}" for name, value in zip(series, values, strict=False))
         for label, values in groups
     )
-    return _svg(width, height + 10, title, description, body)
+    return _svg(width, int(y), title, description, body)
 
 
 def line(points: list[tuple[str, float | None]], title: str, low: float = 1, high: float = 5) -> Markup:
     """A line over time (e.g. weekly CSAT on a 1–5 scale); gaps where there is no data."""
-    width, height, left, bottom = 640, 220, 40, 180
+    width, height, left, bottom = 360, 210, 28, 180
     step = (width - left - 20) / max(len(points) - 1, 1)
+    every = max(1, -(-len(points) // 5))  # at most five dates under the axis: they never run together
     body = [f'<line x1="{left}" y1="{bottom}" x2="{width - 10}" y2="{bottom}" class="axis"/>']
     for tick in range(int(low), int(high) + 1):
         y = bottom - (bottom - 20) * (tick - low) / (high - low)
@@ -103,14 +117,15 @@ def line(points: list[tuple[str, float | None]], title: str, low: float = 1, hig
     path: list[str] = []
     for index, (label, value) in enumerate(points):
         x = left + index * step
-        body.append(_text(x, bottom + 18, label, "small", "middle"))
+        if index % every == 0 or (index == len(points) - 1 and len(points) <= 5):
+            body.append(_text(x, bottom + 18, label, "small", "middle"))
         if value is None:
             path.append("")
             continue
         y = bottom - (bottom - 20) * (value - low) / (high - low)
         path.append(f"{x:.1f},{y:.1f}")
-        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{PALETTE[0]}"><title>{escape(label)}: '
-                    f"{value:.2f}</title></circle>")
+        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{PALETTE[0]}"><title>{escape(label)}: '
+                    f"{value:.2f}</title></circle>" + _text(x, y - 10, f"{value:.1f}", "small", "middle"))
     segment: list[str] = []
     for point in [*path, ""]:
         if point:

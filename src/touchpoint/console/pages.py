@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,32 +25,40 @@ from touchpoint.console import actions, charts, queries
 from touchpoint.console.auth import (
     DB,
     DEMO_MODE,
+    MIN_PASSWORD_LENGTH,
     PASSWORDS,
     POKE_SENDER,
     SETTINGS,
     STAFF,
     THROTTLE,
     TRUSTED_PROXIES,
+    add_staff,
     authenticate,
     client_address,
     csrf_token,
+    disable_staff,
     end_staff_session,
     error_pages_middleware,
+    find_staff,
+    logout_staff,
     manager_only,
     safe_target,
     security_headers,
     security_middleware,
     session_key,
+    set_staff_role,
+    staff_words_for,
     start_staff_session,
     ui,
 )
-from touchpoint.console.models import Campaign, StaffAccount
+from touchpoint.console.models import ROLES, Campaign, StaffAccount
 from touchpoint.console.passwords import PasswordWorkBusy, PasswordWorker
 from touchpoint.console.throttle import LoginThrottle, MemoryCounters, RedisCounters, parse_networks
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator, resolve_locale
+from touchpoint.orders.models import Order
 from touchpoint.understanding.text import guess_locale
 
 HERE = Path(__file__).parent
@@ -81,7 +88,7 @@ def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = Fa
     )
     env.filters["when"] = _when
     env.filters["minutes"] = _minutes
-    env.globals["money"] = queries.money
+    env.globals["money"] = _money
     app.router.add_routes(routes)
     app.router.add_static("/static", HERE / "static", append_version=True)
     return app
@@ -114,18 +121,24 @@ def _login_throttle(app: web.Application, settings: Settings) -> LoginThrottle:
 
 async def _page_context(request: web.Request) -> dict[str, Any]:
     return {"staff": request.get(STAFF), "csrf_token": await csrf_token(request), "path": request.path,
-            "_": functools.partial(ui, request),
+            "_": functools.partial(ui, request), "w": staff_words_for(request),
             "command": "touchpoint staff add NAME --role agent|manager"}
 
 
-def _when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+@jinja2.pass_context
+def _when(context: Any, value: datetime | None) -> str:
+    """A moment in the staff member's language and the staff's time zone."""
+    return str(context["w"].when(value))
 
 
-def _minutes(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.0f} min" if value < 120 else f"{value / 60:.1f} h"
+@jinja2.pass_context
+def _minutes(context: Any, value: float | None) -> str:
+    return str(context["w"].minutes(value))
+
+
+@jinja2.pass_context
+def _money(context: Any, minor: int | None, currency: str | None) -> str:
+    return str(context["w"].money(minor, currency))
 
 
 def _db(request: web.Request) -> Database:
@@ -216,8 +229,11 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         stages = await queries.funnel(session, since)
         journeys = sorted((await queries.journey_numbers(session, since)).values(), key=lambda j: j.key)
-        csat = await queries.csat_trend(session, since, now)
+        words = staff_words_for(request)
+        csat = await queries.csat_trend(session, since, now, words.day)
         times = await queries.handoff_times(session, since)
+        csat_average, csat_count = await queries.csat_summary(session, since)
+        weekly = await queries.weekly_counts(session, since, now, words.day)
         gaps = await queries.content_gaps(session, since)
         staff = request[STAFF]
         faq = await queries.faq_choices(session, staff.locale) if staff.role == "manager" else []
@@ -226,9 +242,13 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
     return {
         "days": days, "periods": PERIODS, "stages": stages, "journeys": journeys, "times": times,
         "gaps": gaps, "faq": faq, "flash": await _pop_flash(request),
+        "csat_average": csat_average, "csat_count": csat_count,
+        "weekly_chart": charts.grouped_bars(
+            weekly, [ui(request, "console.ui.dash.conversations"), ui(request, "console.ui.dash.tickets")],
+            ui(request, "console.ui.dash.weekly")) if any(sum(v) for _, v in weekly) else None,
         "funnel": charts.funnel(labelled, ui(request, "console.ui.dash.funnel")),
         "journey_chart": charts.grouped_bars(
-            [(j.key, [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
+            [(words.journey(j.key), [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
             ui(request, "console.ui.nav.journeys")) if journeys else None,
         "csat_chart": charts.line(csat, ui(request, "console.ui.dash.csat"))
         if any(v for _, v in csat) else None,
@@ -267,11 +287,24 @@ async def gap_to_entry(request: web.Request) -> web.StreamResponse:
 
 # --- inbox ---
 
+def _view(request: web.Request) -> str:
+    view = request.query.get("view", "open")
+    return view if view in queries.INBOX_VIEWS else "open"
+
+
+async def _inbox_rows(request: web.Request, session: Any, view: str) -> list[Any]:
+    return await queries.inbox(session, view, actions.author_name(request[STAFF]))
+
+
 @routes.get("/inbox")
 async def inbox(request: web.Request) -> web.StreamResponse:
+    view = _view(request)
     async with _db(request).session() as session:
-        rows = await queries.open_conversations(session)
-    context = {"rows": rows, "now": utcnow()}
+        rows = await _inbox_rows(request, session, view)
+    current = request.query.get("current", "")
+    context = {"rows": rows, "now": utcnow(), "view": view, "views": queries.INBOX_VIEWS,
+               "current": int(current) if current.isdigit() else None,
+               "flash": await _pop_flash(request) if not request.query.get("partial") else None}
     name = "inbox_list.html" if request.query.get("partial") else "inbox.html"
     return aiohttp_jinja2.render_template(name, request, context)
 
@@ -289,12 +322,46 @@ async def conversation_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         customer = await session.get(Customer, conversation.customer_id)
-        assert customer is not None
+        if customer is None:
+            raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_customer"))
         messages = await queries.transcript(session, conversation)
         card = await queries.context_card(session, customer)
+        view = _view(request)
+        rows = await _inbox_rows(request, session, view)
+    canned = _canned(request, card.locale)
     return {"conversation": conversation, "customer": customer, "messages": messages, "card": card,
             "claimed_by": queries.claimed_by(messages), "flash": await _pop_flash(request),
-            "last_id": messages[-1].id if messages else 0}
+            "last_id": messages[-1].id if messages else 0, "rows": rows, "view": view,
+            "views": queries.INBOX_VIEWS, "current": conversation.id, "now": utcnow(), "canned": canned}
+
+
+def _canned(request: web.Request, locale: str) -> list[tuple[str, str]]:
+    """The Telegram desk's canned replies (`/t NAME`): (name, the text the customer would get)."""
+    settings = _settings(request)
+    translate = get_translator(settings.locales_dir, settings.default_locale)
+    return [(name, texts.get(locale) or translate(locale, f"handoff.canned.{name}"))
+            for name, texts in sorted(settings.handoff_canned.items())]
+
+
+@routes.post("/inbox/{id}/canned")
+async def conversation_canned(request: web.Request) -> web.StreamResponse:
+    """A canned reply, as `/t NAME` sends it from the staff topic: in the customer's language."""
+    name = str((await request.post()).get("name", ""))
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        if conversation.status != "open":
+            raise web.HTTPConflict(text=ui(request, "console.ui.err.closed"))
+        customer = await session.get(Customer, conversation.customer_id)
+        if customer is None:
+            raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_customer"))
+        locale = resolve_locale(customer.locale, customer.language_code, _settings(request).default_locale)
+        texts = dict(_canned(request, locale))
+        if name not in texts:
+            raise web.HTTPBadRequest(text=ui(request, "console.ui.err.no_canned"))
+        await actions.send_staff_reply(session, _settings(request), conversation, request[STAFF], texts[name])
+    _poke_sender(request)
+    await _flash(request, "console.ui.flash.reply_sent")
+    raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
 
 @routes.get("/inbox/{id}/messages")
@@ -347,8 +414,7 @@ async def conversation_close(request: web.Request) -> web.StreamResponse:
         conversation = await _conversation(request, session)
         closed = await actions.close_conversation(session, _settings(request), conversation, request[STAFF])
     _poke_sender(request)
-    if closed:
-        await _flash(request, "console.ui.flash.closed")
+    await _flash(request, "console.ui.flash.closed" if closed else "console.ui.flash.already_closed")
     raise web.HTTPSeeOther("/inbox")
 
 
@@ -388,9 +454,10 @@ async def ticket_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         ticket = await _ticket(request, session)
         customer = await session.get(Customer, ticket.customer_id)
+        order = await session.get(Order, ticket.order_id) if ticket.order_id else None
         history = await queries.ticket_history(session, ticket)
     # Only the moves the after-sales lifecycle allows from here.
-    return {"ticket": ticket, "customer": customer, "history": history,
+    return {"ticket": ticket, "customer": customer, "order": order, "history": history,
             "statuses": aftersales.TRANSITIONS.get(ticket.status, ()),
             "overdue": queries.is_overdue(ticket, utcnow()), "flash": await _pop_flash(request)}
 
@@ -459,7 +526,8 @@ async def customers_page(request: web.Request) -> dict[str, Any]:
     text = request.query.get("q", "")[:100]
     async with _db(request).session() as session:
         found = await queries.find_customers(session, text)
-    return {"customers": found, "q": text}
+        accounts = await queries.store_accounts(session, found)
+    return {"customers": found, "q": text, "accounts": accounts}
 
 
 @routes.get("/customers/{id}")
@@ -472,7 +540,13 @@ async def customer_page(request: web.Request) -> dict[str, Any]:
         items = await queries.timeline(session, customer)
         card = await queries.context_card(session, customer)
     locale = resolve_locale(customer.locale, customer.language_code, _settings(request).default_locale)
-    return {"customer": customer, "timeline": items, "card": card, "locale": locale}
+    kind = request.query.get("kind", "")
+    if kind in queries.TIMELINE_KINDS:
+        items = [item for item in items if item.kind == kind]
+    else:
+        kind = ""
+    return {"customer": customer, "timeline": items, "card": card, "locale": locale, "kind": kind,
+            "kinds": queries.TIMELINE_KINDS}
 
 
 # --- journeys (managers) ---
@@ -481,13 +555,13 @@ async def customer_page(request: web.Request) -> dict[str, Any]:
 @manager_only
 @aiohttp_jinja2.template("journeys.html")
 async def journeys_page(request: web.Request) -> dict[str, Any]:
-    definitions = queries.load_journey_definitions(_settings(request))
+    definitions = queries.load_journey_specs(_settings(request))
     async with _db(request).session() as session:
         numbers = await queries.journey_numbers(session)
     keys = sorted(set(definitions) | {k for k in numbers if not k.startswith("campaign_")})
+    words = staff_words_for(request)
     rows = [(key, numbers.get(key) or queries.JourneyNumbers(key),
-             json.dumps(definitions.get(key), indent=2, ensure_ascii=False, default=str)
-             if key in definitions else None) for key in keys]
+             words.describe_journey(definitions[key]) if key in definitions else None) for key in keys]
     return {"rows": rows, "flash": await _pop_flash(request)}
 
 
@@ -507,7 +581,8 @@ async def _set_paused(request: web.Request, paused: bool) -> web.StreamResponse:
     key = request.match_info["key"][:64]
     async with _db(request).session() as session:
         await actions.set_journey_paused(session, key, paused, request[STAFF])
-    await _flash(request, f"console.ui.flash.journey_{'paused' if paused else 'resumed'}", key=key)
+    await _flash(request, f"console.ui.flash.journey_{'paused' if paused else 'resumed'}",
+                 key=staff_words_for(request).journey(key))
     raise web.HTTPSeeOther("/journeys")
 
 
@@ -594,4 +669,53 @@ async def campaign_create(request: web.Request) -> web.StreamResponse:
 async def staff_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         accounts = (await session.exec(select(StaffAccount).order_by(col(StaffAccount.username)))).all()
-    return {"accounts": accounts}
+    return {"accounts": accounts, "roles": ROLES, "locales": SUPPORTED_LOCALES,
+            "flash": await _pop_flash(request), "min_password": MIN_PASSWORD_LENGTH}
+
+
+STAFF_ACTIONS = ("add", "role", "password", "disable", "logout")
+
+
+@routes.post("/staff")
+@manager_only
+async def staff_action(request: web.Request) -> web.StreamResponse:
+    """What `touchpoint staff add/disable/logout` does, from the console (managers only). A manager
+    cannot disable, demote or sign out their own account here: that is how a desk locks itself out."""
+    form = await request.post()
+    action = str(form.get("action", ""))
+    username = str(form.get("username", "")).strip().lower()[:64]
+    me = request[STAFF]
+    if action not in STAFF_ACTIONS:
+        raise web.HTTPBadRequest(text=ui(request, "console.ui.err.generic"))
+    if username == me.username and action in ("role", "disable", "logout"):
+        await _flash(request, "console.ui.staff.err.self")
+        raise web.HTTPSeeOther("/staff")
+    role, locale = str(form.get("role", "agent")), str(form.get("locale", "")) or None
+    password = str(form.get("password", ""))
+    async with _db(request).session() as session:
+        existing = await find_staff(session, username)
+        if action != "add" and existing is None:
+            await _flash(request, "console.ui.staff.err.unknown", name=username)
+            raise web.HTTPSeeOther("/staff")
+        if action == "add" and existing is not None:
+            await _flash(request, "console.ui.staff.err.exists", name=username)
+            raise web.HTTPSeeOther("/staff")
+        try:
+            if action == "add":
+                shown = str(form.get("display_name", "")).strip()[:120]
+                await add_staff(session, username, password, role, shown, locale)
+            elif action == "password" and existing is not None:
+                # A reset keeps the role and language, and ends the account's sessions.
+                await add_staff(session, username, password, existing.role, existing.display_name,
+                                existing.locale)
+            elif action == "role":
+                await set_staff_role(session, username, role)
+            elif action == "disable":
+                await disable_staff(session, username)
+            else:
+                await logout_staff(session, username)
+        except ValueError:  # checked before anything is written: a short password, a bad name
+            await _flash(request, "console.ui.staff.err.invalid", min=MIN_PASSWORD_LENGTH)
+            raise web.HTTPSeeOther("/staff") from None
+    await _flash(request, f"console.ui.staff.done.{action}", name=username)
+    raise web.HTTPSeeOther("/staff")

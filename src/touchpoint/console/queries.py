@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,8 +20,10 @@ from touchpoint.aftersales.service import CLOSED_STATUSES
 from touchpoint.catalog.models import FaqEntry
 from touchpoint.config import Settings
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
-from touchpoint.customers.models import BehaviourEvent, Customer
+from touchpoint.customers.models import BehaviourEvent, Customer, StoreCustomer
+from touchpoint.formatting import format_money
 from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.i18n import resolve_locale
 from touchpoint.journeys.engine import NOT_SPENT
 from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
 from touchpoint.journeys.spec import JourneyFileError, load_journeys
@@ -45,19 +48,56 @@ TICKET_KINDS = KINDS
 
 async def open_conversations(session: AsyncSession) -> list[tuple[Conversation, Customer, str | None]]:
     """Open handoffs, oldest first, with the customer and the last thing said."""
-    rows = (await session.exec(
-        select(Conversation, Customer).join(Customer, col(Customer.id) == Conversation.customer_id)
-        .where(Conversation.status == "open").order_by(col(Conversation.opened_at), col(Conversation.id))
-    )).all()
+    return [(c, customer, last) for c, customer, last, _ in await inbox(session, "open")]
+
+
+INBOX_VIEWS = ("open", "mine", "unassigned", "resolved")
+
+
+async def inbox(
+    session: AsyncSession, view: str = "open", me: str | None = None, limit: int = 200,
+) -> list[tuple[Conversation, Customer, str | None, str | None]]:
+    """Handoffs for a view, with the customer, the last thing said and who took it (or None).
+
+    open: every open one, oldest first; mine: open ones ``me`` took; unassigned: open ones nobody
+    took; resolved: closed ones, latest first. Taking one (console "Take it" or /claim in the
+    staff topic) is a "claim" line in the transcript: the latest one names the assignee."""
+    query = select(Conversation, Customer).join(Customer, col(Customer.id) == Conversation.customer_id)
+    if view == "resolved":
+        query = query.where(Conversation.status == "closed").order_by(
+            col(Conversation.closed_at).desc(), col(Conversation.id).desc())
+    else:
+        query = query.where(Conversation.status == "open").order_by(
+            col(Conversation.opened_at), col(Conversation.id))
+    rows = (await session.exec(query.limit(limit if view == "resolved" else 2000))).all()
+    assignees = await _assignees(session, [c.id for c, _ in rows if c.id is not None])
     result = []
     for conversation, customer in rows:
+        assignee = assignees.get(conversation.id or 0)
+        if (view == "mine" and (assignee is None or assignee != me)) or (view == "unassigned" and assignee):
+            continue
         last = (await session.exec(
             select(TranscriptMessage.text).where(TranscriptMessage.conversation_id == conversation.id,
                                                  TranscriptMessage.direction != "note")
             .order_by(col(TranscriptMessage.id).desc()).limit(1)
         )).first()
-        result.append((conversation, customer, last))
+        result.append((conversation, customer, last, assignee))
+        if len(result) >= limit:
+            break
     return result
+
+
+async def _assignees(session: AsyncSession, ids: list[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for chunk in _chunks(ids):
+        for conversation_id, author in (await session.exec(
+            select(TranscriptMessage.conversation_id, TranscriptMessage.author)
+            .where(col(TranscriptMessage.conversation_id).in_(chunk), TranscriptMessage.direction == "note",
+                   TranscriptMessage.kind == "claim").order_by(col(TranscriptMessage.id))
+        )).all():
+            if conversation_id is not None:
+                found[conversation_id] = author  # the latest claim wins
+    return found
 
 
 async def transcript(
@@ -85,6 +125,9 @@ class ContextCard:
     orders: list[Order]
     open_tickets: list[Ticket]
     journeys: list[Enrolment]
+    locale: str = "en"  # the customer's language (their choice, else Telegram's)
+    store_account: StoreCustomer | None = None
+    spend: dict[str, int] = field(default_factory=dict)  # kept orders' totals by currency
 
 
 async def context_card(session: AsyncSession, customer: Customer) -> ContextCard:
@@ -96,8 +139,15 @@ async def context_card(session: AsyncSession, customer: Customer) -> ContextCard
         Enrolment.customer_id == customer.id, Enrolment.status == "active"
     ))).all()
     stages = await customer_stages(session, [customer])
+    locale = resolve_locale(customer.locale, customer.language_code, "en")
+    store_id = customer.store_customer_id
+    account = await session.get(StoreCustomer, store_id) if store_id else None
+    spend: dict[str, int] = defaultdict(int)
+    for order in orders:
+        if order.status not in NOT_SPENT:
+            spend[order.currency] += order.total_minor
     return ContextCard(customer, FUNNEL_STAGES[stages.get(customer.id or 0, 0)], orders, list(tickets),
-                       list(journeys))
+                       list(journeys), locale, account, dict(spend))
 
 
 async def customer_orders(session: AsyncSession, customer: Customer) -> list[Order]:
@@ -136,8 +186,9 @@ def is_overdue(ticket: Ticket, now: datetime) -> bool:
 class HistoryItem:
     created_at: datetime
     author: str
-    kind: str
+    kind: str  # status | message | rating | note
     text: str
+    status: str | None = None  # the status moved to (kind "status")
 
 
 async def ticket_history(session: AsyncSession, ticket: Ticket) -> list[HistoryItem]:
@@ -147,8 +198,7 @@ async def ticket_history(session: AsyncSession, ticket: Ticket) -> list[HistoryI
     notes = (await session.exec(
         select(ConsoleNote).where(ConsoleNote.subject == "ticket", ConsoleNote.subject_id == ticket.id)
         .order_by(col(ConsoleNote.id)))).all()
-    items = [HistoryItem(e.created_at, e.author, e.kind,
-                         " · ".join(filter(None, (e.status if e.kind == "status" else "", e.text))))
+    items = [HistoryItem(e.created_at, e.author, e.kind, e.text, e.status if e.kind == "status" else None)
              for e in events]
     items += [HistoryItem(n.created_at, n.author, n.kind, n.text) for n in notes]
     return sorted(items, key=lambda item: item.created_at)
@@ -157,11 +207,19 @@ async def ticket_history(session: AsyncSession, ticket: Ticket) -> list[HistoryI
 # --- customers ---
 
 async def find_customers(session: AsyncSession, text: str) -> list[Customer]:
+    """By name, @username, Telegram id, phone, or the linked store account's name, e-mail or phone,
+    or one of its order numbers; the most recently seen first."""
     query = select(Customer).order_by(col(Customer.last_seen_at).desc()).limit(50)
-    text = text.strip()
+    text = text.strip().lstrip("@")
     if text:
         like = f"%{text.lower()}%"
-        conditions = [func.lower(Customer.first_name).like(like), func.lower(Customer.username).like(like)]
+        store_ids = select(StoreCustomer.id).where(or_(
+            func.lower(StoreCustomer.name).like(like), func.lower(StoreCustomer.email).like(like),
+            col(StoreCustomer.phone).like(f"%{text.lstrip('+')}%")))
+        ordered = select(Order.store_customer_id).where(func.lower(Order.number) == text.lower().lstrip("#"))
+        linked = col(Customer.store_customer_id)
+        conditions = [func.lower(Customer.first_name).like(like), func.lower(Customer.username).like(like),
+                      linked.in_(store_ids), linked.in_(ordered)]
         if text.lstrip("+").isdigit():
             conditions += [col(Customer.phone).like(f"%{text.lstrip('+')}%"),
                            Customer.telegram_id == int(text.lstrip("+"))]
@@ -169,13 +227,36 @@ async def find_customers(session: AsyncSession, text: str) -> list[Customer]:
     return list((await session.exec(query)).all())
 
 
+async def store_accounts(session: AsyncSession, customers: list[Customer]) -> dict[str, StoreCustomer]:
+    """The linked store records of these customers, by id (to tell two Annas apart)."""
+    ids = [c.store_customer_id for c in customers if c.store_customer_id]
+    found: dict[str, StoreCustomer] = {}
+    for chunk in _chunks(ids):
+        query = select(StoreCustomer).where(col(StoreCustomer.id).in_(chunk))
+        for record in (await session.exec(query)).all():
+            found[record.id] = record
+    return found
+
+
+# Payload fields worth showing a person (values only, never "key=value").
+READABLE_FIELDS = ("text", "query", "question", "number", "ticket", "ticket_number", "order_number", "order",
+                   "sku", "name", "title", "code", "score")
+
+
 @dataclass(order=True)
 class TimelineItem:
+    """One line: ``parts`` are (group, value) pairs the page turns into words: group "" is text shown
+    as it is, "key" a console text key, anything else a code named through ``Words.label``."""
+
     at: datetime
     kind: str = field(compare=False)  # event | message | order | ticket | referral | nudge
-    title: str = field(compare=False)
+    parts: list[tuple[str, str]] = field(compare=False, default_factory=list)
     detail: str = field(default="", compare=False)
     link: str | None = field(default=None, compare=False)
+    amount: tuple[int, str] | None = field(default=None, compare=False)
+
+
+TIMELINE_KINDS = ("event", "message", "order", "ticket", "referral", "nudge")
 
 
 async def timeline(session: AsyncSession, customer: Customer, limit: int = 300) -> list[TimelineItem]:
@@ -184,41 +265,55 @@ async def timeline(session: AsyncSession, customer: Customer, limit: int = 300) 
     items: list[TimelineItem] = []
     for event in (await session.exec(select(BehaviourEvent).where(BehaviourEvent.customer_id == cid)
                                      .order_by(col(BehaviourEvent.id).desc()).limit(limit))).all():
-        items.append(TimelineItem(event.occurred_at, "event", event.type, _payload_summary(event.payload)))
+        items.append(TimelineItem(event.occurred_at, "event", [("event", event.type)],
+                                  _payload_summary(event.payload)))
     for message in (await session.exec(select(TranscriptMessage).where(TranscriptMessage.customer_id == cid)
                                        .order_by(col(TranscriptMessage.id).desc()).limit(limit))).all():
-        who = {"in": "customer", "out": "bot", "staff": f"staff · {message.author}",
-               "note": f"note · {message.author}"}.get(message.direction, message.direction)
+        parts = [("key", f"console.ui.who.{message.direction}")]
+        if message.direction in ("staff", "note") and message.author:
+            parts.append(("author", message.author))
         link = f"/inbox/{message.conversation_id}" if message.conversation_id else None
-        items.append(TimelineItem(message.created_at, "message", who, message.text, link))
+        text = message.text
+        if message.direction == "note" and message.kind in ("claim", "close"):
+            # Taking and closing are shown in words (the stored line is for the record only).
+            parts, text = [("author", message.author), ("key", f"console.ui.tl.{message.kind}")], ""
+        items.append(TimelineItem(message.created_at, "message", parts, text, link))
     for order in await customer_orders(session, customer):
-        items.append(TimelineItem(order.created_at, "order", f"order {order.number} · {order.status}",
-                                  money(order.total_minor, order.currency)))
+        parts = [("key", "console.ui.tl.order"), ("", order.number), ("order_status", order.status)]
+        amount = (order.total_minor, order.currency)
+        items.append(TimelineItem(order.created_at, "order", parts, amount=amount))
     for ticket in (await session.exec(select(Ticket).where(Ticket.customer_id == cid))).all():
-        title = f"{ticket.kind} {ticket.number} · {ticket.status}"
+        parts = [("kind", ticket.kind), ("", ticket.number), ("ticket_status", ticket.status)]
         link = f"/tickets/{ticket.id}"
-        items.append(TimelineItem(ticket.created_at, "ticket", title, ticket.details, link))
+        items.append(TimelineItem(ticket.created_at, "ticket", parts, ticket.details, link))
     for referral in (await session.exec(select(Referral).where(
         or_(Referral.referrer_id == cid, Referral.referee_id == cid)
     ))).all():
-        role = "referred a friend" if referral.referrer_id == cid else "was referred"
+        role = "console.ui.tl.referred" if referral.referrer_id == cid else "console.ui.tl.was_referred"
         other = referral.referee_id if referral.referrer_id == cid else referral.referrer_id
-        items.append(TimelineItem(referral.created_at, "referral", f"{role} · {referral.status}", "",
+        items.append(TimelineItem(referral.created_at, "referral",
+                                  [("key", role), ("referral_status", str(referral.status))], "",
                                   f"/customers/{other}"))
     for row in (await session.exec(select(OutboxMessage).where(OutboxMessage.customer_id == cid)
                                    .order_by(col(OutboxMessage.id).desc()).limit(limit))).all():
-        detail = row.journey_key or row.lane
-        items.append(TimelineItem(row.sent_at or row.due_at, "nudge", f"{row.template} · {row.status}",
-                                  f"{detail}{f' ({row.reason})' if row.reason else ''}"))
+        parts = [("journey", row.journey_key) if row.journey_key else ("lane", row.lane),
+                 ("outbox_status", row.status)]
+        if row.reason:
+            parts.append(("outbox_reason", row.reason))
+        items.append(TimelineItem(row.sent_at or row.due_at, "nudge", parts))
     return sorted(items, reverse=True)[:limit]
 
 
 def _payload_summary(payload: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in list(payload.items())[:4])
+    """The payload's human parts (a question's words, an order or ticket number), values only."""
+    values = [str(payload[name]) for name in READABLE_FIELDS
+              if isinstance(payload.get(name), str | int) and not isinstance(payload.get(name), bool)
+              and str(payload[name]).strip()]
+    return " · ".join(values[:3])
 
 
-def money(minor: int, currency: str) -> str:
-    return f"{minor / 100:.2f} {currency}"
+def money(minor: int, currency: str, locale: str = "en") -> str:
+    return format_money(minor, currency, locale)
 
 
 # --- dashboard ---
@@ -359,8 +454,11 @@ async def journey_numbers(session: AsyncSession, since: datetime | None = None) 
     return numbers
 
 
-async def csat_trend(session: AsyncSession, since: datetime, now: datetime) -> list[tuple[str, float | None]]:
-    """Average CSAT (1–5) per week of the period: rated tickets and rated handoff conversations."""
+async def csat_trend(
+    session: AsyncSession, since: datetime, now: datetime, label: Callable[[datetime], str] | None = None,
+) -> list[tuple[str, float | None]]:
+    """Average CSAT (1–5) per week of the period: rated tickets and rated handoff conversations.
+    ``label`` names each week's first day (the console passes the staff member's date format)."""
     rows = list((await session.exec(select(Ticket.closed_at, Ticket.updated_at, Ticket.csat).where(
         col(Ticket.csat).is_not(None), col(Ticket.updated_at) >= since))).all())
     rated = select(Conversation.closed_at, Conversation.opened_at, Conversation.csat).where(
@@ -372,8 +470,36 @@ async def csat_trend(session: AsyncSession, since: datetime, now: datetime) -> l
     for closed_at, updated_at, csat in rows:
         week = min(weeks - 1, ((closed_at or updated_at) - since).days // 7)
         scores[week].append(csat)
-    return [((since + timedelta(weeks=w)).strftime("%d %b"),
+    name = label or (lambda day: day.date().isoformat())
+    return [(name(since + timedelta(weeks=w)),
              round(statistics.fmean(scores[w]), 2) if scores[w] else None) for w in range(weeks)]
+
+
+async def weekly_counts(
+    session: AsyncSession, since: datetime, now: datetime, label: Callable[[datetime], str] | None = None,
+) -> list[tuple[str, list[int]]]:
+    """Per week of the period (named by its first day): handoff conversations opened, tickets opened."""
+    weeks = max(1, min(26, (now - since).days // 7 + 1))
+    opened_query = select(Conversation.opened_at).where(col(Conversation.opened_at) >= since)
+    opened = (await session.exec(opened_query)).all()
+    tickets = (await session.exec(select(Ticket.created_at).where(col(Ticket.created_at) >= since))).all()
+    counts = [[0, 0] for _ in range(weeks)]
+    for index, moments in enumerate((opened, tickets)):
+        for moment in moments:
+            counts[min(weeks - 1, (moment - since).days // 7)][index] += 1
+    name = label or (lambda day: day.date().isoformat())
+    return [(name(since + timedelta(weeks=w)), counts[w]) for w in range(weeks)]
+
+
+async def csat_summary(session: AsyncSession, since: datetime) -> tuple[float | None, int]:
+    """The period's average rating (1–5) and how many ratings it rests on (tickets and handoffs)."""
+    scores = list((await session.exec(select(Ticket.csat).where(
+        col(Ticket.csat).is_not(None), col(Ticket.updated_at) >= since))).all())
+    scores += (await session.exec(select(Conversation.csat).where(
+        col(Conversation.csat).is_not(None),
+        func.coalesce(Conversation.closed_at, Conversation.opened_at) >= since))).all()
+    values = [int(score) for score in scores if score is not None]
+    return (round(statistics.fmean(values), 2) if values else None), len(values)
 
 
 @dataclass
@@ -497,6 +623,14 @@ def load_journey_definitions(settings: Settings) -> dict[str, dict[str, Any]]:
     except JourneyFileError:
         return {}  # the engine refuses to start on it; the page still shows what ran
     return {j.key: j.model_dump(mode="json", exclude_defaults=True) for j in journeys}
+
+
+def load_journey_specs(settings: Settings) -> dict[str, Any]:
+    """The journeys' own definitions by key (for the readable summary), none if the file is broken."""
+    try:
+        return {j.key: j for j in load_journeys(settings.journeys_file).journeys}
+    except JourneyFileError:
+        return {}
 
 
 SEGMENTS = {

@@ -12,6 +12,7 @@ from touchpoint.aftersales.service import CLOSED_STATUSES
 from touchpoint.checks import present, saved_id
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer, StoreCustomer
+from touchpoint.formatting import format_money
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.handoff.service import customer_locale, recent_transcript
 from touchpoint.i18n import get_translator
@@ -24,13 +25,13 @@ _NOT_SPENT = (OrderStatus.CANCELLED, OrderStatus.REFUNDED, OrderStatus.RETURNED)
 _ARROWS = {"in": "👤", "out": "🤖", "staff": "🧑‍💼", "note": "📝"}
 
 
-def money(minor: int, currency: str) -> str:
-    return f"{minor / 100:.2f} {currency}"
+def money(minor: int, currency: str, locale: str = "en") -> str:
+    return format_money(minor, currency, locale)
 
 
 async def build_card(session: AsyncSession, conversation: Conversation, settings: Settings) -> str:
     """HTML in the staff language; every customer-supplied value escaped."""
-    t = get_translator()
+    t = get_translator(settings.locales_dir, settings.default_locale)
     staff = settings.default_locale
     customer = present(await session.get(Customer, conversation.customer_id), "the conversation's customer")
     saved_id(customer)
@@ -50,7 +51,8 @@ async def build_card(session: AsyncSession, conversation: Conversation, settings
             locale=customer_locale(customer, settings),
             timezone=esc(customer.timezone),
         ),
-        t(staff, "handoff.card.linked", linked=await _linked(session, customer, staff)),
+        t(staff, "handoff.card.linked",
+          linked=await _linked(session, customer, t(staff, "handoff.card.not_linked"))),
         t(
             staff,
             "handoff.card.stage",
@@ -61,8 +63,9 @@ async def build_card(session: AsyncSession, conversation: Conversation, settings
             staff,
             "handoff.card.orders",
             count=len(orders),
-            spend=_spend(orders),
-            recent=esc(", ".join(f"{o.number} ({o.status})" for o in orders[:3]) or "—"),
+            spend=_spend(orders, staff),
+            recent=esc(", ".join(f"{o.number} ({t(staff, f'orders.status.{o.status}')})" for o in orders[:3])
+                       or "—"),
         ),
         t(
             staff,
@@ -102,12 +105,12 @@ async def _orders(session: AsyncSession, customer: Customer) -> list[Order]:
     return list((await session.exec(query)).all())
 
 
-def _spend(orders: list[Order]) -> str:
+def _spend(orders: list[Order], locale: str) -> str:
     totals: dict[str, int] = defaultdict(int)
     for order in orders:
         if order.status not in _NOT_SPENT:
             totals[order.currency] += order.total_minor
-    return ", ".join(money(minor, currency) for currency, minor in sorted(totals.items())) or "0"
+    return ", ".join(money(minor, currency, locale) for currency, minor in sorted(totals.items())) or "0"
 
 
 def _stage(orders: list[Order]) -> str:
@@ -120,9 +123,9 @@ def _stage(orders: list[Order]) -> str:
     return "post_purchase" if spent[0].status in done else "first_order"
 
 
-async def _linked(session: AsyncSession, customer: Customer, staff: str) -> str:
+async def _linked(session: AsyncSession, customer: Customer, not_linked: str) -> str:
     if not customer.store_customer_id:
-        return get_translator()(staff, "handoff.card.not_linked")
+        return not_linked
     record = await session.get(StoreCustomer, customer.store_customer_id)
     name = record.name if record and record.name else ""
     return esc(f"{customer.store_customer_id} {name}".strip())

@@ -6,9 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from sqlalchemy import delete, func, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,6 +16,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings, get_settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
+from touchpoint.formatting import format_weekday_time
 from touchpoint.handoff.models import Conversation, TopicPost, TranscriptMessage
 from touchpoint.handoff.rules import WorkingHours, expected_wait_minutes
 from touchpoint.i18n import get_translator, resolve_locale
@@ -90,7 +89,7 @@ async def escalate(
     settings = settings or get_settings()
     now = now or utcnow()
     locale = customer_locale(customer, settings)
-    t = get_translator()
+    t = get_translator(settings.locales_dir, settings.default_locale)  # the configured catalogues
     saved_id(customer)
     current = await active_conversation(session, customer.id)
     if current is not None:
@@ -111,8 +110,7 @@ async def escalate(
     await session.flush()
     record_event(session, "handoff.escalated", customer_id=customer.id, payload={"reason": reason})
     if conversation.out_of_hours:
-        back = hours.next_opening(now).astimezone(ZoneInfo(customer.timezone))
-        when = format_datetime(back, "EEE HH:mm", locale=locale)
+        when = format_weekday_time(hours.next_opening(now), locale, customer.timezone)
         return Escalation(conversation, True, t(locale, "handoff.wait.closed", when=when))
     ahead = await waiting_count(session) - 1
     minutes = expected_wait_minutes(ahead, settings.handoff_minutes_per_customer)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from touchpoint.channels import Button, Rendered, template
+from touchpoint.formatting import format_time
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
 
@@ -106,7 +106,7 @@ def winback(translate: Translator, locale: str, params: dict[str, Any]) -> Rende
 def reservation_expiring(translate: Translator, locale: str, params: dict[str, Any]) -> Rendered:
     try:
         ends = datetime.fromisoformat(str(params.get("expires_at")))
-        time = ends.astimezone(ZoneInfo(str(params.get("tz") or "UTC"))).strftime("%H:%M")
+        time = format_time(ends, locale, str(params.get("tz") or "UTC"))
     except (ValueError, KeyError):
         time = "—"
     return Rendered(

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
-from babel.numbers import format_currency
-
 from touchpoint.channels.base import Button
+from touchpoint.formatting import format_datetime, format_money
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
 
@@ -17,7 +15,7 @@ if TYPE_CHECKING:  # the outbox sender imports the card template: keep that impo
 
 
 def money(minor: int, currency: str, locale: str) -> str:
-    return format_currency(minor / 100, currency, locale=locale)
+    return format_money(minor, currency, locale)
 
 
 def status_label(t: Translator, locale: str, status: str) -> str:
@@ -76,7 +74,7 @@ def detail_text(t: Translator, locale: str, timezone: str, view: OrderView) -> s
     if view.timeline:
         lines += ["", t(locale, "orders.detail.timeline")]
         for step in view.timeline:
-            when = format_datetime(step.occurred_at, "d MMM, HH:mm", tzinfo=zone, locale=locale)
+            when = format_datetime(step.occurred_at, locale, zone)
             lines.append(t(locale, "orders.detail.step", time=when,
                            status=status_label(t, locale, step.status)))
     return "\n".join(lines)

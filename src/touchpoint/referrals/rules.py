@@ -28,10 +28,6 @@ def normalize_code(text: str) -> str | None:
     return code if all(char in ALPHABET for char in code) else None
 
 
-def format_money(minor: int, currency: str) -> str:
-    return f"{minor / 100:.2f} {currency}"
-
-
 def invite_link(bot_username: str, code: str) -> str:
     return f"https://t.me/{bot_username}?start=ref_{code}"
 

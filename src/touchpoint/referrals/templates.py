@@ -6,9 +6,9 @@ from typing import Any
 
 from touchpoint.channels.base import Button
 from touchpoint.channels.templates import Rendered, template
+from touchpoint.formatting import format_money
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
-from touchpoint.referrals.rules import format_money
 
 # The bot's MenuCallback(action="invite") packs to this (the core does not import the bot).
 INVITE_CALLBACK = "m:invite"
@@ -49,7 +49,7 @@ def welcome_reward(translate: Translator, locale: str, params: dict[str, Any]) -
         lines.append(translate(
             locale, "referrals.notify.welcome_voucher", name=_name(params),
             voucher=esc(str(params["voucher"])),
-            amount=format_money(int(params["amount_minor"]), str(params["currency"])),
+            amount=format_money(int(params["amount_minor"]), str(params["currency"]), locale),
         ))
     return _with_invite_button(translate, locale, "\n\n".join(lines))
 

@@ -21,6 +21,12 @@ async function refreshInbox(box) {
   }
 }
 
+// A form with data-confirm asks first (pausing a journey, closing a conversation).
+document.addEventListener("submit", (event) => {
+  const question = event.target.dataset ? event.target.dataset.confirm : undefined;
+  if (question && !window.confirm(question)) event.preventDefault();
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   const transcript = document.getElementById("transcript");
   if (transcript) {

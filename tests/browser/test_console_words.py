@@ -1,0 +1,165 @@
+"""Staff read words, never codes: every console page, in en, ru and zh, in a real browser, fails on a
+stored code (``in_review``, ``distress``, ``console:Alice``), a Python repr (``{'``, ``None``,
+``[]``) or a message key showing instead of its text."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.aftersales_factories import make_catalogue, make_linked_customer, make_order
+from tests.browser.conftest import SCREENSHOTS
+from tests.console_helpers import PASSWORD, make_staff, open_conversation
+from touchpoint.aftersales.models import Ticket, TicketEvent
+from touchpoint.clock import utcnow
+from touchpoint.config import Settings
+from touchpoint.console import create_console_app
+from touchpoint.console.models import ConsoleNote
+from touchpoint.customers.models import BehaviourEvent
+from touchpoint.db import Database
+from touchpoint.handoff import service as handoff
+from touchpoint.journeys.models import OutboxMessage
+
+LOCALES = ("en", "ru", "zh")
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+# What must never show: codes, reprs, message keys, machine dates.
+FORBIDDEN = [
+    "in_review", "item_received", "changed_mind", "distress", "console:", "staff:", "abandoned_cart",
+    "product.viewed", "aftersales.", "console.ui.", "orders.status", "handoff.reason", "{'", "[]",
+    "via=", "_id=", " UTC", "EUR", "journey.cart", "claimed by",
+]
+SNAKE = re.compile(r"\b[a-z]+_[a-z_]+\b")  # snake_case: a code that slipped through
+ISO_DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
+NAMES = {"en": "Automatica espresso", "ru": "Автоматика", "zh": "自动咖啡机"}
+GAPS = ("你们有没有礼品卡？", "你们有没有礼品卡", "Do you sell gift cards?", "Доставка в Казань?")
+PY_NONE = re.compile(r"(?<!\w)None(?![.\w])")  # Python's None (the English word "None." is fine)
+
+
+@dataclass
+class Console:
+    url: str
+    ids: dict[str, int]
+
+
+@pytest.fixture
+async def console(sqlite_db: Database, tmp_path: Any) -> AsyncIterator[Console]:
+    db = sqlite_db
+    for locale in LOCALES:
+        await make_staff(db, f"staff{locale}", "manager", locale)
+    now = utcnow()
+    async with db.session() as session:
+        await make_catalogue(session)
+        customer = await make_linked_customer(session, 701, first_name="Anna", locale="ru", phone="+4930111")
+        await make_linked_customer(session, 702, first_name="Anna", locale="zh")
+        order = await make_order(session, customer, "A-1001")
+        ticket = Ticket(number="R-000777", customer_id=customer.id or 0, order_id=order.id, kind="return",
+                        status="in_review", reason="damaged", details="The box was crushed",
+                        items=[{"sku": "ESP-1", "quantity": 1, "name": NAMES}],
+                        created_at=now, updated_at=now, first_response_due_at=now + timedelta(hours=4))
+        session.add(ticket)
+        await session.flush()
+        session.add(TicketEvent(ticket_id=ticket.id or 0, kind="status", author="customer", status="new",
+                                text="The box was crushed", created_at=now - timedelta(minutes=5)))
+        session.add(TicketEvent(ticket_id=ticket.id or 0, kind="status", author="console:Demo manager",
+                                status="in_review", created_at=now))
+        session.add(ConsoleNote(subject="ticket", subject_id=ticket.id, kind="note", author="Demo manager",
+                                text="Call the courier", created_at=now))
+        session.add(BehaviourEvent(customer_id=customer.id, type="product.viewed",
+                                   payload={"sku": "ESP-1", "via": "button"}, occurred_at=now))
+        session.add(BehaviourEvent(customer_id=customer.id, type="reservation.created",
+                                   payload={"via": "button", "reservation_id": 1}, occurred_at=now))
+        session.add(OutboxMessage(customer_id=customer.id, chat_id=701, lane="marketing",
+                                  template="journey.cart_reminder", journey_key="abandoned_cart",
+                                  status="skipped", reason="journey_paused", due_at=now, created_at=now))
+        for text in GAPS:
+            session.add(BehaviourEvent(customer_id=customer.id, type="presale.question_unanswered",
+                                       payload={"text": text}, occurred_at=now))
+        ticket.csat = 4
+        for key, status in (("abandoned_cart", "sent"), ("abandoned_cart", "sent"), ("win_back", "sent"),
+                            ("post_delivery_checkin", "sent")):
+            session.add(OutboxMessage(customer_id=customer.id, chat_id=701, lane="marketing",
+                                      template="journey.cart_reminder", journey_key=key, status=status,
+                                      due_at=now, created_at=now))
+        ids = {"customer": customer.id or 0, "ticket": ticket.id or 0}
+    opened = now - timedelta(minutes=7)
+    conversation = await open_conversation(db, customer, "Где мой заказ?", opened_at=opened)
+    async with db.session() as session:
+        conversation.reason = "distress"
+        session.add(conversation)
+        handoff.add_transcript(session, customer.id or 0, "note", "", kind="claim", author="telegram:Bob",
+                               conversation_id=conversation.id)
+        handoff.add_transcript(session, customer.id or 0, "note", "claimed by Demo manager", kind="claim",
+                               author="Demo manager", conversation_id=conversation.id)
+    other = await make_linked_customer_in(db, 703, "Lev")
+    done = await open_conversation(db, other, "Спасибо", opened_at=now - timedelta(hours=3))
+    async with db.session() as session:
+        handoff.close(session, done)
+    ids["conversation"] = conversation.id or 0
+    app = create_console_app(Settings(journeys_file=None), db)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield Console(f"http://127.0.0.1:{port}", ids)
+    finally:
+        await runner.cleanup()
+
+
+async def make_linked_customer_in(db: Database, telegram_id: int, name: str) -> Any:
+    async with db.session() as session:
+        return await make_linked_customer(session, telegram_id, first_name=name, locale="en")
+
+
+def pages(ids: dict[str, int]) -> list[str]:
+    return ["/", "/inbox", "/inbox?view=mine", "/inbox?view=unassigned", "/inbox?view=resolved",
+            f"/inbox/{ids['conversation']}", f"/inbox/{ids['conversation']}?view=resolved",
+            "/tickets", "/tickets?status=in_review",
+            f"/tickets/{ids['ticket']}", "/customers", "/customers?q=anna", f"/customers/{ids['customer']}",
+            "/journeys", "/campaigns", "/staff", "/no-such-page", "/tickets/999999"]
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_every_console_page_speaks_words_not_codes(browser: Any, console: Console, locale: str) -> None:
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(10_000)
+    page = await context.new_page()
+    try:
+        await page.goto(console.url + "/login")
+        await page.fill("#username", f"staff{locale}")
+        await page.fill("#password", PASSWORD)
+        await page.click("form button[type=submit]")
+        await page.wait_for_url(console.url + "/")
+        for path in pages(console.ids):
+            await page.goto(console.url + path)
+            text = await page.locator("main").inner_text()
+            title = await page.title()
+            for code in FORBIDDEN:
+                assert code not in text and code not in title, (locale, path, code)
+            assert not SNAKE.findall(text), (locale, path, SNAKE.findall(text))
+            assert not ISO_DATE.findall(text), (locale, path)
+            assert not PY_NONE.search(text), (locale, path)
+            if path.startswith("/no-such") or path == "/tickets/999999":
+                assert await page.locator("main a[href='/']").count() >= 1, (locale, path)  # a way back
+        # Pictures for a person (and, with TOUCHPOINT_DOCS_SCREENSHOTS=1, for docs/console.md).
+        folder = DOCS_IMG if os.environ.get("TOUCHPOINT_DOCS_SCREENSHOTS") == "1" else SCREENSHOTS
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, path in (("dashboard", "/"), ("ticket", f"/tickets/{console.ids['ticket']}")):
+            await page.goto(console.url + path)
+            await page.screenshot(path=str(folder / f"console-{name}-{locale}-phone.png"), full_page=True)
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        for name, path in (("inbox", f"/inbox/{console.ids['conversation']}"), ("journeys", "/journeys"),
+                           ("customer", f"/customers/{console.ids['customer']}"), ("staff", "/staff")):
+            await page.goto(console.url + path)
+            await page.screenshot(path=str(folder / f"console-{name}-{locale}.png"))
+    finally:
+        await context.close()

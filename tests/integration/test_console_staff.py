@@ -1,0 +1,64 @@
+"""Managers run staff accounts from the console: add, change role, reset password, disable, end
+sessions — the same code as `touchpoint staff add/disable/logout`; agents cannot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from tests.console_helpers import log_in, make_staff
+from touchpoint.config import load_settings
+from touchpoint.console import create_console_app
+from touchpoint.console.auth import find_staff
+from touchpoint.db import Database
+
+settings = load_settings(_env_file=None)
+
+
+@pytest.fixture
+async def app_url(db: Database) -> AsyncIterator[TestServer]:
+    await make_staff(db, "alice", "manager")
+    await make_staff(db, "bob", "agent")
+    server = TestServer(create_console_app(settings, db))
+    async with server:
+        yield server
+
+
+async def test_manager_adds_promotes_resets_and_disables(app_url: TestServer, db: Database) -> None:
+    async with TestClient(app_url) as alice, TestClient(app_url) as bob:
+        token = await log_in(alice)
+        await log_in(bob, "bob")
+
+        async def act(**form: str) -> str:
+            return await (await alice.post("/staff", data={"csrf_token": token, **form})).text()
+
+        assert "Account carol added." in await act(action="add", username="Carol", display_name="Carol K",
+                                                   role="agent", locale="ru", password="long enough pw")
+        assert "already" in await act(action="add", username="carol", role="agent", password="long enough pw")
+        assert "Not saved" in await act(action="add", username="dan", role="agent", password="short")
+        assert "Role of bob changed." in await act(action="role", username="bob", role="manager")
+        async with db.session() as session:
+            carol, bob_account = await find_staff(session, "carol"), await find_staff(session, "bob")
+        assert carol is not None and carol.locale == "ru" and carol.display_name == "Carol K"
+        assert bob_account is not None and bob_account.role == "manager"
+        assert (await bob.get("/journeys")).status == 200  # the new role counts at once
+        assert "sessions ended" in await act(action="password", username="bob", password="another password")
+        assert (await bob.get("/", allow_redirects=False)).status == 302  # signed out by the reset
+        await log_in(bob, "bob", "another password")
+        assert "Every session of bob ended." in await act(action="logout", username="bob")
+        assert (await bob.get("/", allow_redirects=False)).status == 302
+        assert "bob disabled" in await act(action="disable", username="bob")
+        refused = await bob.post("/login", data={"username": "bob", "password": "another password"})
+        assert refused.status in (401, 403)
+        # Not on oneself: that is how a desk locks itself out.
+        assert "your own account" in await act(action="disable", username="alice")
+        assert "There is no account" in await act(action="role", username="nobody", role="agent")
+
+
+async def test_agents_cannot_manage_accounts(app_url: TestServer) -> None:
+    async with TestClient(app_url) as bob:
+        token = await log_in(bob, "bob")
+        form = {"csrf_token": token, "action": "disable", "username": "alice"}
+        assert (await bob.post("/staff", data=form)).status == 403
