@@ -52,10 +52,11 @@ from touchpoint.config import SANDBOX_TOKEN, load_settings
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database, upgrade_database
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.rules import Lane
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.rules import Lane
+from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.sandbox import Sandbox
+from touchpoint.wiring import load_all_templates
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # sqlmodel's session.execute notice
 POSTGRES_URL = os.environ.get("TOUCHPOINT_BENCH_POSTGRES_URL") or os.environ.get(
@@ -146,6 +147,7 @@ async def run(url: str, scale: float, count: int) -> dict[str, float]:
         await seed(db, count)
         await loop.run_in_executor(None, pipe.recv)  # the chatting customers have said hello
         freeze_startup_heap()  # as BotServices.start does once the bot is up
+        load_all_templates()
         sender = OutboxSender(db, settings, TelegramChannel(bot), get_translator(),
                               pacing=Pacing(global_per_second=LIMIT_PER_S).scaled(scale),
                               batch_size=500, concurrency=64)

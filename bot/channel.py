@@ -12,7 +12,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from touchpoint.channels import (
+from touchpoint.messaging import (
     ChannelBlocked,
     ChannelRejected,
     ChannelRetryAfter,

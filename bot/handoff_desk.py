@@ -26,7 +26,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.transcript import write_pending
-from touchpoint.channels.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
@@ -37,6 +36,7 @@ from touchpoint.handoff.models import Conversation
 from touchpoint.handoff.relay import GroupQueue, Post
 from touchpoint.i18n import get_translator
 from touchpoint.markup import esc
+from touchpoint.messaging.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,14 @@ from aiohttp import web
 
 from bot.app import freeze_startup_heap
 from bot.channel import TelegramChannel
+from bot.scheduler import create_scheduler
 from touchpoint.config import Settings
 from touchpoint.console import start_console
 from touchpoint.db import Database
 from touchpoint.events_api.app import start_events_api
 from touchpoint.i18n import get_translator
 from touchpoint.journeys import engine as journeys
-from touchpoint.journeys.scheduler import create_scheduler
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.sender import OutboxSender, Pacing
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import SANDBOX_TOKEN
 from touchpoint.db import Database, upgrade_database
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import Delivery, OutboxMessage
+from touchpoint.messaging.models import Delivery, OutboxMessage
 from touchpoint.sandbox import Sandbox
 
 t = get_translator()

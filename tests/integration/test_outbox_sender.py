@@ -12,7 +12,11 @@ from sqlalchemy import event, update
 from sqlmodel import select
 
 from tests.factories import make_customer
-from touchpoint.channels import (
+from touchpoint.config import load_settings
+from touchpoint.customers.models import Customer
+from touchpoint.db import Database
+from touchpoint.i18n import Translator, get_translator
+from touchpoint.messaging import (
     Button,
     ChannelBlocked,
     ChannelError,
@@ -24,14 +28,10 @@ from touchpoint.channels import (
     SendResult,
     template,
 )
-from touchpoint.config import load_settings
-from touchpoint.customers.models import Customer
-from touchpoint.db import Database
-from touchpoint.i18n import Translator, get_translator
-from touchpoint.journeys.models import Delivery, OutboxMessage
-from touchpoint.journeys.outbox import enqueue
-from touchpoint.journeys.rules import Lane
-from touchpoint.journeys.sender import OutboxSender, Pacing, _Outcome, reap_expired_leases
+from touchpoint.messaging.models import Delivery, OutboxMessage
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane
+from touchpoint.messaging.sender import OutboxSender, Pacing, _Outcome, reap_expired_leases
 
 settings = load_settings(_env_file=None, quiet_hours_start=23, quiet_hours_end=0, messages_per_day=100,
                          marketing_per_day=100, marketing_per_week=100, repeat_template_days=0)

@@ -14,11 +14,11 @@ from tests.chat_texts import help_text
 from tests.databases import postgres_database
 from tests.e2e.harness import eventually
 from tests.production import CuttableLink, WebhookBot, free_port, until, webhook_settings
-from touchpoint.channels import Rendered, template
 from touchpoint.clock import utcnow
 from touchpoint.db import Database, upgrade_database
 from touchpoint.i18n import Translator, get_translator
-from touchpoint.journeys.models import Delivery, OutboxMessage
+from touchpoint.messaging import Rendered, template
+from touchpoint.messaging.models import Delivery, OutboxMessage
 from touchpoint.sandbox import Sandbox
 
 t = get_translator()

@@ -10,10 +10,10 @@ from typing import Any
 
 from babel.dates import format_date
 
-from touchpoint.channels.base import Button
-from touchpoint.channels.templates import Rendered, template
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
+from touchpoint.messaging.base import Button
+from touchpoint.messaging.templates import Rendered, template
 
 NEEDS_INSTRUCTIONS = ("return", "exchange", "repair")
 

@@ -19,7 +19,6 @@ from sqlmodel import col, select
 from touchpoint.aftersales import service as aftersales
 from touchpoint.aftersales.models import Ticket
 from touchpoint.catalog import service as catalog
-from touchpoint.channels.all_templates import load_all_templates
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console import actions, charts, queries
@@ -52,7 +51,9 @@ from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator, resolve_locale
+from touchpoint.messaging.templates import render
 from touchpoint.understanding.text import guess_locale
+from touchpoint.wiring import load_all_templates
 
 HERE = Path(__file__).parent
 PERIODS = {"7": 7, "30": 30, "90": 90}
@@ -553,8 +554,6 @@ async def campaign_preview(request: web.Request) -> web.StreamResponse:
                 "error": ui(request, error), "flash": None}, status=400)
         audience = await queries.segment_customers(session, values["segment"], utcnow())
     translate = get_translator(_settings(request).locales_dir, _settings(request).default_locale)
-    from touchpoint.channels.templates import render
-
     texts = {locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES}
     # The message as the customer will see it: text and buttons (the "no more offers" one).
     previews = {locale: render(translate, locale, "console.campaign", {"texts": texts})

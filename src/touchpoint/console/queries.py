@@ -22,8 +22,9 @@ from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.journeys.engine import NOT_SPENT
-from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
+from touchpoint.journeys.models import Enrolment
 from touchpoint.journeys.spec import JourneyFileError, load_journeys
+from touchpoint.messaging.models import Delivery, OutboxMessage
 from touchpoint.orders.models import Order, OrderItem
 from touchpoint.referrals.models import Referral
 from touchpoint.understanding.text import normalize

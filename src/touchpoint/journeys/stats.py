@@ -14,7 +14,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.customers.models import Customer
-from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
+from touchpoint.journeys.models import Enrolment
+from touchpoint.messaging.models import Delivery, OutboxMessage
 
 
 @dataclass

@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from touchpoint.channels import Button, Rendered, template
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
+from touchpoint.messaging import Button, Rendered, template
 
 UNSUBSCRIBE = "j:unsub"
 

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from babel.numbers import format_currency
 
-from touchpoint.channels.base import Button
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
+from touchpoint.messaging.base import Button
 
 if TYPE_CHECKING:  # the outbox sender imports the card template: keep that import light
     from touchpoint.orders.service import OrderView

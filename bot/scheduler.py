@@ -18,8 +18,8 @@ from touchpoint.db import Database
 from touchpoint.events_api.connectors.models import ConnectorDelivery
 from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.journeys.engine import JourneyEngine
-from touchpoint.journeys.sender import OutboxSender, reap_expired_leases
 from touchpoint.journeys.stats import journey_stats
+from touchpoint.messaging.sender import OutboxSender, reap_expired_leases
 from touchpoint.orders.models import LinkToken, LookupAttempt
 from touchpoint.referrals.service import release_due_rewards
 

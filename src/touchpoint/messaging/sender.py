@@ -22,9 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +31,13 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, or_, select, update
 from sqlmodel import col
 
-from touchpoint.channels import (
+from touchpoint.clock import utcnow
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
+from touchpoint.customers.service import insert_ignoring_conflicts
+from touchpoint.db import Database
+from touchpoint.i18n import Translator, resolve_locale
+from touchpoint.messaging import (
     ChannelBlocked,
     ChannelRejected,
     ChannelRetryAfter,
@@ -40,18 +45,13 @@ from touchpoint.channels import (
     OutgoingMessage,
     render,
 )
-from touchpoint.channels.all_templates import load_all_templates
-from touchpoint.channels.base import Channel
-from touchpoint.clock import utcnow
-from touchpoint.config import Settings
-from touchpoint.customers.models import Customer
-from touchpoint.customers.service import insert_ignoring_conflicts
-from touchpoint.db import Database
-from touchpoint.i18n import Translator, resolve_locale
-from touchpoint.journeys.models import Delivery, OutboxMessage
-from touchpoint.journeys.rules import ContactQuestion, Lane, check_contacts, in_evening
+from touchpoint.messaging.base import Channel
+from touchpoint.messaging.models import Delivery, OutboxMessage
+from touchpoint.messaging.pacing import Pacing, RateLimiter
+from touchpoint.messaging.rules import ContactQuestion, Lane, check_contacts, in_evening
 
 log = logging.getLogger(__name__)
+__all__ = ["OutboxSender", "Pacing", "reap_expired_leases"]
 
 # Called just before journey messages go out, with their enrolments: returns those whose journey
 # still wants its message (an exit goal met meanwhile ends it).
@@ -60,118 +60,10 @@ EnrolmentGuard = Callable[[Any, Collection[int]], Awaitable[Collection[int]]]
 # A group commit waits up to this long for more rows while chats are busy sending: ten transactions
 # a second at most instead of one per message. Rows are re-checked about this long before their send.
 GROUP_LINGER_S = 0.1
-# How far the pacer makes up for lost time when the event loop woke it late.
-CATCH_UP_STEPS = 8
 OUTCOME_UNKNOWN = "outcome_unknown"  # the send may or may not have reached Telegram
 HELD_BACK = "behind_retry"  # a chat's later message waits for its earlier one being retried
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 Claimed = Row[Any]  # a claimed outbox row, as read (attribute access like OutboxMessage)
-
-
-@dataclass(frozen=True, slots=True)
-class Pacing:
-    """Telegram's limits: ~30 messages/s overall, 1/s per private chat, 20/min per group."""
-
-    global_per_second: float = 25.0
-    private_chat_interval_s: float = 1.0
-    group_chat_interval_s: float = 3.0
-    time_scale: float = 1.0  # >1: time runs faster (retry_after pauses shrink alike)
-
-    def scaled(self, factor: float) -> Pacing:
-        """The same limits with time running ``factor`` times faster (benchmarks, tests)."""
-        return Pacing(self.global_per_second * factor, self.private_chat_interval_s / factor,
-                      self.group_chat_interval_s / factor, self.time_scale * factor)
-
-
-class RateLimiter:
-    """Even spacing overall (a late timer is caught up, a few steps at most, but two sends are never
-    less than half a step apart), never more than ``global_per_second`` within any second, and a
-    minimum interval per chat counted from the end of its previous send.
-
-    Telegram counts a request when it arrives, at some moment between our start and our end of it
-    (the event loop may delay either). So a send starts only while fewer than the limit of others
-    are on their way or ended within the last second: no second can hold one arrival too many.
-
-    Waiters queue in arrival order and one pacer task lets them go, one per slot: each send costs one
-    wake-up (not one per waiter per slot)."""
-
-    def __init__(self, pacing: Pacing, clock: Callable[[], float] = time.monotonic) -> None:
-        self.pacing = pacing
-        self._clock = clock
-        self._step = 1.0 / pacing.global_per_second
-        self._second = 1.0 / pacing.time_scale
-        self._limit = max(1, int(pacing.global_per_second * self._second))
-        self._ended: deque[float] = deque()  # ends of sends within the last second
-        self._in_flight = 0
-        self._send_ended = asyncio.Event()
-        self._queue: deque[asyncio.Future[None]] = deque()
-        self._pacer: asyncio.Task[None] | None = None
-        self._next_slot = 0.0  # the even grid: one step further per send
-        self._not_before = 0.0  # half a step after the last send
-        self._next_per_chat: dict[int, float] = {}
-        self._paused_until = 0.0
-
-    def pause(self, seconds: float) -> None:
-        """Telegram said "retry after": everybody waits."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds / self.pacing.time_scale)
-        self._next_slot = max(self._next_slot, self._paused_until)  # the time lost is not made up
-
-    @contextlib.asynccontextmanager
-    async def slot(self, chat_id: int) -> AsyncIterator[None]:
-        """Wait for the chat's interval and a global slot; send inside the block."""
-        interval = (self.pacing.group_chat_interval_s if chat_id < 0
-                    else self.pacing.private_chat_interval_s)
-        # The chat's own wait comes first, outside the queue: a busy chat holds nobody up.
-        while True:
-            delay = max(self._next_per_chat.get(chat_id, 0.0), self._paused_until) - self._clock()
-            if delay <= 0:
-                break
-            await asyncio.sleep(delay)
-        waiter = asyncio.get_running_loop().create_future()
-        self._queue.append(waiter)
-        if self._pacer is None or self._pacer.done():
-            self._pacer = asyncio.create_task(self._pace())
-        try:
-            await waiter  # the pacer counts this send on its way from here
-            yield
-        finally:
-            if not waiter.done():
-                waiter.cancel()  # cancelled while queued: the pacer skips it
-            elif not waiter.cancelled():
-                self._in_flight -= 1
-                self._ended.append(self._clock())
-                self._send_ended.set()
-            # From the end of the send: its request may reach Telegram late, the next must not be early.
-            now = self._clock()
-            self._next_per_chat[chat_id] = now + interval
-            if len(self._next_per_chat) > 10_000:  # forget chats whose interval has passed
-                self._next_per_chat = {c: t for c, t in self._next_per_chat.items() if t > now}
-
-    async def _pace(self) -> None:
-        while self._queue:
-            now = self._clock()
-            while self._ended and self._ended[0] <= now - self._second:
-                self._ended.popleft()
-            ready_at = max(self._next_slot, self._not_before, self._paused_until)
-            if self._in_flight + len(self._ended) >= self._limit:
-                if not self._ended:  # all on their way: wait for one to end
-                    self._send_ended.clear()
-                    await self._send_ended.wait()
-                    continue
-                ready_at = max(ready_at, self._ended[0] + self._second)  # the oldest end leaves the second
-            if ready_at > now:
-                await asyncio.sleep(ready_at - now)
-                continue
-            waiter = self._queue.popleft()
-            if waiter.done():  # its task was cancelled
-                continue
-            waiter.set_result(None)
-            self._in_flight += 1
-            # The grid moves on a step per send, so a timer woken late (the event loop was busy) is
-            # caught up at half steps. It lags 8 steps at most: after an idle spell, at most 8 extra sends
-            # go at half steps (twice the rate, for a moment, and within the second's limit).
-            self._next_slot = max(self._next_slot, now - CATCH_UP_STEPS * self._step) + self._step
-            self._not_before = now + self._step / 2
 
 
 @dataclass(slots=True)
@@ -199,7 +91,6 @@ class OutboxSender:
         concurrency: int = 32,
         enrolment_guard: EnrolmentGuard | None = None,
     ) -> None:
-        load_all_templates()
         self.db = db
         self.settings = settings
         self.channel = channel
