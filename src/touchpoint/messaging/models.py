@@ -14,7 +14,11 @@ class OutboxMessage(SQLModel, table=True):
     """A proactive message, written in the same transaction as its cause, sent by the sender."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "priority", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "priority", "due_at"),
+        # The claim asks whether a chat has a row in flight or an earlier one pending.
+        Index("ix_outbox_chat_status", "chat_id", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)

@@ -56,6 +56,13 @@ class RateLimiter:
         self._next_per_chat: dict[int, float] = {}
         self._paused_until = 0.0
 
+    def sent_before(self, chat_id: int, seconds_ago: float) -> None:
+        """The chat's previous message ended ``seconds_ago`` (perhaps in another process)."""
+        interval = (self.pacing.group_chat_interval_s if chat_id < 0
+                    else self.pacing.private_chat_interval_s)
+        not_before = self._clock() - seconds_ago / self.pacing.time_scale + interval
+        self._next_per_chat[chat_id] = max(self._next_per_chat.get(chat_id, 0.0), not_before)
+
     def pause(self, seconds: float) -> None:
         """Telegram said "retry after": everybody waits."""
         self._paused_until = max(self._paused_until, self._clock() + seconds / self.pacing.time_scale)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, or_, select, update
+from sqlalchemy import Row, and_, bindparam, exists, func, or_, select, tuple_, update
 from sqlmodel import col
 
 from touchpoint.clock import utcnow
@@ -63,6 +63,7 @@ GROUP_LINGER_S = 0.1
 OUTCOME_UNKNOWN = "outcome_unknown"  # the send may or may not have reached Telegram
 HELD_BACK = "behind_retry"  # a chat's later message waits for its earlier one being retried
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+IN_FLIGHT = ("claimed", "sending")  # a chat with a row in these states is busy
 Claimed = Row[Any]  # a claimed outbox row, as read (attribute access like OutboxMessage)
 
 
@@ -160,27 +161,64 @@ class OutboxSender:
         return len(rows)
 
     async def claim(self) -> list[Claimed]:
-        """Lease a batch of due rows, in sending order (plain rows: no ORM objects to build)."""
+        """Lease a batch of due rows, in sending order (plain rows: no ORM objects to build).
+
+        Per-chat order whatever the number of processes: a chat is taken as a whole. Only the head
+        of a chat is claimable (no row of the chat in flight, no pending row of it before this one
+        in sending order), with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the same transaction then
+        takes the chat's other due rows behind it. Another process sees the head still pending
+        (uncommitted claim) or in flight (committed), so it never takes a later row of that chat
+        while an earlier one is on its way. A chat whose last message went out moments ago from
+        another process starts after its interval (``_respect_recent_sends``)."""
         now = utcnow()
-        due = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == "pending", OutboxMessage.due_at <= now)
-            .order_by(OutboxMessage.priority, OutboxMessage.due_at, OutboxMessage.id)
+        earlier = OUTBOX.alias("earlier")
+        blocked = exists().where(
+            earlier.c.chat_id == OUTBOX.c.chat_id, earlier.c.id != OUTBOX.c.id,
+            or_(earlier.c.status.in_(IN_FLIGHT),
+                and_(earlier.c.status == "pending",
+                     tuple_(earlier.c.priority, earlier.c.due_at, earlier.c.id)
+                     < tuple_(OUTBOX.c.priority, OUTBOX.c.due_at, OUTBOX.c.id))),
+        )
+        heads = (
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now, ~blocked)
+            .order_by(OUTBOX.c.priority, OUTBOX.c.due_at, OUTBOX.c.id)
             .limit(self.batch_size)
         )
         if self.db.dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        claim = (
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
-            .values(status="claimed", lease_until=now + self.lease,
-                    attempts=OutboxMessage.attempts + 1)
-            .returning(*OUTBOX.c)
-        )
+            heads = heads.with_for_update(skip_locked=True, of=OUTBOX)
+        leased = dict(status="claimed", lease_until=now + self.lease, attempts=OUTBOX.c.attempts + 1)
         async with self.db.session() as session:
-            rows = list((await session.execute(claim)).all())
+            rows = list((await session.execute(
+                update(OUTBOX).where(OUTBOX.c.id.in_(heads.scalar_subquery()))
+                .values(**leased).returning(*OUTBOX.c))).all())
+            chats = {row.chat_id for row in rows}
+            if chats:
+                # The rest of those chats' due rows: nobody else can take them while their head is ours.
+                behind = (
+                    select(OUTBOX.c.id)
+                    .where(OUTBOX.c.chat_id.in_(chats), OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now)
+                    .order_by(OUTBOX.c.priority, OUTBOX.c.due_at, OUTBOX.c.id)
+                    .limit(self.batch_size)
+                )
+                rows += list((await session.execute(
+                    update(OUTBOX).where(OUTBOX.c.id.in_(behind.scalar_subquery()))
+                    .values(**leased).returning(*OUTBOX.c))).all())
+                if self.db.dialect == "postgresql":  # several processes share only PostgreSQL
+                    await self._respect_recent_sends(session, chats, now)
         self._held.update(row.id for row in rows)
         return sorted(rows, key=lambda r: (r.priority, r.due_at, r.id))
+
+    async def _respect_recent_sends(self, session: Any, chats: set[int], now: datetime) -> None:
+        """A chat's previous message may have gone from another process: its interval still holds."""
+        longest = max(self.limiter.pacing.group_chat_interval_s, self.limiter.pacing.private_chat_interval_s)
+        recent = (await session.execute(
+            select(OUTBOX.c.chat_id, func.max(OUTBOX.c.sent_at))
+            .where(OUTBOX.c.chat_id.in_(chats), OUTBOX.c.status == "sent",
+                   OUTBOX.c.sent_at > now - timedelta(seconds=longest))
+            .group_by(OUTBOX.c.chat_id))).all()
+        for chat_id, sent_at in recent:
+            self.limiter.sent_before(chat_id, (now - sent_at).total_seconds())
 
     async def release(self) -> int:
         """Write what is still in memory, then hand back the rows claimed but never marked
@@ -368,6 +406,8 @@ class OutboxSender:
             for (_, waiter), message in zip(requests, messages, strict=True):
                 if not waiter.done():
                     waiter.set_result(message)
+            if outcomes:
+                self._wake.set()  # a chat whose row just settled may have its next row claimable
 
     async def _write_one_by_one(self, outcomes: list[_Outcome]) -> None:
         """After a failed group commit: one bad outcome must not hold up the others. One that still
