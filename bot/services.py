@@ -9,6 +9,7 @@ import logging
 
 from aiogram import Bot
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.app import freeze_startup_heap
 from bot.channel import TelegramChannel
@@ -20,6 +21,8 @@ from touchpoint.events_api.app import start_events_api
 from touchpoint.i18n import get_translator
 from touchpoint.journeys import engine as journeys
 from touchpoint.messaging.sender import OutboxSender, Pacing
+from touchpoint.messaging.shared_pacing import SharedSlots, bot_rate_key
+from touchpoint.wiring import load_all_templates
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +44,15 @@ class BotServices:
         self.events_secret = events_secret
         self.demo_mode = demo_mode  # `touchpoint demo`: its console account may log in
         self.engine = journeys.get_engine(settings)
+        load_all_templates()
+        # Several processes of one bot share its send rate through Redis (one grid per bot token).
+        self._redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        shared = (SharedSlots(self._redis, bot_rate_key(settings.redis_prefix, bot.token))
+                  if self._redis is not None else None)
         self.sender = OutboxSender(
             db, settings, TelegramChannel(bot), get_translator(settings.locales_dir, settings.default_locale),
             pacing=Pacing(global_per_second=settings.send_rate_per_s),
-            enrolment_guard=journeys.enrolments_allowing_send,
+            enrolment_guard=journeys.enrolments_allowing_send, shared=shared,
         )
         self.scheduler = create_scheduler(db, self.engine, self.sender, tick_s=settings.journey_tick_s)
         self._stop_sending = asyncio.Event()
@@ -84,3 +92,5 @@ class BotServices:
         released = await self.sender.release()
         if released:
             log.info("shutdown: %d claimed outbox row(s) handed back", released)
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
+
+from touchpoint.messaging.shared_pacing import SharedSlots
 
 # How far the pacer makes up for lost time when the event loop woke it late.
 CATCH_UP_STEPS = 8
@@ -40,9 +43,13 @@ class RateLimiter:
     Waiters queue in arrival order and one pacer task lets them go, one per slot: each send costs one
     wake-up (not one per waiter per slot)."""
 
-    def __init__(self, pacing: Pacing, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, pacing: Pacing, clock: Callable[[], float] = time.monotonic,
+                 shared: SharedSlots | None = None) -> None:
         self.pacing = pacing
         self._clock = clock
+        self.shared = shared  # the bot's grid in Redis, shared with its other processes
+        self._background: set[asyncio.Task[None]] = set()
+        self._members: dict[asyncio.Future[None], str] = {}  # a send's entry in the shared window
         self._step = 1.0 / pacing.global_per_second
         self._second = 1.0 / pacing.time_scale
         self._limit = max(1, int(pacing.global_per_second * self._second))
@@ -67,6 +74,13 @@ class RateLimiter:
         """Telegram said "retry after": everybody waits."""
         self._paused_until = max(self._paused_until, self._clock() + seconds / self.pacing.time_scale)
         self._next_slot = max(self._next_slot, self._paused_until)  # the time lost is not made up
+        if self.shared is not None:
+            self._background_call(self.shared.pause(seconds / self.pacing.time_scale))
+
+    def _background_call(self, call: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(call)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @contextlib.asynccontextmanager
     async def slot(self, chat_id: int) -> AsyncIterator[None]:
@@ -90,6 +104,9 @@ class RateLimiter:
             if not waiter.done():
                 waiter.cancel()  # cancelled while queued: the pacer skips it
             elif not waiter.cancelled():
+                member = self._members.pop(waiter, None)
+                if member is not None and self.shared is not None:
+                    self._background_call(self.shared.end(member))
                 self._in_flight -= 1
                 self._ended.append(self._clock())
                 self._send_ended.set()
@@ -114,9 +131,29 @@ class RateLimiter:
             if ready_at > now:
                 await asyncio.sleep(ready_at - now)
                 continue
-            waiter = self._queue.popleft()
-            if waiter.done():  # its task was cancelled
+            if self._queue[0].done():  # its task was cancelled
+                self._queue.popleft()
                 continue
+            member = None
+            if self.shared is not None:  # and the moment all processes agreed on
+                shared_at = await self.shared.next_slot(self._step, len(self._queue))
+                if shared_at is not None and shared_at > self._clock():
+                    await asyncio.sleep(shared_at - self._clock())
+                    continue
+                # The ceiling over all processes' sends of the last second.
+                granted = await self.shared.begin(self._second, self._limit)
+                if isinstance(granted, float):
+                    await asyncio.sleep(granted)
+                    continue
+                member = granted
+                self.shared.take()
+                now = self._clock()
+            waiter = self._queue.popleft()
+            if waiter.done():
+                if member is not None and self.shared is not None:
+                    self._background_call(self.shared.end(member))
+                continue
+            self._members[waiter] = member
             waiter.set_result(None)
             self._in_flight += 1
             # The grid moves on a step per send, so a timer woken late (the event loop was busy) is

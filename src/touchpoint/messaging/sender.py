@@ -49,6 +49,7 @@ from touchpoint.messaging.base import Channel
 from touchpoint.messaging.models import Delivery, OutboxMessage
 from touchpoint.messaging.pacing import Pacing, RateLimiter
 from touchpoint.messaging.rules import ContactQuestion, Lane, check_contacts, in_evening
+from touchpoint.messaging.shared_pacing import SharedSlots
 
 log = logging.getLogger(__name__)
 __all__ = ["OutboxSender", "Pacing", "reap_expired_leases"]
@@ -91,12 +92,15 @@ class OutboxSender:
         max_attempts: int = 5,
         concurrency: int = 32,
         enrolment_guard: EnrolmentGuard | None = None,
+        shared: SharedSlots | None = None,
     ) -> None:
+        """``shared``: the bot's send rate kept in Redis with its other processes (None: this
+        process alone paces the bot, as with one process)."""
         self.db = db
         self.settings = settings
         self.channel = channel
         self.translate = translator
-        self.limiter = RateLimiter(pacing or Pacing())
+        self.limiter = RateLimiter(pacing or Pacing(), shared=shared)
         self.lease = lease
         self.batch_size = batch_size
         self.max_attempts = max_attempts
