@@ -117,6 +117,15 @@ class RateLimiter:
                 self._next_per_chat = {c: t for c, t in self._next_per_chat.items() if t > now}
 
     async def _pace(self) -> None:
+        while True:
+            await self._pace_queue()
+            if self.shared is None:
+                return
+            await self.shared.give_back()  # the grants this process will not use stop counting
+            if not self._queue:  # (no await between this check and the end: no waiter is stranded)
+                return
+
+    async def _pace_queue(self) -> None:
         while self._queue:
             now = self._clock()
             while self._ended and self._ended[0] <= now - self._second:
@@ -135,18 +144,12 @@ class RateLimiter:
                 self._queue.popleft()
                 continue
             member = None
-            if self.shared is not None:  # and the moment all processes agreed on
-                shared_at = await self.shared.next_slot(self._step, len(self._queue))
-                if shared_at is not None and shared_at > self._clock():
-                    await asyncio.sleep(shared_at - self._clock())
-                    continue
-                # The ceiling over all processes' sends of the last second.
-                granted = await self.shared.begin(self._second, self._limit)
+            if self.shared is not None:  # and the ceiling over all the bot's processes
+                granted = await self.shared.acquire(self._second, self._limit, len(self._queue))
                 if isinstance(granted, float):
                     await asyncio.sleep(granted)
                     continue
                 member = granted
-                self.shared.take()
                 now = self._clock()
             waiter = self._queue.popleft()
             if waiter.done():
