@@ -258,6 +258,8 @@ async def test_campaign_preview_in_each_language_then_schedule(client: TestClien
     shown = ("20% off boots", "Скидка 20% на ботинки", "靴子八折", "🔕 No more offers", "🔕 不再接收优惠信息")
     for text in shown:
         assert text in preview
+    # The estimate: 1 customer at the free 25/s; paid broadcasts are off by default.
+    assert "At the free rate (≈25/s): about 1 min" in preview and "paid broadcasts are off" in preview
     assert await outbox(db, "console.campaign") == []  # nothing queued before confirming
     assert (
         "Give the campaign a name"

@@ -434,3 +434,18 @@ async def test_two_running_senders_keep_a_chat_in_order_and_paced(db: Database) 
     assert all(len(s.channel.sent) for s in senders)  # type: ignore[attr-defined]
     for s in senders:
         await s.db.dispose()
+
+
+async def test_paid_broadcast_marks_marketing_only(db: Database, channel: ScriptedChannel) -> None:
+    """With TOUCHPOINT_PAID_BROADCAST_RATE set, marketing goes out with allow_paid_broadcast on its
+    own (faster) limiter; transactional messages stay free. Off by default."""
+    paid = settings.model_copy(update={"paid_broadcast_rate": 1000.0})
+    promo = await queue(db, 1, "promo", Lane.MARKETING)
+    order = await queue(db, 2, "your order shipped")
+    sender = OutboxSender(db, paid, channel, get_translator(), pacing=FAST)
+    assert sender.paid_limiter is not None and sender.paid_limiter.chats is sender.limiter.chats
+    assert await sender.drain_once() == 2
+    flags = {m.chat_id: m.paid_broadcast for m in channel.sent}
+    assert flags == {1: True, 2: False}
+    assert (await statuses(db))[promo] == (await statuses(db))[order] == ("sent", None)
+    assert OutboxSender(db, settings, channel, get_translator()).paid_limiter is None

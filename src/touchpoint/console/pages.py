@@ -51,6 +51,7 @@ from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator, resolve_locale
+from touchpoint.messaging.broadcast import estimate_broadcast
 from touchpoint.messaging.templates import render
 from touchpoint.understanding.text import guess_locale
 from touchpoint.wiring import load_all_templates
@@ -559,9 +560,12 @@ async def campaign_preview(request: web.Request) -> web.StreamResponse:
     previews = {locale: render(translate, locale, "console.campaign", {"texts": texts})
                 for locale in SUPPORTED_LOCALES}
     when = actions.parse_when(values["when"], utcnow())
+    settings = _settings(request)
+    estimate = estimate_broadcast(len(audience), settings.send_rate_per_s, settings.paid_broadcast_rate)
     return aiohttp_jinja2.render_template("campaign_preview.html", request, {
         "form": values, "previews": previews, "audience": len(audience), "when": when,
-        "segment_label": queries.SEGMENTS[values["segment"]]})
+        "segment_label": queries.SEGMENTS[values["segment"]], "estimate": estimate,
+        "free_rate": settings.send_rate_per_s, "paid_rate": settings.paid_broadcast_rate})
 
 
 @routes.post("/campaigns")

@@ -44,7 +44,9 @@ class RateLimiter:
     wake-up (not one per waiter per slot)."""
 
     def __init__(self, pacing: Pacing, clock: Callable[[], float] = time.monotonic,
-                 shared: SharedSlots | None = None) -> None:
+                 shared: SharedSlots | None = None, chats: dict[int, float] | None = None) -> None:
+        """``chats``: each chat's next moment, shared with another limiter of this process (the
+        paid-broadcast one: a chat's interval holds whichever limiter sent its last message)."""
         self.pacing = pacing
         self._clock = clock
         self.shared = shared  # the bot's grid in Redis, shared with its other processes
@@ -60,8 +62,13 @@ class RateLimiter:
         self._pacer: asyncio.Task[None] | None = None
         self._next_slot = 0.0  # the even grid: one step further per send
         self._not_before = 0.0  # half a step after the last send
-        self._next_per_chat: dict[int, float] = {}
+        self._next_per_chat: dict[int, float] = chats if chats is not None else {}
         self._paused_until = 0.0
+
+    @property
+    def chats(self) -> dict[int, float]:
+        """Each chat's next moment (share it with another limiter through ``chats=``)."""
+        return self._next_per_chat
 
     def sent_before(self, chat_id: int, seconds_ago: float) -> None:
         """The chat's previous message ended ``seconds_ago`` (perhaps in another process)."""
@@ -114,7 +121,8 @@ class RateLimiter:
             now = self._clock()
             self._next_per_chat[chat_id] = now + interval
             if len(self._next_per_chat) > 10_000:  # forget chats whose interval has passed
-                self._next_per_chat = {c: t for c, t in self._next_per_chat.items() if t > now}
+                for c in [c for c, t in self._next_per_chat.items() if t <= now]:
+                    del self._next_per_chat[c]  # in place: another limiter may share the dict
 
     async def _pace(self) -> None:
         while True:

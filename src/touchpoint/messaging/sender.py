@@ -101,6 +101,16 @@ class OutboxSender:
         self.channel = channel
         self.translate = translator
         self.limiter = RateLimiter(pacing or Pacing(), shared=shared)
+        # Paid broadcasts: marketing may go faster, on a limiter of its own (the chats' intervals
+        # are the same: the dict is shared), allow_paid_broadcast set on those messages.
+        self.paid_limiter: RateLimiter | None = None
+        if settings.paid_broadcast_rate > 0:
+            free = self.limiter.pacing
+            self.paid_limiter = RateLimiter(
+                Pacing(settings.paid_broadcast_rate * free.time_scale, free.private_chat_interval_s,
+                       free.group_chat_interval_s, free.time_scale),
+                shared=SharedSlots(shared.redis, f"{shared.key}:paid") if shared is not None else None,
+                chats=self.limiter.chats)
         self.lease = lease
         self.batch_size = batch_size
         self.max_attempts = max_attempts
@@ -118,7 +128,9 @@ class OutboxSender:
         self._outcomes: list[_Outcome] = []
         self._committer: asyncio.Task[None] | None = None
         self._group_ready = asyncio.Event()
-        self._group_size = max(1, int(self.limiter.pacing.global_per_second * GROUP_LINGER_S))
+        fastest = max(self.limiter.pacing.global_per_second,
+                      self.paid_limiter.pacing.global_per_second if self.paid_limiter else 0.0)
+        self._group_size = max(1, int(fastest * GROUP_LINGER_S))
         self._hurry = False
 
     def poke(self) -> None:
@@ -304,11 +316,14 @@ class OutboxSender:
 
     async def _send(self, row: Claimed, message: OutgoingMessage) -> datetime | None:
         """Pace and send a row marked "sending"; its outcome goes to the next group commit."""
-        async with self.limiter.slot(row.chat_id):
+        limiter = self.paid_limiter if message.paid_broadcast and self.paid_limiter else self.limiter
+        async with limiter.slot(row.chat_id):
             try:
                 result = await self.channel.send(message)
             except ChannelRetryAfter as exc:
-                self.limiter.pause(exc.retry_after)
+                for paused in (self.limiter, self.paid_limiter):
+                    if paused is not None:
+                        paused.pause(exc.retry_after)
                 return self._retry(row, timedelta(seconds=exc.retry_after), "retry_after", count=False,
                                    error=_error(exc))
             except ChannelBlocked as exc:
@@ -505,6 +520,7 @@ class OutboxSender:
             chat_id=row.chat_id, text=rendered.text, buttons=rendered.buttons,
             disable_notification=silent or row.edit_in_place,
             edit_message_id=cards.get((row.chat_id, row.card_key)) if row.edit_in_place else None,
+            paid_broadcast=self.paid_limiter is not None and row.lane == Lane.MARKETING.value,
         )
 
     @staticmethod

@@ -74,6 +74,7 @@ class SharedSlots:
 
     def __init__(self, redis: Redis, key: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.redis = redis
+        self.key = key
         self.window_key = f"{key}:window"
         self.pause_key = f"{key}:paused"
         self._clock = clock
