@@ -112,11 +112,8 @@ class OutboxSender:
                 shared=SharedSlots(shared.redis, f"{shared.key}:paid") if shared is not None else None,
                 chats=self.limiter.chats)
         self.lease = lease
-        self.batch_size = batch_size
         self.max_attempts = max_attempts
-        self.concurrency = concurrency
         self.enrolment_guard = enrolment_guard
-        self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._held: set[int] = set()  # claimed, not yet re-checked: handed back on shutdown
         self._chats: dict[int, asyncio.Task[datetime | None]] = {}  # each chat's latest task
@@ -131,6 +128,12 @@ class OutboxSender:
         fastest = max(self.limiter.pacing.global_per_second,
                       self.paid_limiter.pacing.global_per_second if self.paid_limiter else 0.0)
         self._group_size = max(1, int(fastest * GROUP_LINGER_S))
+        # A chat's send takes a group commit (up to GROUP_LINGER_S) and a round trip: at a paid
+        # broadcast's rate, more chats must be in progress at once, and batches claimed bigger.
+        paid_fastest = fastest if self.paid_limiter is not None else 0.0
+        self.batch_size = max(batch_size, int(paid_fastest * 0.5))
+        self.concurrency = max(concurrency, int(paid_fastest * 0.3))
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._hurry = False
 
     def poke(self) -> None:
