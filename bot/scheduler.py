@@ -4,6 +4,7 @@ pickled job store: a tick that dies simply runs again next time."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -89,6 +90,11 @@ async def log_daily_stats(db: Database) -> None:
     async with db.session() as session:
         for stats in await journey_stats(session):
             log.info("journey stats %s", stats.as_dict())
+
+
+def add_desk_job(scheduler: AsyncIOScheduler, tick: Callable[[], Awaitable[None]], every_s: float) -> None:
+    """The staff desk's beat (topics for new conversations, console lines, reminders, pruning)."""
+    scheduler.add_job(tick, "interval", seconds=every_s, id="staff_desk", next_run_time=utcnow())
 
 
 def create_scheduler(db: Database, engine: JourneyEngine | None = None,

@@ -13,7 +13,9 @@ from redis.asyncio import Redis
 
 from bot.app import freeze_startup_heap
 from bot.channel import TelegramChannel
-from bot.scheduler import create_scheduler
+from bot.handoff_desk import TICK_S as DESK_TICK_S
+from bot.handoff_desk import StaffDesk
+from bot.scheduler import add_desk_job, create_scheduler
 from touchpoint.config import Settings
 from touchpoint.console import start_console
 from touchpoint.db import Database
@@ -58,6 +60,11 @@ class BotServices:
         self._stop_sending = asyncio.Event()
         self._sending: asyncio.Task[None] | None = None
         self._sites: list[web.AppRunner] = []
+
+    def attach_desk(self, desk: StaffDesk) -> None:
+        """The staff desk ticks as one of the scheduler's jobs instead of a loop of its own."""
+        desk.scheduled = True
+        add_desk_job(self.scheduler, desk.scheduled_tick, DESK_TICK_S)
 
     async def start(self) -> None:
         self._sending = asyncio.create_task(self.sender.run(self._stop_sending))
