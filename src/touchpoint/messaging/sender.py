@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, func, or_, select, tuple_, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlmodel import col
 
 from touchpoint.clock import utcnow
@@ -190,17 +190,20 @@ class OutboxSender:
         while an earlier one is on its way. A chat whose last message went out moments ago from
         another process starts after its interval (``_respect_recent_sends``)."""
         now = utcnow()
-        earlier = OUTBOX.alias("earlier")
-        blocked = exists().where(
-            earlier.c.chat_id == OUTBOX.c.chat_id, earlier.c.id != OUTBOX.c.id,
-            or_(earlier.c.status.in_(IN_FLIGHT),
-                and_(earlier.c.status == "pending",
-                     tuple_(earlier.c.priority, earlier.c.due_at, earlier.c.id)
-                     < tuple_(OUTBOX.c.priority, OUTBOX.c.due_at, OUTBOX.c.id))),
+        # The chat's first row among those pending or in flight, in-flight ones first: a row is the
+        # chat's head if that is itself (one index probe per row looked at, whatever the table's size).
+        other = OUTBOX.alias("other")
+        first_of_chat = (
+            select(other.c.id)
+            .where(other.c.chat_id == OUTBOX.c.chat_id, other.c.status.in_(("pending", *IN_FLIGHT)))
+            .order_by(other.c.status == "pending", other.c.priority, other.c.due_at, other.c.id)
+            .limit(1)
+            .correlate(OUTBOX)
+            .scalar_subquery()
         )
         heads = (
             select(OUTBOX.c.id)
-            .where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now, ~blocked)
+            .where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now, OUTBOX.c.id == first_of_chat)
             .order_by(OUTBOX.c.priority, OUTBOX.c.due_at, OUTBOX.c.id)
             .limit(self.batch_size)
         )
