@@ -15,10 +15,19 @@ accepted sends, between the first and the last; per-chat violations (two message
 closer than the scaled 1 s); global violations (more than the limit within any scaled second);
 duplicates and losses (chats with more than one / no message); p50/p99 of interactive replies.
 
-    python bench/outbox.py [--scale 10] [--messages 10000] [--sqlite]
+With ``--processes N`` (N ≥ 2, PostgreSQL) N sender processes drain the one queue together, sharing
+the bot's rate through Redis (TOUCHPOINT_TEST_REDIS_URL); the bot's handlers answer the chatting
+customers from the main process. A few chats also get 14 messages each: ``order_violations``
+counts those that arrived out of order.
 
-Last line: {"rate_fraction": …, "chat_violations": …, "global_violations": …, "duplicates": …,
-"lost": …, "interactive_p99_ms": …}
+With ``--paid`` (one process, real time, 20,000 customers unless --messages says otherwise) the
+messages are marketing and paid broadcasts are on at 1000/s (TOUCHPOINT_PAID_BROADCAST_RATE):
+``paid_rate_msgs_s`` is the rate the fake Telegram saw; the per-chat interval still holds.
+
+    python bench/outbox.py [--scale 10] [--messages 10000] [--sqlite] [--processes 2] [--paid]
+
+Last line: {"rate_fraction": …, "chat_violations": …, "global_violations": …, "order_violations": …,
+"duplicates": …, "lost": …, "interactive_p99_ms": …}
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -43,6 +53,7 @@ from typing import Any
 
 import asyncpg
 from pydantic import SecretStr
+from redis.asyncio import Redis
 from sqlalchemy import func, insert, select
 
 from bot.app import create_bot, create_dispatcher, freeze_startup_heap
@@ -52,10 +63,12 @@ from touchpoint.config import SANDBOX_TOKEN, load_settings
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database, upgrade_database
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.rules import Lane
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.rules import Lane
+from touchpoint.messaging.sender import OutboxSender, Pacing
+from touchpoint.messaging.shared_pacing import SharedSlots
 from touchpoint.sandbox import Sandbox
+from touchpoint.wiring import load_all_templates
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # sqlmodel's session.execute notice
 POSTGRES_URL = os.environ.get("TOUCHPOINT_BENCH_POSTGRES_URL") or os.environ.get(
@@ -63,23 +76,41 @@ POSTGRES_URL = os.environ.get("TOUCHPOINT_BENCH_POSTGRES_URL") or os.environ.get
 LIMIT_PER_S = 30.0
 FIRST_CHAT = 5_000_000
 CHATTERS = list(range(9_000_001, 9_000_021))
+REDIS_URL = os.environ.get("TOUCHPOINT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SEQUENCE_CHATS, SEQUENCE_LENGTH = 20, 14  # chats that get several messages, to check their order
+ORDER = re.compile(r"S(\d\d)")
 
 
-async def seed(db: Database, count: int) -> None:
+def sequence_chats(count: int) -> list[int]:
+    return [FIRST_CHAT + count + j for j in range(SEQUENCE_CHATS)]
+
+
+def expected(count: int) -> dict[int, int]:
+    """How many messages each chat should get."""
+    return {**{FIRST_CHAT + i: 1 for i in range(count)},
+            **dict.fromkeys(sequence_chats(count), SEQUENCE_LENGTH)}
+
+
+async def seed(db: Database, count: int, lane: Lane = Lane.TRANSACTIONAL) -> None:
     now = utcnow()
-    customers = [dict(telegram_id=FIRST_CHAT + i, first_name="C", timezone="Europe/Berlin", created_at=now,
+    customers = [dict(telegram_id=chat, first_name="C", timezone="Europe/Berlin", created_at=now,
                       last_seen_at=now, marketing_consent=True, nudges_paused=False, reachable=True)
-                 for i in range(count)]
+                 for chat in expected(count)]
     async with db.session() as session:
         await session.execute(insert(Customer), customers)
     async with db.session() as session:
         ids = dict((await session.execute(select(Customer.telegram_id, Customer.id))).all())
-        rows = [dict(customer_id=ids[FIRST_CHAT + i], chat_id=FIRST_CHAT + i, lane=Lane.TRANSACTIONAL.value,
-                     priority=Lane.TRANSACTIONAL.priority, template="journey.checkin",
+        rows = [dict(customer_id=ids[FIRST_CHAT + i], chat_id=FIRST_CHAT + i, lane=lane.value,
+                     priority=lane.priority, template="journey.checkin",
                      params={"order_number": f"A-{i}"}, status="pending", due_at=now, created_at=now,
                      edit_in_place=False, attempts=0)
                 for i in range(count)]
-        for start in range(0, count, 2_000):
+        rows += [dict(customer_id=ids[chat], chat_id=chat, lane=lane.value,
+                      priority=lane.priority, template="journey.checkin",
+                      params={"order_number": f"S{n:02d}"}, status="pending", due_at=now, created_at=now,
+                      edit_in_place=False, attempts=0)
+                 for n in range(SEQUENCE_LENGTH) for chat in sequence_chats(count)]
+        for start in range(0, len(rows), 2_000):
             await session.execute(insert(OutboxMessage), rows[start:start + 2_000])
 
 
@@ -106,8 +137,8 @@ async def _telegram(pipe: Connection, count: int) -> None:
     sandbox = Sandbox()
     pipe.send(await sandbox.start("127.0.0.1", 0))
     try:
-        for i in range(count):
-            sandbox.upsert_user(FIRST_CHAT + i, "C")
+        for chat in expected(count):
+            sandbox.upsert_user(chat, "C")
         for user in CHATTERS:  # first contact outside the measurement
             sandbox.upsert_user(user, "Chatty")
             sandbox.send_text(user, "/start")
@@ -120,16 +151,59 @@ async def _telegram(pipe: Connection, count: int) -> None:
         await loop.run_in_executor(None, pipe.recv)  # the outbox is empty
         stop.set()
         await chatter
+        chats = expected(count)
         pipe.send({"sends": [(r.at, r.chat_id) for r in sandbox.send_log
-                             if r.outcome == "ok" and FIRST_CHAT <= r.chat_id < FIRST_CHAT + count],
-                   "received": [len(sandbox.bot_messages(FIRST_CHAT + i)) for i in range(count)],
+                             if r.outcome == "ok" and r.chat_id in chats],
+                   "received": [(len(sandbox.bot_messages(chat)), wanted) for chat, wanted in chats.items()],
+                   "orders": [[int(m.group(1)) for m in map(ORDER.search, (str(b.get("text", ""))
+                               for b in sandbox.bot_messages(chat))) if m]
+                              for chat in sequence_chats(count)],
                    "retries": sum(1 for r in sandbox.send_log if r.outcome == "429"),
                    "latencies": latencies})
     finally:
         await sandbox.stop()
 
 
-async def run(url: str, scale: float, count: int) -> dict[str, float]:
+def sender_process(pipe: Connection, url: str, base: str, scale: float, redis_key: str) -> None:
+    """One more bot process that only sends (as another `touchpoint run --webhook` would)."""
+    asyncio.run(_sender(pipe, url, base, scale, redis_key))
+
+
+async def _sender(pipe: Connection, url: str, base: str, scale: float, redis_key: str) -> None:
+    loop = asyncio.get_running_loop()
+    settings = load_settings(_env_file=None, database_url=url, telegram_api_base=base,
+                             bot_token=SecretStr(SANDBOX_TOKEN))
+    db, bot, redis = Database(url), create_bot(settings), Redis.from_url(REDIS_URL)
+    try:
+        load_all_templates()
+        sender = OutboxSender(db, settings, TelegramChannel(bot), get_translator(),
+                              pacing=Pacing(global_per_second=LIMIT_PER_S).scaled(scale),
+                              batch_size=500, concurrency=64, shared=SharedSlots(redis, redis_key))
+        freeze_startup_heap()
+        pipe.send("ready")
+        await loop.run_in_executor(None, pipe.recv)  # go
+        stop = asyncio.Event()
+        draining = asyncio.create_task(sender.run(stop, idle_poll_s=0.05))
+        await loop.run_in_executor(None, pipe.recv)  # the outbox is empty
+        stop.set()
+        await draining
+        await sender.release()
+    finally:
+        await bot.session.close()
+        await db.dispose()
+        await redis.aclose()
+
+
+async def open_rows(db: Database) -> int:
+    async with db.session() as session:
+        return int((await session.execute(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.status.in_(("pending", "claimed", "sending"))))).scalar_one())
+
+
+PAID_RATE = 1000.0
+
+
+async def run(url: str, scale: float, count: int, processes: int = 1, paid: bool = False) -> dict[str, float]:
     await upgrade_database(url)
     pipe, child_pipe = multiprocessing.get_context("spawn").Pipe()
     telegram = multiprocessing.get_context("spawn").Process(target=telegram_process, args=(child_pipe, count))
@@ -137,34 +211,62 @@ async def run(url: str, scale: float, count: int) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     base = await loop.run_in_executor(None, pipe.recv)
     settings = load_settings(_env_file=None, database_url=url, telegram_api_base=base,
-                             bot_token=SecretStr(SANDBOX_TOKEN), flood_max_messages=10_000)
+                             bot_token=SecretStr(SANDBOX_TOKEN), flood_max_messages=10_000,
+                             # --paid: marketing at the paid rate, whatever the hour (no quiet hours)
+                             paid_broadcast_rate=PAID_RATE if paid else 0.0,
+                             quiet_hours_start=0, quiet_hours_end=0,
+                             # the chats with 14 messages: caps would (rightly) skip 13 marketing ones
+                             **({"marketing_per_day": 100, "marketing_per_week": 100, "messages_per_day": 100,
+                                 "repeat_template_days": 0} if paid else {}))
     db = Database(url)
     bot = create_bot(settings)
     dp = create_dispatcher(settings, db)
     polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
+    senders: list[tuple[Any, Connection]] = []
     try:
-        await seed(db, count)
+        await seed(db, count, Lane.MARKETING if paid else Lane.TRANSACTIONAL)
         await loop.run_in_executor(None, pipe.recv)  # the chatting customers have said hello
         freeze_startup_heap()  # as BotServices.start does once the bot is up
-        sender = OutboxSender(db, settings, TelegramChannel(bot), get_translator(),
-                              pacing=Pacing(global_per_second=LIMIT_PER_S).scaled(scale),
-                              batch_size=500, concurrency=64)
+        load_all_templates()
+        if processes > 1:
+            key = f"tp-bench-{uuid.uuid4().hex[:8]}:send-rate"
+            for _ in range(processes):
+                parent, child = multiprocessing.get_context("spawn").Pipe()
+                worker = multiprocessing.get_context("spawn").Process(
+                    target=sender_process, args=(child, url, base, scale, key))
+                worker.start()
+                senders.append((worker, parent))
+            for _, parent in senders:
+                await loop.run_in_executor(None, parent.recv)  # ready
+            for _, parent in senders:
+                parent.send("go")
+        else:
+            sender = OutboxSender(db, settings, TelegramChannel(bot), get_translator(),
+                                  pacing=Pacing(global_per_second=LIMIT_PER_S).scaled(scale),
+                                  batch_size=500, concurrency=64)
+            stop = asyncio.Event()
+            draining = asyncio.create_task(sender.run(stop, idle_poll_s=0.05))
         pipe.send("go")
-        stop = asyncio.Event()
         started = time.perf_counter()
-        draining = asyncio.create_task(sender.run(stop, idle_poll_s=0.05))
-        while True:
-            async with db.session() as session:
-                open_rows = (await session.execute(select(func.count()).select_from(OutboxMessage).where(
-                    OutboxMessage.status.in_(("pending", "claimed", "sending"))))).scalar_one()
-            if open_rows == 0 or time.perf_counter() - started > 600:
+        while time.perf_counter() - started < 600:
+            if not await open_rows(db):
                 break
             await asyncio.sleep(0.2)
-        stop.set()
-        await draining
+        if processes > 1:
+            for worker, parent in senders:
+                parent.send("stop")
+                await loop.run_in_executor(None, worker.join, 30)
+        else:
+            stop.set()
+            await draining
         pipe.send("stop")
         seen = await loop.run_in_executor(None, pipe.recv)
-        return figures(seen, scale, count)
+        result = figures(seen, scale, count, paid)
+        if paid:
+            result["paid_rate_msgs_s"] = round(result.pop("rate_msgs_s"), 1)
+        else:
+            result.pop("rate_msgs_s")
+        return result
     finally:
         with contextlib.suppress(RuntimeError):
             await dp.stop_polling()
@@ -172,18 +274,22 @@ async def run(url: str, scale: float, count: int) -> dict[str, float]:
         await bot.session.close()
         await db.dispose()
         telegram.join(timeout=10)
-        if telegram.is_alive():
-            telegram.kill()
+        for process in [telegram, *(worker for worker, _ in senders)]:
+            if process.is_alive():
+                process.kill()
 
 
-def figures(seen: dict[str, Any], scale: float, count: int) -> dict[str, float]:
+def figures(seen: dict[str, Any], scale: float, count: int, paid: bool = False) -> dict[str, float]:
     sends = sorted(seen["sends"])
     times = [at for at, _ in sends]
-    limit, window = LIMIT_PER_S * scale, 1.0 / scale
-    rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+    # The rate is the bulk's (one message per chat): the 14-message chats go at 1/s each, after it.
+    bulk = [at for at, chat in sends if chat < FIRST_CHAT + count]
+    ceiling = PAID_RATE if paid else LIMIT_PER_S
+    limit, window = ceiling * scale, 1.0 / scale
+    rate = (len(bulk) - 1) / (bulk[-1] - bulk[0]) if len(bulk) > 1 else 0.0
     # Over the limit if more than `limit`·(1 s) sends fall in any scaled second.
     global_violations = sum(1 for i, at in enumerate(times)
-                            if bisect.bisect_left(times, at + window) - i > LIMIT_PER_S)
+                            if bisect.bisect_left(times, at + window) - i > ceiling)
     last_per_chat: dict[int, float] = {}
     chat_violations = 0
     for at, chat in sends:
@@ -191,6 +297,7 @@ def figures(seen: dict[str, Any], scale: float, count: int) -> dict[str, float]:
             chat_violations += 1
         last_per_chat[chat] = at
     received, retries = seen["received"], seen["retries"]
+    order_violations = sum(1 for got in seen["orders"] if got != sorted(got))
     ordered = sorted(seen["latencies"])
     p50 = statistics.median(ordered) if ordered else 0.0
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
@@ -198,9 +305,10 @@ def figures(seen: dict[str, Any], scale: float, count: int) -> dict[str, float]:
           f"(30/s scaled ×{scale:g}): {rate / limit:.3f} of the limit; 429s injected: {retries}")
     print(f"interactive replies during the drain: {len(ordered)}, p50 {p50:.1f} ms, p99 {p99:.1f} ms "
           f"({p99 / 100:.2f}× the 100 ms goal)")
-    return {"rate_fraction": round(rate / limit, 3), "chat_violations": chat_violations,
-            "global_violations": global_violations, "duplicates": sum(1 for n in received if n > 1),
-            "lost": sum(1 for n in received if n == 0), "interactive_p99_ms": round(p99, 1)}
+    return {"rate_msgs_s": rate, "rate_fraction": round(rate / limit, 3), "chat_violations": chat_violations,
+            "global_violations": global_violations, "order_violations": order_violations,
+            "duplicates": sum(max(0, n - wanted) for n, wanted in received),
+            "lost": sum(max(0, wanted - n) for n, wanted in received), "interactive_p99_ms": round(p99, 1)}
 
 
 async def main() -> None:
@@ -208,10 +316,18 @@ async def main() -> None:
     parser.add_argument("--scale", type=float, default=10.0)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
+    parser.add_argument("--processes", type=int, default=1, help="sender processes (PostgreSQL, Redis)")
+    parser.add_argument("--paid", action="store_true", help="marketing as paid broadcasts at 1000/s")
     args = parser.parse_args()
+    if args.paid:
+        args.scale, args.processes = 1.0, 1
+        args.messages = args.messages if "--messages" in sys.argv else 20_000
+    if args.processes > 1 and args.sqlite:
+        parser.error("several sender processes need PostgreSQL")
     if args.sqlite:
         with tempfile.TemporaryDirectory() as tmp:
-            result = await run(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args.scale, args.messages)
+            result = await run(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args.scale, args.messages,
+                               paid=args.paid)
     else:
         dsn = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
         name = f"tp_bench_{uuid.uuid4().hex[:8]}"
@@ -219,7 +335,8 @@ async def main() -> None:
         await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
         try:
-            result = await run(POSTGRES_URL.rsplit("/", 1)[0] + "/" + name, args.scale, args.messages)
+            result = await run(POSTGRES_URL.rsplit("/", 1)[0] + "/" + name, args.scale, args.messages,
+                               args.processes, args.paid)
         finally:
             admin = await asyncpg.connect(dsn)
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -12,7 +12,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from touchpoint.channels import (
+from touchpoint.messaging import (
     ChannelBlocked,
     ChannelRejected,
     ChannelRetryAfter,
@@ -43,6 +43,7 @@ class TelegramChannel:
                 message.chat_id, message.text, reply_markup=inline_markup(message),
                 disable_notification=message.disable_notification,
                 message_thread_id=message.message_thread_id,
+                allow_paid_broadcast=True if message.paid_broadcast else None,
             )
             return SendResult(sent.message_id)
         except TelegramRetryAfter as exc:
@@ -75,4 +76,5 @@ class TelegramChannel:
 def _as_new(message: OutgoingMessage) -> OutgoingMessage:
     return OutgoingMessage(chat_id=message.chat_id, text=message.text, buttons=message.buttons,
                            disable_notification=message.disable_notification,
-                           message_thread_id=message.message_thread_id)
+                           message_thread_id=message.message_thread_id,
+                           paid_broadcast=message.paid_broadcast)

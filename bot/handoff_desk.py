@@ -26,7 +26,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.transcript import write_pending
-from touchpoint.channels.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
@@ -37,6 +36,7 @@ from touchpoint.handoff.models import Conversation
 from touchpoint.handoff.relay import GroupQueue, Post
 from touchpoint.i18n import get_translator
 from touchpoint.markup import esc
+from touchpoint.messaging.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ class StaffDesk:
         self._topic_locks: dict[int, asyncio.Lock] = {}
         self.touched: set[int] = set()  # customers with new transcript lines since the last prune
         self._loop_task: asyncio.Task[None] | None = None
+        self.scheduled = False  # True: the composition root's scheduler ticks the desk (no own loop)
+        self._ticking = False
+        self._next_follow_up = self._next_prune = 0.0
 
     @property
     def live_bot(self) -> Bot:
@@ -84,9 +87,29 @@ class StaffDesk:
         for chat_id in service.staff_chat_ids(self.settings):
             for problem in await self.check_group(chat_id):
                 log.error("staff group %s: %s", chat_id, problem)
-        self._loop_task = asyncio.create_task(self._run())
+        self._next_follow_up = self._next_prune = asyncio.get_running_loop().time() + FOLLOW_UP_S
+        self._ticking = True
+        if not self.scheduled:
+            self._loop_task = asyncio.create_task(self._run())
+
+    async def scheduled_tick(self) -> None:
+        """One beat of the desk, run by the scheduler (bot/scheduler.py) every TICK_S: what
+        ``_run`` does in its loop when the desk runs without the scheduler (tests, tools)."""
+        if not self._ticking:  # not started yet, or stopped
+            return
+        now = asyncio.get_running_loop().time()
+        follow_up, prune = now >= self._next_follow_up, now >= self._next_prune
+        try:
+            await self.tick(follow_up=follow_up, prune=prune)
+        except Exception:
+            log.exception("staff desk tick failed")
+        if follow_up:
+            self._next_follow_up = now + FOLLOW_UP_S
+        if prune:
+            self._next_prune = now + PRUNE_S
 
     async def stop(self) -> None:
+        self._ticking = False
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -39,7 +39,7 @@ from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.handoff.service import has_active_handoff
 from touchpoint.i18n import resolve_locale
-from touchpoint.journeys.models import Delivery
+from touchpoint.messaging.models import Delivery
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]

@@ -35,12 +35,12 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import Chat, InlineKeyboardMarkup, Message, TelegramObject
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from touchpoint.channels.reply import REPLY_TEMPLATE
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
-from touchpoint.journeys.outbox import enqueue
-from touchpoint.journeys.rules import Lane
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.reply import REPLY_TEMPLATE
+from touchpoint.messaging.rules import Lane
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]

@@ -53,6 +53,7 @@ async def run_bot(
     try:
         services = BotServices(settings, db, bot, events_secret=events_secret, demo_mode=demo_mode)
         dp = create_dispatcher(settings, db)
+        services.attach_desk(dp["handoff_desk"])
         await services.start()
         try:
             me = await bot.get_me()

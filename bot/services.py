@@ -9,19 +9,24 @@ import logging
 
 from aiogram import Bot
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.app import freeze_startup_heap
 from bot.channel import TelegramChannel
+from bot.handoff_desk import TICK_S as DESK_TICK_S
+from bot.handoff_desk import StaffDesk
+from bot.scheduler import add_desk_job, create_scheduler
 from touchpoint.config import Settings
 from touchpoint.console import start_console
 from touchpoint.db import Database
 from touchpoint.events_api.app import start_events_api
 from touchpoint.i18n import get_translator
 from touchpoint.journeys import engine as journeys
-from touchpoint.journeys.scheduler import create_scheduler
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.sender import OutboxSender, Pacing
+from touchpoint.messaging.shared_pacing import SharedSlots, bot_rate_key
 from touchpoint.understanding.embeddings import warm_up
 from touchpoint.understanding.service import get_index
+from touchpoint.wiring import load_all_templates
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +48,26 @@ class BotServices:
         self.events_secret = events_secret
         self.demo_mode = demo_mode  # `touchpoint demo`: its console account may log in
         self.engine = journeys.get_engine(settings)
+        load_all_templates()
+        # Several processes of one bot share its send rate through Redis (one grid per bot token).
+        self._redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        shared = (SharedSlots(self._redis, bot_rate_key(settings.redis_prefix, bot.token))
+                  if self._redis is not None else None)
         self.sender = OutboxSender(
             db, settings, TelegramChannel(bot), get_translator(settings.locales_dir, settings.default_locale),
             pacing=Pacing(global_per_second=settings.send_rate_per_s),
-            enrolment_guard=journeys.enrolments_allowing_send,
+            enrolment_guard=journeys.enrolments_allowing_send, shared=shared,
         )
         self.scheduler = create_scheduler(db, self.engine, self.sender, tick_s=settings.journey_tick_s)
         self._stop_sending = asyncio.Event()
         self._sending: asyncio.Task[None] | None = None
         self._understanding: asyncio.Task[None] | None = None
         self._sites: list[web.AppRunner] = []
+
+    def attach_desk(self, desk: StaffDesk) -> None:
+        """The staff desk ticks as one of the scheduler's jobs instead of a loop of its own."""
+        desk.scheduled = True
+        add_desk_job(self.scheduler, desk.scheduled_tick, DESK_TICK_S)
 
     async def start(self) -> None:
         self._sending = asyncio.create_task(self.sender.run(self._stop_sending))
@@ -100,3 +115,5 @@ class BotServices:
         released = await self.sender.release()
         if released:
             log.info("shutdown: %d claimed outbox row(s) handed back", released)
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -199,7 +199,9 @@ class WebhookServer:
 def build_server(settings: Settings, db: Database, bot: Bot | None = None) -> WebhookServer:
     bot = bot or create_bot(settings)
     services = BotServices(settings, db, bot)  # fails here on a missing secret or a bad journeys file
-    return WebhookServer(settings, db, bot, create_dispatcher(settings, db), services)
+    dp = create_dispatcher(settings, db)
+    services.attach_desk(dp["handoff_desk"])
+    return WebhookServer(settings, db, bot, dp, services)
 
 
 async def run_webhook(settings: Settings, stop: asyncio.Event | None = None) -> None:

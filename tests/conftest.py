@@ -13,6 +13,10 @@ from tests.production import WebhookBot, free_port, webhook_settings
 from touchpoint.db import Database, upgrade_database
 from touchpoint.sandbox import Sandbox
 from touchpoint.understanding.embeddings import warm_up
+from touchpoint.wiring import load_all_templates
+
+# What the composition root does at start-up: every template and contact veto registered.
+load_all_templates()
 
 BACKENDS = ["sqlite", "postgres"]
 

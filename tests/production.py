@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 
 from bot.webhook import WebhookServer, build_server
 from tests.databases import IN_CI, unavailable
-from touchpoint.channels import Rendered, template
 from touchpoint.config import SANDBOX_TOKEN, Settings, load_settings
 from touchpoint.db import Database
 from touchpoint.i18n import Translator
+from touchpoint.messaging import Rendered, template
 
 REDIS_URL = os.environ.get("TOUCHPOINT_TEST_REDIS_URL") or ("redis://127.0.0.1:6379/0" if IN_CI else None)
 SECRET = "test-secret-token"

@@ -23,10 +23,10 @@ from bot.handlers.aftersales import AftersalesCallback
 from bot.handlers.common import _edit_or_send, send_to
 from bot.handlers.notifications import ask_opt_in
 from bot.keyboards import Keyboard, MenuCallback, main_menu
-from touchpoint.channels.base import Button
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.i18n import get_translator
+from touchpoint.messaging.base import Button
 from touchpoint.orders import render
 from touchpoint.orders import service as orders
 from touchpoint.orders.service import FINAL_STATUSES

@@ -188,6 +188,9 @@ class Settings(BaseSettings):
     vip_spend_minor: int = Field(default=50_000, ge=0)  # "vip" tier from this lifetime spend
     journey_tick_s: float = Field(default=30.0, gt=0)  # trigger evaluation and due steps
     send_rate_per_s: float = Field(default=25.0, gt=0)  # global outbox rate (Telegram allows ~30)
+    # Paid broadcasts (0: off): campaigns and marketing journeys may go up to this rate with
+    # allow_paid_broadcast, 0.1 Star per message above the free 30/s (Telegram allows up to 1000/s).
+    paid_broadcast_rate: float = Field(default=0.0, ge=0, le=1000)
     journey_time_scale: float = Field(default=1.0, ge=1)  # demos: 360 turns a 1 h wait into 10 s
     # --- console ---
     # The staff web console, started by `touchpoint run` / `demo` on its own port.

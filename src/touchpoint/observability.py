@@ -61,7 +61,8 @@ DB_UP = Gauge("touchpoint_database_up", "1 if the last metrics query reached the
 async def refresh_database_gauges(db: Database) -> None:
     """Gauges that are counts of rows: read at scrape time, so every process reports the same."""
     from touchpoint.handoff.models import Conversation
-    from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
+    from touchpoint.journeys.models import Enrolment
+    from touchpoint.messaging.models import Delivery, OutboxMessage
 
     try:
         async with db.session() as session:

@@ -22,7 +22,7 @@ from tests.factories import quiet_hours_elsewhere
 from touchpoint.console import create_console_app
 from touchpoint.console.auth import POKE_SENDER
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.sandbox import Sandbox
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"

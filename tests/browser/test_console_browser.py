@@ -17,9 +17,9 @@ from touchpoint.clock import utcnow
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.outbox import enqueue
-from touchpoint.journeys.rules import Lane
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane
 from touchpoint.understanding.service import understand_message
 
 PATTERN = r"^[A-Z]{2,4}-?\d{4,10}$"

@@ -26,7 +26,7 @@ from touchpoint.console.models import ConsoleNote
 from touchpoint.customers.models import BehaviourEvent
 from touchpoint.db import Database
 from touchpoint.handoff import service as handoff
-from touchpoint.journeys.models import OutboxMessage
+from touchpoint.messaging.models import OutboxMessage
 
 LOCALES = ("en", "ru", "zh")
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"

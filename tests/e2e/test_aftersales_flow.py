@@ -20,7 +20,7 @@ from touchpoint.customers.models import BehaviourEvent
 from touchpoint.customers.service import get_customer_by_telegram_id
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.sandbox import Sandbox
 
 t = get_translator()

@@ -15,12 +15,12 @@ from tests.aftersales_factories import make_catalogue, make_linked_customer, mak
 from tests.chat_texts import help_text
 from tests.e2e.harness import BotHarness, button_data, button_texts, eventually
 from touchpoint.channels.flood import MemoryFloodGate
-from touchpoint.channels.reply import REPLY_TEMPLATE
 from touchpoint.clock import utcnow
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.reply import REPLY_TEMPLATE
+from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.referrals.models import ReferralCode
 from touchpoint.sandbox import Sandbox
 from touchpoint.seed.demo import seed_demo

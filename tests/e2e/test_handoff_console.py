@@ -17,7 +17,7 @@ from tests.e2e.test_handoff_staff import desk_of, started
 from touchpoint.console import create_console_app
 from touchpoint.handoff.models import Conversation, TopicPost
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.sandbox import Sandbox
 
 t = get_translator()

@@ -16,10 +16,11 @@ from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
 from touchpoint.i18n import get_translator
 from touchpoint.journeys.engine import JourneyEngine, enrolments_allowing_send
-from touchpoint.journeys.models import Delivery, Enrolment
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.journeys.models import Enrolment
 from touchpoint.journeys.spec import JourneysFile, load_journeys
 from touchpoint.journeys.stats import journey_stats
+from touchpoint.messaging.models import Delivery
+from touchpoint.messaging.sender import OutboxSender, Pacing
 
 t = get_translator()
 NOON = datetime(2026, 6, 2, 10, tzinfo=UTC)  # 12:00 in Berlin

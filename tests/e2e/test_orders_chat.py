@@ -20,8 +20,8 @@ from touchpoint.customers.models import Customer
 from touchpoint.events_api.app import create_events_app
 from touchpoint.events_api.signing import signed_headers
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.orders.models import LinkToken
 from touchpoint.orders.service import issue_link_token
 from touchpoint.seed.demo import seed_demo

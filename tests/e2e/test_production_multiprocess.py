@@ -4,6 +4,7 @@ proxy; the sandbox delivers updates for 200 customers and both processes drain o
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -24,11 +25,12 @@ from touchpoint.clock import utcnow
 from touchpoint.config import SANDBOX_TOKEN
 from touchpoint.db import Database, upgrade_database
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import Delivery, OutboxMessage
+from touchpoint.messaging.models import Delivery, OutboxMessage
 from touchpoint.sandbox import Sandbox
 
 t = get_translator()
 CUSTOMERS = 200
+SEQUENCE, SEQUENCE_CHAT = 14, 20_001
 LOCALES = ("en", "ru", "zh")
 # The real CLI entry point; importing tests.production first registers the test's outbox template.
 LAUNCH = "import tests.production; from bot.cli import main; main()"
@@ -68,8 +70,13 @@ async def test_two_webhook_processes_behave_as_one_bot(
             for n, user_id in enumerate(users):
                 session.add(OutboxMessage(chat_id=user_id, lane="reply", template="test.process_note",
                                           params={"n": n}, due_at=now, created_at=now))
+            # One chat with 14 messages: both processes drain, the chat gets them in order, paced.
+            for n in range(SEQUENCE):
+                session.add(OutboxMessage(chat_id=SEQUENCE_CHAT, lane="reply", template="test.process_note",
+                                          params={"n": f"seq {n:02d}"}, due_at=now, created_at=now))
         for n, user_id in enumerate(users):
             sandbox.user(user_id, first_name=f"C{n}", language_code=LOCALES[n % 3])
+        sandbox.user(SEQUENCE_CHAT, first_name="Seq", language_code="en")
 
         for index, port in enumerate(ports):
             env = {
@@ -121,8 +128,17 @@ async def test_two_webhook_processes_behave_as_one_bot(
         await until(lambda: all(notes(u) for u in users), timeout=60, interval=0.5)
         await asyncio.sleep(0.5)
         assert all(notes(u) == [f"note for {n}"] for n, u in enumerate(users))
+        await until(lambda: len(notes(SEQUENCE_CHAT)) >= SEQUENCE, timeout=60, interval=0.5)
+        assert notes(SEQUENCE_CHAT) == [f"note for seq {n:02d}" for n in range(SEQUENCE)]
+        sent_at = [record.at for record in sandbox.send_log
+                   if record.chat_id == SEQUENCE_CHAT and record.outcome == "ok"]
+        # One a second per private chat, whichever process sent the previous one (a little slack
+        # for the moment a request is logged).
+        assert min(b - a for a, b in itertools.pairwise(sent_at)) >= 0.9
         async with db.session() as session:
-            assert (await session.exec(select(func.count()).select_from(Delivery))).one() == CUSTOMERS
+            delivered = (await session.exec(select(func.count()).select_from(Delivery))).one()
+            leases = set((await session.exec(select(OutboxMessage.lease_until))).all())
+        assert delivered == CUSTOMERS + SEQUENCE and leases == {None}  # each row sent once, settled
 
         # SIGTERM: both stop cleanly within the grace period.
         for process in processes:

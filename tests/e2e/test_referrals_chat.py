@@ -16,7 +16,7 @@ from tests.e2e.harness import BotHarness, button_texts, buttons, eventually
 from touchpoint.clock import utcnow
 from touchpoint.customers.models import Customer
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.orders.models import Order
 from touchpoint.referrals.models import Referral, ReferralCode
 from touchpoint.referrals.service import on_order_status, release_due_rewards

@@ -26,9 +26,9 @@ from touchpoint.i18n import get_translator
 from touchpoint.journeys import engine as journeys_engine
 from touchpoint.journeys.engine import JourneyEngine, enrolments_allowing_send
 from touchpoint.journeys.models import Enrolment
-from touchpoint.journeys.sender import OutboxSender, Pacing
 from touchpoint.journeys.spec import JourneysFile, load_journeys
 from touchpoint.journeys.stats import journey_stats
+from touchpoint.messaging.sender import OutboxSender, Pacing
 
 t = get_translator()
 SECRET = "wiring-secret"

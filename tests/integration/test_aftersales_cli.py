@@ -17,7 +17,7 @@ from touchpoint.cli import app
 from touchpoint.clock import utcnow
 from touchpoint.config import get_settings, load_settings
 from touchpoint.db import Database
-from touchpoint.journeys.models import OutboxMessage
+from touchpoint.messaging.models import OutboxMessage
 
 
 @pytest.fixture

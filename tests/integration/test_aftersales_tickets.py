@@ -13,15 +13,15 @@ from tests.aftersales_factories import make_catalogue, make_linked_customer, mak
 from tests.factories import quiet_hours_elsewhere
 from touchpoint.aftersales import service
 from touchpoint.aftersales.models import Ticket, TicketEvent
-from touchpoint.channels import render
-from touchpoint.channels.all_templates import load_all_templates
 from touchpoint.clock import utcnow
 from touchpoint.config import load_settings
 from touchpoint.customers.models import BehaviourEvent
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
+from touchpoint.messaging import render
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.wiring import load_all_templates
 
 settings = load_settings(_env_file=None, **quiet_hours_elsewhere())
 

@@ -8,19 +8,19 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
+from bot.scheduler import create_scheduler, remind_warranties_tick
 from tests.aftersales_factories import make_catalogue, make_linked_customer
 from touchpoint.aftersales import warranty
 from touchpoint.catalog.models import Product
-from touchpoint.channels import render
-from touchpoint.channels.all_templates import load_all_templates
 from touchpoint.clock import utcnow
 from touchpoint.config import load_settings
 from touchpoint.db import Database
 from touchpoint.i18n import get_translator
 from touchpoint.journeys.engine import JourneyEngine
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.scheduler import create_scheduler, remind_warranties_tick
 from touchpoint.journeys.spec import JourneysFile
+from touchpoint.messaging import render
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.wiring import load_all_templates
 
 settings = load_settings(_env_file=None)
 

@@ -34,7 +34,7 @@ from touchpoint.events_api.connectors.http import WORKER
 from touchpoint.events_api.connectors.models import ConnectorDelivery
 from touchpoint.events_api.connectors.queue import enqueue, queue_status, requeue
 from touchpoint.events_api.hooks import AppliedEvent, on_event_applied
-from touchpoint.journeys.models import OutboxMessage
+from touchpoint.messaging.models import OutboxMessage
 from touchpoint.observability import REGISTRY
 from touchpoint.orders.models import Cart, Order, OrderItem, ShipmentEvent
 from touchpoint.seed.demo import seed_demo

@@ -18,7 +18,7 @@ from touchpoint.db import Database
 from touchpoint.handoff import service as handoff
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
+from touchpoint.messaging.models import OutboxMessage
 
 settings = load_settings(_env_file=None, quiet_hours_start=23, quiet_hours_end=0)
 t = get_translator()

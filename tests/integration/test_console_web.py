@@ -12,8 +12,6 @@ from sqlmodel import select
 from tests.console_helpers import PASSWORD, csrf_from, log_in, make_handoff, make_staff, make_ticket
 from tests.factories import make_customer, quiet_hours_elsewhere
 from touchpoint.aftersales.models import Ticket, TicketEvent
-from touchpoint.channels.all_templates import load_all_templates
-from touchpoint.channels.templates import render
 from touchpoint.clock import utcnow
 from touchpoint.config import load_settings
 from touchpoint.console import create_console_app
@@ -23,11 +21,13 @@ from touchpoint.customers.models import BehaviourEvent
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.outbox import enqueue
-from touchpoint.journeys.rules import Lane
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane
+from touchpoint.messaging.templates import render
 from touchpoint.orders.models import Order
 from touchpoint.understanding.service import understand_message
+from touchpoint.wiring import load_all_templates
 
 PATTERN = r"^[A-Z]{2,4}-?\d{4,10}$"
 
@@ -260,6 +260,8 @@ async def test_campaign_preview_in_each_language_then_schedule(client: TestClien
     shown = ("20% off boots", "Скидка 20% на ботинки", "靴子八折", "🔕 No more offers", "🔕 不再接收优惠信息")
     for text in shown:
         assert text in preview
+    # The estimate: 1 customer at the free 25/s; paid broadcasts are off by default.
+    assert "At the free rate (≈25/s): about 1 min" in preview and "paid broadcasts are off" in preview
     assert await outbox(db, "console.campaign") == []  # nothing queued before confirming
     assert (
         "Give the campaign a name"

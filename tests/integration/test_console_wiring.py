@@ -20,9 +20,10 @@ from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.journeys.campaign import queue_campaign
 from touchpoint.journeys.engine import JourneyEngine
-from touchpoint.journeys.models import Enrolment, OutboxMessage
+from touchpoint.journeys.models import Enrolment
 from touchpoint.journeys.pause import set_paused
 from touchpoint.journeys.spec import JourneysFile, load_journeys
+from touchpoint.messaging.models import OutboxMessage
 
 NOON = datetime(2026, 6, 2, 10, tzinfo=UTC)
 

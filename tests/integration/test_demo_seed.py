@@ -19,7 +19,8 @@ from touchpoint.console import create_console_app
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
-from touchpoint.journeys.models import Delivery, Enrolment
+from touchpoint.journeys.models import Enrolment
+from touchpoint.messaging.models import Delivery
 from touchpoint.orders.models import Order, ShipmentEvent
 from touchpoint.seed.activity import RETURNABLE_ORDER, seed_demo_activity
 from touchpoint.seed.demo import seed_demo

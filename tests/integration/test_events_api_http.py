@@ -23,7 +23,7 @@ from touchpoint.events_api.app import create_events_app
 from touchpoint.events_api.hooks import AppliedEvent, on_event_applied
 from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.events_api.signing import signed_headers
-from touchpoint.journeys.models import OutboxMessage
+from touchpoint.messaging.models import OutboxMessage
 from touchpoint.orders.models import Cart, Order, OrderItem, ShipmentEvent
 from touchpoint.seed.demo import seed_demo
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 from sqlmodel import select
 
+from bot.scheduler import prune_bookkeeping
 from tests.factories import make_customer
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.db import Database
 from touchpoint.events_api.models import ProcessedStoreEvent
-from touchpoint.journeys.scheduler import prune_bookkeeping
 from touchpoint.orders.models import LinkToken, LookupAttempt
 
 NOW = datetime(2026, 6, 2, 10, tzinfo=UTC)

@@ -25,10 +25,11 @@ from touchpoint.journeys.engine import (
     enrolments_allowing_send,
     preferred_send_time,
 )
-from touchpoint.journeys.models import Enrolment, OutboxMessage
-from touchpoint.journeys.sender import OutboxSender, Pacing
+from touchpoint.journeys.models import Enrolment
 from touchpoint.journeys.spec import JourneysFile, load_journeys
 from touchpoint.journeys.stats import journey_stats
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.orders.models import Order, OrderItem
 
 settings = load_settings(_env_file=None)
@@ -330,7 +331,7 @@ async def test_sender_renders_journey_messages_and_guards_exits(db: Database, cl
             self.sent: list[Any] = []
 
         async def send(self, message: Any) -> Any:
-            from touchpoint.channels import SendResult
+            from touchpoint.messaging import SendResult
             self.sent.append(message)
             return SendResult(len(self.sent))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +14,11 @@ from sqlalchemy import event, update
 from sqlmodel import select
 
 from tests.factories import make_customer
-from touchpoint.channels import (
+from touchpoint.config import load_settings
+from touchpoint.customers.models import Customer
+from touchpoint.db import Database
+from touchpoint.i18n import Translator, get_translator
+from touchpoint.messaging import (
     Button,
     ChannelBlocked,
     ChannelError,
@@ -24,14 +30,10 @@ from touchpoint.channels import (
     SendResult,
     template,
 )
-from touchpoint.config import load_settings
-from touchpoint.customers.models import Customer
-from touchpoint.db import Database
-from touchpoint.i18n import Translator, get_translator
-from touchpoint.journeys.models import Delivery, OutboxMessage
-from touchpoint.journeys.outbox import enqueue
-from touchpoint.journeys.rules import Lane
-from touchpoint.journeys.sender import OutboxSender, Pacing, _Outcome, reap_expired_leases
+from touchpoint.messaging.models import Delivery, OutboxMessage
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane
+from touchpoint.messaging.sender import OutboxSender, Pacing, _Outcome, reap_expired_leases
 
 settings = load_settings(_env_file=None, quiet_hours_start=23, quiet_hours_end=0, messages_per_day=100,
                          marketing_per_day=100, marketing_per_week=100, repeat_template_days=0)
@@ -315,7 +317,8 @@ async def test_recheck_judges_a_group_in_a_few_queries(db: Database, sender: Out
         delayed = await session.get(OutboxMessage, now_at_night)
     assert delayed is not None and delayed.due_at == datetime(2026, 6, 1, 11, tzinfo=UTC)  # 00:00 there
     assert sum(" FROM customers" in s for s in selects) == 1
-    assert sum(" FROM outbox" in s for s in selects) == 1  # caps and repeats, for all of them
+    # Caps and repeats, for all of them (PostgreSQL's claim also reads the chats' latest sends).
+    assert sum(" FROM outbox" in s and "max(" not in s for s in selects) == 1
 
 
 async def test_a_retried_message_keeps_its_chat_in_order(db: Database, sender: OutboxSender,
@@ -387,3 +390,62 @@ async def test_one_bad_outcome_does_not_hold_up_the_others(db: Database, sender:
     result = await statuses(db)
     assert [result[row] for row in rows] == [("sent", None)] * 2
     assert f"outbox {10**9}: outcome not written" in caplog.text
+
+
+class TimedChannel(ScriptedChannel):
+    """Several senders' deliveries on one clock: (when, chat, text)."""
+
+    def __init__(self, log: list[tuple[float, int, str]]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        self.log.append((time.monotonic(), message.chat_id, message.text))
+        await asyncio.sleep(0.002)  # a request takes a moment: the other process may run meanwhile
+        return await super().send(message)
+
+
+async def test_two_running_senders_keep_a_chat_in_order_and_paced(db: Database) -> None:
+    """Two processes (own connection pools) draining one PostgreSQL outbox in small batches: the 14
+    messages of one chat arrive in order, once each, never closer than the chat's interval."""
+    if db.dialect != "postgresql":
+        pytest.skip("several processes share PostgreSQL only")
+    for i in range(14):
+        await queue(db, 1, f"chat 1 #{i}")
+        if i % 2:
+            await queue(db, 500 + i, f"other {i}")
+    log: list[tuple[float, int, str]] = []
+    pacing = Pacing().scaled(20)  # 1/s per chat becomes one per 50 ms
+    senders = [OutboxSender(Database(db.url), settings, TimedChannel(log), get_translator(), pacing=pacing,
+                            batch_size=2, concurrency=4) for _ in range(2)]
+    stop = asyncio.Event()
+    running = [asyncio.create_task(s.run(stop, idle_poll_s=0.005)) for s in senders]
+    for _ in range(1000):
+        if all(status == ("sent", None) for status in (await statuses(db)).values()):
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.gather(*running)
+    chat = [(at, text) for at, chat_id, text in log if chat_id == 1]
+    assert [text for _, text in chat] == [f"[ru] chat 1 #{i}" for i in range(14)]
+    assert len(log) == len({text for _, _, text in log}) == 21
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(chat)]
+    assert min(gaps) >= pacing.private_chat_interval_s * 0.9
+    assert all(len(s.channel.sent) for s in senders)  # type: ignore[attr-defined]
+    for s in senders:
+        await s.db.dispose()
+
+
+async def test_paid_broadcast_marks_marketing_only(db: Database, channel: ScriptedChannel) -> None:
+    """With TOUCHPOINT_PAID_BROADCAST_RATE set, marketing goes out with allow_paid_broadcast on its
+    own (faster) limiter; transactional messages stay free. Off by default."""
+    paid = settings.model_copy(update={"paid_broadcast_rate": 1000.0})
+    promo = await queue(db, 1, "promo", Lane.MARKETING)
+    order = await queue(db, 2, "your order shipped")
+    sender = OutboxSender(db, paid, channel, get_translator(), pacing=FAST)
+    assert sender.paid_limiter is not None and sender.paid_limiter.chats is sender.limiter.chats
+    assert await sender.drain_once() == 2
+    flags = {m.chat_id: m.paid_broadcast for m in channel.sent}
+    assert flags == {1: True, 2: False}
+    assert (await statuses(db))[promo] == (await statuses(db))[order] == ("sent", None)
+    assert OutboxSender(db, settings, channel, get_translator()).paid_limiter is None

@@ -17,12 +17,12 @@ from tests.databases import postgres_database
 from tests.e2e.harness import eventually
 from tests.integration.test_events_api_http import order_created
 from tests.production import EVENTS_SECRET, CuttableLink, WebhookBot, free_port, until, webhook_settings
-from touchpoint.channels import Rendered, template
 from touchpoint.clock import utcnow
 from touchpoint.db import Database, upgrade_database
 from touchpoint.events_api.signing import signed_headers
 from touchpoint.i18n import Translator, get_translator
-from touchpoint.journeys.models import Delivery, OutboxMessage
+from touchpoint.messaging import Rendered, template
+from touchpoint.messaging.models import Delivery, OutboxMessage
 from touchpoint.sandbox import Sandbox
 
 t = get_translator()

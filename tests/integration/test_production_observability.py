@@ -21,7 +21,8 @@ from tests.production import WebhookBot, until
 from touchpoint.clock import utcnow
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
-from touchpoint.journeys.models import Enrolment, OutboxMessage
+from touchpoint.journeys.models import Enrolment
+from touchpoint.messaging.models import OutboxMessage
 from touchpoint.observability import configure_json_logging
 from touchpoint.sandbox import Sandbox
 

@@ -12,6 +12,7 @@ import time_machine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.scheduler import create_scheduler, release_referral_rewards_tick
 from tests.integration.test_referrals_core import (
     SETTINGS,
     after_return_window,
@@ -25,9 +26,8 @@ from touchpoint.clock import utcnow
 from touchpoint.customers.models import Customer, StoreCustomer
 from touchpoint.db import Database
 from touchpoint.journeys.engine import JourneyEngine
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.scheduler import create_scheduler, release_referral_rewards_tick
 from touchpoint.journeys.spec import JourneysFile
+from touchpoint.messaging.models import OutboxMessage
 from touchpoint.referrals import ledger
 from touchpoint.referrals.models import ReferralReward
 from touchpoint.referrals.service import invite_stats, on_order_status

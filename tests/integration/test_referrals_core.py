@@ -12,14 +12,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.factories import make_customer
-from touchpoint.channels.all_templates import load_all_templates
-from touchpoint.channels.templates import render
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings, load_settings
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.db import Database
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import OutboxMessage
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.templates import render
 from touchpoint.orders.models import Order
 from touchpoint.referrals import ledger
 from touchpoint.referrals.models import LedgerEntry, Referral, ReferralReward
@@ -34,6 +33,7 @@ from touchpoint.referrals.service import (
     review,
     vouchers_of,
 )
+from touchpoint.wiring import load_all_templates
 
 load_all_templates()
 SETTINGS = load_settings(_env_file=None, referral_referrer_points=500, referral_referee_points=300,

@@ -31,7 +31,7 @@ from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
-from touchpoint.journeys.models import Delivery, OutboxMessage
+from touchpoint.messaging.models import Delivery, OutboxMessage
 
 t = get_translator()
 

@@ -12,8 +12,8 @@ from touchpoint.aftersales.models import Ticket
 from touchpoint.config import load_settings
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
-from touchpoint.journeys.outbox import enqueue
-from touchpoint.journeys.rules import Lane, quiet_hours_end
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane, quiet_hours_end
 
 settings = load_settings(_env_file=None)
 

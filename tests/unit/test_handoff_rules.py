@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from touchpoint.channels.base import ChannelRetryAfter
 from touchpoint.config import load_settings
 from touchpoint.handoff.relay import GroupQueue, Post
 from touchpoint.handoff.rules import WorkingHours, expected_wait_minutes, is_distress
+from touchpoint.messaging.base import ChannelRetryAfter
 
 LEXICON = load_settings(_env_file=None).handoff_distress_words
 

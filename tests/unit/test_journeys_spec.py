@@ -9,8 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from touchpoint.channels.all_templates import load_all_templates
-from touchpoint.channels.templates import known_templates
 from touchpoint.journeys.spec import (
     DEFAULT_JOURNEYS_FILE,
     Filter,
@@ -18,6 +16,8 @@ from touchpoint.journeys.spec import (
     load_journeys,
     parse_duration,
 )
+from touchpoint.messaging.templates import known_templates
+from touchpoint.wiring import load_all_templates
 
 BAD = """\
 journeys:

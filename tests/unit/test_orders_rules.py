@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bot.handlers.orders import OrderCallback
-from touchpoint.channels.all_templates import load_all_templates
-from touchpoint.channels.templates import render
 from touchpoint.config import load_settings
 from touchpoint.i18n import get_translator
+from touchpoint.messaging.templates import render
 from touchpoint.orders.models import OrderStatus
 from touchpoint.orders.phones import normalize_phone
 from touchpoint.orders.render import detail_callback
 from touchpoint.orders.service import clean_order_number
+from touchpoint.wiring import load_all_templates
 
 settings = load_settings(_env_file=None)
 t = get_translator()

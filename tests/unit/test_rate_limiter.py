@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from touchpoint.journeys.sender import Pacing, RateLimiter
+from touchpoint.messaging.pacing import Pacing, RateLimiter
 
 
 class SimulatedTime:

@@ -26,6 +26,8 @@ from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
 from touchpoint.handoff.rules import is_distress
 from touchpoint.handoff.service import LOW_CSAT, escalate
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane, register_veto
 from touchpoint.orders.models import Order, OrderItem
 
 SERVICE_CASE_KINDS = ("complaint", "return", "exchange", "repair")
@@ -80,6 +82,10 @@ async def customers_with_open_service_case(session: AsyncSession, customer_ids: 
         Ticket.status.not_in(CLOSED_STATUSES),  # type: ignore[attr-defined]
     )
     return set((await session.exec(query)).all())
+
+
+# An open complaint, return, exchange or repair silences marketing (messaging asks, never imports us).
+register_veto("open_service_case", customers_with_open_service_case, rank=10)
 
 
 def policy_rules(settings: Settings) -> PolicyRules:
@@ -372,10 +378,6 @@ async def _send(
     session: AsyncSession, settings: Settings, customer: Customer, template: str,
     params: dict[str, Any], dedupe_key: str,
 ) -> None:
-    # Imported here: the contact rules import has_open_service_case from this module.
-    from touchpoint.journeys.outbox import enqueue
-    from touchpoint.journeys.rules import Lane
-
     await enqueue(session, settings, customer, template, params, lane=Lane.TRANSACTIONAL,
                   dedupe_key=dedupe_key)
 

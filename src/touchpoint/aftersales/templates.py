@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from touchpoint.channels.base import Button
-from touchpoint.channels.templates import Rendered, template
 from touchpoint.formatting import format_date
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
+from touchpoint.messaging.base import Button
+from touchpoint.messaging.templates import Rendered, template
 
 NEEDS_INSTRUCTIONS = ("return", "exchange", "repair")
 

@@ -17,6 +17,8 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane
 
 SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-/.]{2,63}$")
 DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y")
@@ -89,9 +91,6 @@ async def verify_warranty(
     """Staff checked the receipt of a registration (``touchpoint tickets verify-warranty``): it is
     verified or rejected, recorded, and the customer is told (the registration promised them
     that). A registration is decided once; LookupError if it is unknown or already decided."""
-    from touchpoint.journeys.outbox import enqueue  # the contact rules import aftersales
-    from touchpoint.journeys.rules import Lane
-
     registration = (await session.exec(
         select(WarrantyRegistration).where(WarrantyRegistration.id == registration_id).with_for_update()
     )).first()
@@ -119,14 +118,11 @@ async def remind_expiring_warranties(
 ) -> int:
     """Queues one "your warranty ends soon" message per registration (service lane).
 
-    The scheduler runs it daily (``journeys.scheduler.remind_warranties_tick``); safe to run often
+    The scheduler runs it daily (``bot.scheduler.remind_warranties_tick``); safe to run often
     and from several processes at once: each registration is claimed by setting ``reminded_at``
     only where it is still empty, so one process queues its reminder and the others skip it (the
     outbox dedupe key backs this up).
     """
-    from touchpoint.journeys.outbox import enqueue  # the contact rules import aftersales
-    from touchpoint.journeys.rules import Lane
-
     now = now or utcnow()
     due = await session.exec(select(WarrantyRegistration).where(
         col(WarrantyRegistration.status) != "rejected", col(WarrantyRegistration.reminded_at).is_(None),

@@ -1,23 +1,4 @@
-"""How a message reaches a customer: the Channel protocol and rendering of templates.
+"""What comes in from a chat channel: update de-duplication, flood control, deep-link payloads.
 
-The core renders a template into an :class:`OutgoingMessage`; a Channel (Telegram's lives in
-``bot/``) delivers it. Failures are reported with the exceptions below, never aiogram's.
+The way out (the Channel protocol, templates, the outbox and its sender) is ``touchpoint.messaging``.
 """
-
-from touchpoint.channels.base import (
-    Button,
-    Channel,
-    ChannelBlocked,
-    ChannelError,
-    ChannelRejected,
-    ChannelRetryAfter,
-    ChannelUnavailable,
-    OutgoingMessage,
-    SendResult,
-)
-from touchpoint.channels.templates import Rendered, render, template
-
-__all__ = [
-    "Button", "Channel", "ChannelBlocked", "ChannelError", "ChannelRejected", "ChannelRetryAfter",
-    "ChannelUnavailable", "OutgoingMessage", "Rendered", "SendResult", "render", "template",
-]

@@ -9,6 +9,11 @@ from sqlmodel import Field
 from touchpoint.db.base import SQLModel
 from touchpoint.db.types import json_field, utc_field
 
+# The journey pause switch is the journeys' own table (the console flips it).
+from touchpoint.journeys.models import JourneySetting
+
+__all__ = ["Campaign", "ConsoleNote", "JourneySetting", "StaffAccount"]
+
 ROLES = ("agent", "manager")
 
 
@@ -38,17 +43,6 @@ class ConsoleSession(SQLModel, table=True):
     staff_id: int = Field(foreign_key="staff_accounts.id", index=True)
     created_at: datetime = utc_field()
     expires_at: datetime = utc_field(index=True)
-
-
-class JourneySetting(SQLModel, table=True):
-    """A journey switched off from the console; the journey engine reads ``paused``."""
-
-    __tablename__ = "journey_settings"
-
-    journey_key: str = Field(primary_key=True, max_length=64)
-    paused: bool = False
-    updated_at: datetime = utc_field()
-    updated_by: str = Field(default="", max_length=64)
 
 
 class Campaign(SQLModel, table=True):

@@ -18,7 +18,6 @@ from sqlmodel import col, select
 from touchpoint.aftersales import service as aftersales
 from touchpoint.aftersales.models import Ticket
 from touchpoint.catalog import service as catalog
-from touchpoint.channels.all_templates import load_all_templates
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console import actions, charts, queries
@@ -58,8 +57,11 @@ from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator, resolve_locale
+from touchpoint.messaging.broadcast import estimate_broadcast
+from touchpoint.messaging.templates import render
 from touchpoint.orders.models import Order
 from touchpoint.understanding.text import guess_locale
+from touchpoint.wiring import load_all_templates
 
 HERE = Path(__file__).parent
 PERIODS = {"7": 7, "30": 30, "90": 90}
@@ -628,16 +630,17 @@ async def campaign_preview(request: web.Request) -> web.StreamResponse:
                 "error": ui(request, error), "flash": None}, status=400)
         audience = await queries.segment_customers(session, values["segment"], utcnow())
     translate = get_translator(_settings(request).locales_dir, _settings(request).default_locale)
-    from touchpoint.channels.templates import render
-
     texts = {locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES}
     # The message as the customer will see it: text and buttons (the "no more offers" one).
     previews = {locale: render(translate, locale, "console.campaign", {"texts": texts})
                 for locale in SUPPORTED_LOCALES}
     when = actions.parse_when(values["when"], utcnow())
+    settings = _settings(request)
+    estimate = estimate_broadcast(len(audience), settings.send_rate_per_s, settings.paid_broadcast_rate)
     return aiohttp_jinja2.render_template("campaign_preview.html", request, {
         "form": values, "previews": previews, "audience": len(audience), "when": when,
-        "segment_label": queries.SEGMENTS[values["segment"]]})
+        "segment_label": queries.SEGMENTS[values["segment"]], "estimate": estimate,
+        "free_rate": settings.send_rate_per_s, "paid_rate": settings.paid_broadcast_rate})
 
 
 @routes.post("/campaigns")

@@ -25,8 +25,10 @@ from touchpoint.formatting import format_money
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.i18n import resolve_locale
 from touchpoint.journeys.engine import NOT_SPENT
-from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
+from touchpoint.journeys.models import Enrolment
 from touchpoint.journeys.spec import JourneyFileError, load_journeys
+from touchpoint.journeys.stats import journey_stats
+from touchpoint.messaging.models import OutboxMessage
 from touchpoint.orders.models import Order, OrderItem
 from touchpoint.referrals.models import Referral
 from touchpoint.understanding.text import normalize
@@ -411,46 +413,15 @@ class JourneyNumbers:
 
 
 async def journey_numbers(session: AsyncSession, since: datetime | None = None) -> dict[str, JourneyNumbers]:
-    numbers: dict[str, JourneyNumbers] = {}
-
-    def get(key: str) -> JourneyNumbers:
-        return numbers.setdefault(key, JourneyNumbers(key))
-
-    outbox = select(OutboxMessage.journey_key, OutboxMessage.status, func.count()).where(
-        col(OutboxMessage.journey_key).is_not(None))
-    deliveries = select(OutboxMessage.journey_key, Delivery.status, col(Delivery.clicked_at).is_not(None),
-                        func.count()).join(OutboxMessage, col(OutboxMessage.id) == Delivery.outbox_id).where(
-        col(OutboxMessage.journey_key).is_not(None))
-    enrolments = select(Enrolment.journey_key, Enrolment.holdout, col(Enrolment.converted_at).is_not(None),
-                        func.count())
-    if since is not None:
-        outbox = outbox.where(col(OutboxMessage.created_at) >= since)
-        deliveries = deliveries.where(col(Delivery.sent_at) >= since)
-        enrolments = enrolments.where(col(Enrolment.enrolled_at) >= since)
-    for key, status, count in (await session.exec(outbox.group_by(col(OutboxMessage.journey_key),
-                                                                   col(OutboxMessage.status)))).all():
-        row = get(key)  # a journey with only queued or skipped messages is listed too
-        if status == "sent":
-            row.sent += count
-    for key, status, clicked, count in (await session.exec(deliveries.group_by(
-        col(OutboxMessage.journey_key), col(Delivery.status), col(Delivery.clicked_at).is_not(None)
-    ))).all():
-        if status == "sent":
-            get(key).delivered += count
-        if clicked:
-            get(key).clicked += count
-    for key, holdout, converted, count in (await session.exec(enrolments.group_by(
-        col(Enrolment.journey_key), col(Enrolment.holdout), col(Enrolment.converted_at).is_not(None)
-    ))).all():
-        row = get(key)
-        row.enrolled += count
-        if holdout:
-            row.holdout += count
-            row.holdout_converted += count if converted else 0
-        elif converted:
-            row.converted += count
+    """The console's view of ``journeys.stats.journey_stats`` (the one definition of the numbers:
+    customers who blocked the bot are left out of both groups), plus each journey's pause switch."""
+    numbers = {stats.journey: JourneyNumbers(
+        stats.journey, sent=stats.sent, delivered=stats.delivered, clicked=stats.clicked,
+        converted=stats.converted, enrolled=stats.enrolled + stats.held_out, holdout=stats.held_out,
+        holdout_converted=stats.converted_holdout,
+    ) for stats in await journey_stats(session, since)}
     for setting in (await session.exec(select(JourneySetting))).all():
-        get(setting.journey_key).paused = setting.paused
+        numbers.setdefault(setting.journey_key, JourneyNumbers(setting.journey_key)).paused = setting.paused
     return numbers
 
 

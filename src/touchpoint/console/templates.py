@@ -6,9 +6,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from touchpoint.channels.templates import Rendered, template
 from touchpoint.i18n import Translator
 from touchpoint.journeys.templates import marketing_message
+from touchpoint.messaging.templates import Rendered, template
 
 
 @template("console.campaign")

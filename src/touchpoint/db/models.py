@@ -9,7 +9,8 @@ from touchpoint.db.base import metadata
 from touchpoint.events_api.connectors.models import ConnectorDelivery, ConnectorResource
 from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.handoff.models import Conversation, TopicPost, TranscriptMessage
-from touchpoint.journeys.models import Delivery, Enrolment, JourneyCursor, OutboxMessage
+from touchpoint.journeys.models import Enrolment, JourneyCursor
+from touchpoint.messaging.models import Delivery, OutboxMessage
 from touchpoint.orders.models import (
     Cart,
     LinkToken,

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from touchpoint.channels.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
+from touchpoint.messaging.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,8 @@ from touchpoint.formatting import format_weekday_time
 from touchpoint.handoff.models import Conversation, TopicPost, TranscriptMessage
 from touchpoint.handoff.rules import WorkingHours, expected_wait_minutes
 from touchpoint.i18n import get_translator, resolve_locale
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane, register_veto
 
 TRANSCRIPT_TEXT_LIMIT = 1000  # characters kept per message: enough for context, not an archive
 LOW_CSAT = 2  # a rating at or below this escalates again
@@ -60,6 +62,10 @@ async def customers_in_handoff(session: AsyncSession, customer_ids: Collection[i
     query = select(Conversation.customer_id).distinct().where(
         col(Conversation.customer_id).in_(customer_ids), Conversation.status == "open")
     return set((await session.exec(query)).all())
+
+
+# While a person is talking with the customer, marketing stays silent.
+register_veto("active_handoff", customers_in_handoff, rank=20)
 
 
 async def active_conversation(session: AsyncSession, customer_id: int) -> Conversation | None:
@@ -227,9 +233,6 @@ async def send_staff_reply(
     """A staff reply written outside the topic (the console): kept in the transcript, counted as the
     first response, sent to the customer through the outbox (no bot at hand here) and shown in the
     conversation's staff topic by the desk."""
-    from touchpoint.journeys.outbox import enqueue  # the contact rules import this module
-    from touchpoint.journeys.rules import Lane
-
     customer = present(await session.get(Customer, conversation.customer_id), "the conversation's customer")
     entry = add_transcript(session, saved_id(customer), "staff", text, author=author,
                            conversation_id=conversation.id)
@@ -251,9 +254,6 @@ async def close_and_ask_csat(
     """Close from outside the topic (the console): the customer is asked for a rating once, through
     the outbox, with the same buttons as /close; the desk says so in the staff topic and closes it.
     False if it was closed already (nothing is sent)."""
-    from touchpoint.journeys.outbox import enqueue
-    from touchpoint.journeys.rules import Lane
-
     if not close(session, conversation, now):
         return False
     _post_to_topic(session, conversation, "close", author)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from touchpoint.channels.base import Button
-from touchpoint.channels.templates import Rendered, template
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc as escape
+from touchpoint.messaging.base import Button
+from touchpoint.messaging.templates import Rendered, template
 
 
 @template("handoff.staff_reply")

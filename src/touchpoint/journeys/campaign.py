@@ -15,17 +15,17 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from touchpoint.channels.all_templates import load_all_templates
-from touchpoint.channels.templates import known_templates
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database
 from touchpoint.journeys.engine import JourneyEngine
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.pause import is_paused
 from touchpoint.journeys.spec import Conditions, Journey, JourneysFile, ScanTrigger, Step
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.templates import known_templates
+from touchpoint.wiring import load_all_templates
 
 LIST_FIELDS = ("languages", "tiers")
 

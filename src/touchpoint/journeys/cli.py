@@ -19,9 +19,9 @@ campaign_app = typer.Typer(help="One-off broadcasts through the same rules and o
 @journeys_app.command("check")
 def check(file: Path = typer.Argument(None, help="journeys.yaml (default: the configured one)")) -> None:
     """Validate a journeys file without starting anything."""
-    from touchpoint.channels.all_templates import load_all_templates
-    from touchpoint.channels.templates import known_templates
     from touchpoint.journeys.spec import JourneyFileError, load_journeys
+    from touchpoint.messaging.templates import known_templates
+    from touchpoint.wiring import load_all_templates
 
     load_all_templates()
     try:

@@ -31,9 +31,7 @@ from touchpoint.customers.service import insert_ignoring_conflicts
 from touchpoint.db import Database
 from touchpoint.i18n import resolve_locale
 from touchpoint.journeys.models import Enrolment, JourneyCursor
-from touchpoint.journeys.outbox import enqueue
 from touchpoint.journeys.pause import paused_keys
-from touchpoint.journeys.rules import Lane
 from touchpoint.journeys.spec import (
     EventTrigger,
     Journey,
@@ -43,7 +41,11 @@ from touchpoint.journeys.spec import (
     Step,
     load_journeys,
 )
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane
+from touchpoint.messaging.templates import known_templates
 from touchpoint.orders.models import Order, OrderItem
+from touchpoint.wiring import load_all_templates
 
 log = logging.getLogger(__name__)
 
@@ -613,9 +615,6 @@ def get_engine(settings: Settings | None = None) -> JourneyEngine:
     """The engine built from the configured journeys file (loaded once per process)."""
     global _engine
     if _engine is None:
-        from touchpoint.channels.all_templates import load_all_templates
-        from touchpoint.channels.templates import known_templates
-
         load_all_templates()
         settings = settings or get_settings()
         try:

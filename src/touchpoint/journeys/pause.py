@@ -8,8 +8,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.clock import utcnow
-from touchpoint.console.models import JourneySetting
-from touchpoint.journeys.models import OutboxMessage
+from touchpoint.journeys.models import JourneySetting
+from touchpoint.messaging.models import OutboxMessage
 
 PAUSED_REASON = "journey_paused"
 

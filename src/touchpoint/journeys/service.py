@@ -10,7 +10,7 @@ from touchpoint.clock import utcnow
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
 from touchpoint.journeys.engine import on_behaviour_event
-from touchpoint.journeys.models import Delivery, OutboxMessage
+from touchpoint.messaging.models import Delivery, OutboxMessage
 
 # The button's answer → the event it records (an exit goal of its journey) and its payload.
 ANSWERS = {

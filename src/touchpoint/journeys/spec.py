@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from touchpoint.config import SUPPORTED_LOCALES
-from touchpoint.journeys.rules import Lane
+from touchpoint.messaging.rules import Lane
 
 DEFAULT_JOURNEYS_FILE = Path(__file__).with_name("journeys.yaml")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")

@@ -2,19 +2,24 @@
 
 Customers who blocked the bot count as opted out: they leave both the treatment and the holdout
 denominators (their conversions cannot be attributed to messages they could not receive).
+
+``journey_stats`` is the one definition: the daily log line, ``touchpoint journeys stats`` and the
+console's journey numbers (console/queries.py) all read it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.customers.models import Customer
-from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
+from touchpoint.journeys.models import Enrolment
+from touchpoint.messaging.models import Delivery, OutboxMessage
 
 
 @dataclass
@@ -52,32 +57,38 @@ class JourneyStats:
         }
 
 
-async def journey_stats(session: AsyncSession) -> list[JourneyStats]:
+async def journey_stats(session: AsyncSession, since: datetime | None = None) -> list[JourneyStats]:
+    """Every journey with enrolments or messages; ``since``: only enrolments, messages and
+    deliveries from then on (the console's period)."""
     stats: dict[str, JourneyStats] = {}
 
     def of(key: str) -> JourneyStats:
         return stats.setdefault(key, JourneyStats(key))
 
-    enrolments = await session.exec(
+    enrolled = (
         select(Enrolment.journey_key, Enrolment.holdout, func.count(),
                func.count(col(Enrolment.converted_at)))
         .join(Customer, col(Customer.id) == col(Enrolment.customer_id))
         .where(Customer.reachable)
-        .group_by(Enrolment.journey_key, Enrolment.holdout)
     )
+    if since is not None:
+        enrolled = enrolled.where(col(Enrolment.enrolled_at) >= since)
+    enrolments = await session.exec(enrolled.group_by(Enrolment.journey_key, Enrolment.holdout))
     for key, holdout, count, converted in enrolments.all():
         if holdout:
             of(key).held_out, of(key).converted_holdout = count, converted
         else:
             of(key).enrolled, of(key).converted = count, converted
 
+    messages = (select(OutboxMessage.journey_key, OutboxMessage.status, OutboxMessage.reason, func.count())
+                .where(col(OutboxMessage.journey_key).is_not(None)))
+    if since is not None:
+        messages = messages.where(col(OutboxMessage.created_at) >= since)
     outbox = await session.exec(
-        select(OutboxMessage.journey_key, OutboxMessage.status, OutboxMessage.reason, func.count())
-        .where(col(OutboxMessage.journey_key).is_not(None))
-        .group_by(OutboxMessage.journey_key, OutboxMessage.status, OutboxMessage.reason)
-    )
+        messages.group_by(OutboxMessage.journey_key, OutboxMessage.status, OutboxMessage.reason))
     skipped: dict[str, dict[str, int]] = defaultdict(dict)
     for key, status, reason, count in outbox.all():
+        of(key)  # a journey with only queued or skipped messages is listed too
         if status == "sent":
             of(key).sent += count
         elif status in ("skipped", "failed"):
@@ -85,12 +96,14 @@ async def journey_stats(session: AsyncSession) -> list[JourneyStats]:
     for key, reasons in skipped.items():
         of(key).skipped = dict(sorted(reasons.items()))
 
-    deliveries = await session.exec(
+    delivered = (
         select(OutboxMessage.journey_key, func.count(), func.count(col(Delivery.clicked_at)))
         .join(OutboxMessage, col(OutboxMessage.id) == col(Delivery.outbox_id))
         .where(col(OutboxMessage.journey_key).is_not(None), Delivery.status == "sent")
-        .group_by(OutboxMessage.journey_key)
     )
+    if since is not None:
+        delivered = delivered.where(col(Delivery.sent_at) >= since)
+    deliveries = await session.exec(delivered.group_by(OutboxMessage.journey_key))
     for key, delivered, clicked in deliveries.all():
         of(key).delivered, of(key).clicked = delivered, clicked
     return sorted(stats.values(), key=lambda s: s.journey)

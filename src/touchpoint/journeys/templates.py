@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from touchpoint.channels import Button, Rendered, template
 from touchpoint.formatting import format_time
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
+from touchpoint.messaging import Button, Rendered, template
 
 UNSUBSCRIBE = "j:unsub"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from touchpoint.channels.base import Button
 from touchpoint.formatting import format_datetime, format_money
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
+from touchpoint.messaging.base import Button
 
 if TYPE_CHECKING:  # the outbox sender imports the card template: keep that import light
     from touchpoint.orders.service import OrderView

@@ -20,8 +20,8 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer, StoreCustomer
 from touchpoint.customers.service import record_event
-from touchpoint.journeys.outbox import enqueue
-from touchpoint.journeys.rules import Lane
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane
 from touchpoint.orders.models import LinkToken, LookupAttempt, Order, OrderItem, OrderStatus, ShipmentEvent
 from touchpoint.orders.phones import normalize_phone
 

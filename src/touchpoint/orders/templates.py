@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from touchpoint.channels.templates import Rendered, template
 from touchpoint.i18n import Translator
+from touchpoint.messaging.templates import Rendered, template
 from touchpoint.orders.render import card_text, order_buttons
 
 

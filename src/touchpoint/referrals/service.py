@@ -26,8 +26,8 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer, StoreCustomer
 from touchpoint.customers.service import insert_ignoring_conflicts, record_event
-from touchpoint.journeys.outbox import enqueue
-from touchpoint.journeys.rules import Lane
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import Lane
 from touchpoint.orders.models import Order, OrderItem, OrderStatus
 from touchpoint.orders.phones import normalize_phone
 from touchpoint.referrals import ledger

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from touchpoint.channels.base import Button
-from touchpoint.channels.templates import Rendered, template
 from touchpoint.formatting import format_money
 from touchpoint.i18n import Translator
 from touchpoint.markup import esc
+from touchpoint.messaging.base import Button
+from touchpoint.messaging.templates import Rendered, template
 
 # The bot's MenuCallback(action="invite") packs to this (the core does not import the bot).
 INVITE_CALLBACK = "m:invite"

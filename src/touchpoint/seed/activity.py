@@ -21,7 +21,8 @@ from touchpoint.console.models import Campaign
 from touchpoint.customers.models import BehaviourEvent, Customer
 from touchpoint.db import Database
 from touchpoint.handoff.models import Conversation, TranscriptMessage
-from touchpoint.journeys.models import Delivery, Enrolment, OutboxMessage
+from touchpoint.journeys.models import Enrolment
+from touchpoint.messaging.models import Delivery, OutboxMessage
 from touchpoint.orders.models import Order, OrderItem, OrderStatus, ShipmentEvent
 
 # Telegram ids of the seeded chat customers: far from the sandbox's own (1001 up) and staff ids.

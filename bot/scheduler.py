@@ -4,6 +4,7 @@ pickled job store: a tick that dies simply runs again next time."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,8 +19,8 @@ from touchpoint.db import Database
 from touchpoint.events_api.connectors.models import ConnectorDelivery
 from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.journeys.engine import JourneyEngine
-from touchpoint.journeys.sender import OutboxSender, reap_expired_leases
 from touchpoint.journeys.stats import journey_stats
+from touchpoint.messaging.sender import OutboxSender, reap_expired_leases
 from touchpoint.orders.models import LinkToken, LookupAttempt
 from touchpoint.referrals.service import release_due_rewards
 
@@ -89,6 +90,11 @@ async def log_daily_stats(db: Database) -> None:
     async with db.session() as session:
         for stats in await journey_stats(session):
             log.info("journey stats %s", stats.as_dict())
+
+
+def add_desk_job(scheduler: AsyncIOScheduler, tick: Callable[[], Awaitable[None]], every_s: float) -> None:
+    """The staff desk's beat (topics for new conversations, console lines, reminders, pruning)."""
+    scheduler.add_job(tick, "interval", seconds=every_s, id="staff_desk", next_run_time=utcnow())
 
 
 def create_scheduler(db: Database, engine: JourneyEngine | None = None,

@@ -16,8 +16,8 @@ from touchpoint.checks import present
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
-from touchpoint.journeys.models import OutboxMessage
-from touchpoint.journeys.rules import Lane, check_contact
+from touchpoint.messaging.models import OutboxMessage
+from touchpoint.messaging.rules import Lane, check_contact
 
 
 async def enqueue(

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from touchpoint.channels.base import Button
 from touchpoint.i18n import Translator
+from touchpoint.messaging.base import Button
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,17 +22,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, or_, select, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlmodel import col
 
-from touchpoint.channels import (
+from touchpoint.clock import utcnow
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
+from touchpoint.customers.service import insert_ignoring_conflicts
+from touchpoint.db import Database
+from touchpoint.i18n import Translator, resolve_locale
+from touchpoint.messaging import (
     ChannelBlocked,
     ChannelRejected,
     ChannelRetryAfter,
@@ -40,18 +45,14 @@ from touchpoint.channels import (
     OutgoingMessage,
     render,
 )
-from touchpoint.channels.all_templates import load_all_templates
-from touchpoint.channels.base import Channel
-from touchpoint.clock import utcnow
-from touchpoint.config import Settings
-from touchpoint.customers.models import Customer
-from touchpoint.customers.service import insert_ignoring_conflicts
-from touchpoint.db import Database
-from touchpoint.i18n import Translator, resolve_locale
-from touchpoint.journeys.models import Delivery, OutboxMessage
-from touchpoint.journeys.rules import ContactQuestion, Lane, check_contacts, in_evening
+from touchpoint.messaging.base import Channel
+from touchpoint.messaging.models import Delivery, OutboxMessage
+from touchpoint.messaging.pacing import Pacing, RateLimiter
+from touchpoint.messaging.rules import ContactQuestion, Lane, check_contacts, in_evening
+from touchpoint.messaging.shared_pacing import SharedSlots
 
 log = logging.getLogger(__name__)
+__all__ = ["OutboxSender", "Pacing", "reap_expired_leases"]
 
 # Called just before journey messages go out, with their enrolments: returns those whose journey
 # still wants its message (an exit goal met meanwhile ends it).
@@ -60,118 +61,11 @@ EnrolmentGuard = Callable[[Any, Collection[int]], Awaitable[Collection[int]]]
 # A group commit waits up to this long for more rows while chats are busy sending: ten transactions
 # a second at most instead of one per message. Rows are re-checked about this long before their send.
 GROUP_LINGER_S = 0.1
-# How far the pacer makes up for lost time when the event loop woke it late.
-CATCH_UP_STEPS = 8
 OUTCOME_UNKNOWN = "outcome_unknown"  # the send may or may not have reached Telegram
 HELD_BACK = "behind_retry"  # a chat's later message waits for its earlier one being retried
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+IN_FLIGHT = ("claimed", "sending")  # a chat with a row in these states is busy
 Claimed = Row[Any]  # a claimed outbox row, as read (attribute access like OutboxMessage)
-
-
-@dataclass(frozen=True, slots=True)
-class Pacing:
-    """Telegram's limits: ~30 messages/s overall, 1/s per private chat, 20/min per group."""
-
-    global_per_second: float = 25.0
-    private_chat_interval_s: float = 1.0
-    group_chat_interval_s: float = 3.0
-    time_scale: float = 1.0  # >1: time runs faster (retry_after pauses shrink alike)
-
-    def scaled(self, factor: float) -> Pacing:
-        """The same limits with time running ``factor`` times faster (benchmarks, tests)."""
-        return Pacing(self.global_per_second * factor, self.private_chat_interval_s / factor,
-                      self.group_chat_interval_s / factor, self.time_scale * factor)
-
-
-class RateLimiter:
-    """Even spacing overall (a late timer is caught up, a few steps at most, but two sends are never
-    less than half a step apart), never more than ``global_per_second`` within any second, and a
-    minimum interval per chat counted from the end of its previous send.
-
-    Telegram counts a request when it arrives, at some moment between our start and our end of it
-    (the event loop may delay either). So a send starts only while fewer than the limit of others
-    are on their way or ended within the last second: no second can hold one arrival too many.
-
-    Waiters queue in arrival order and one pacer task lets them go, one per slot: each send costs one
-    wake-up (not one per waiter per slot)."""
-
-    def __init__(self, pacing: Pacing, clock: Callable[[], float] = time.monotonic) -> None:
-        self.pacing = pacing
-        self._clock = clock
-        self._step = 1.0 / pacing.global_per_second
-        self._second = 1.0 / pacing.time_scale
-        self._limit = max(1, int(pacing.global_per_second * self._second))
-        self._ended: deque[float] = deque()  # ends of sends within the last second
-        self._in_flight = 0
-        self._send_ended = asyncio.Event()
-        self._queue: deque[asyncio.Future[None]] = deque()
-        self._pacer: asyncio.Task[None] | None = None
-        self._next_slot = 0.0  # the even grid: one step further per send
-        self._not_before = 0.0  # half a step after the last send
-        self._next_per_chat: dict[int, float] = {}
-        self._paused_until = 0.0
-
-    def pause(self, seconds: float) -> None:
-        """Telegram said "retry after": everybody waits."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds / self.pacing.time_scale)
-        self._next_slot = max(self._next_slot, self._paused_until)  # the time lost is not made up
-
-    @contextlib.asynccontextmanager
-    async def slot(self, chat_id: int) -> AsyncIterator[None]:
-        """Wait for the chat's interval and a global slot; send inside the block."""
-        interval = (self.pacing.group_chat_interval_s if chat_id < 0
-                    else self.pacing.private_chat_interval_s)
-        # The chat's own wait comes first, outside the queue: a busy chat holds nobody up.
-        while True:
-            delay = max(self._next_per_chat.get(chat_id, 0.0), self._paused_until) - self._clock()
-            if delay <= 0:
-                break
-            await asyncio.sleep(delay)
-        waiter = asyncio.get_running_loop().create_future()
-        self._queue.append(waiter)
-        if self._pacer is None or self._pacer.done():
-            self._pacer = asyncio.create_task(self._pace())
-        try:
-            await waiter  # the pacer counts this send on its way from here
-            yield
-        finally:
-            if not waiter.done():
-                waiter.cancel()  # cancelled while queued: the pacer skips it
-            elif not waiter.cancelled():
-                self._in_flight -= 1
-                self._ended.append(self._clock())
-                self._send_ended.set()
-            # From the end of the send: its request may reach Telegram late, the next must not be early.
-            now = self._clock()
-            self._next_per_chat[chat_id] = now + interval
-            if len(self._next_per_chat) > 10_000:  # forget chats whose interval has passed
-                self._next_per_chat = {c: t for c, t in self._next_per_chat.items() if t > now}
-
-    async def _pace(self) -> None:
-        while self._queue:
-            now = self._clock()
-            while self._ended and self._ended[0] <= now - self._second:
-                self._ended.popleft()
-            ready_at = max(self._next_slot, self._not_before, self._paused_until)
-            if self._in_flight + len(self._ended) >= self._limit:
-                if not self._ended:  # all on their way: wait for one to end
-                    self._send_ended.clear()
-                    await self._send_ended.wait()
-                    continue
-                ready_at = max(ready_at, self._ended[0] + self._second)  # the oldest end leaves the second
-            if ready_at > now:
-                await asyncio.sleep(ready_at - now)
-                continue
-            waiter = self._queue.popleft()
-            if waiter.done():  # its task was cancelled
-                continue
-            waiter.set_result(None)
-            self._in_flight += 1
-            # The grid moves on a step per send, so a timer woken late (the event loop was busy) is
-            # caught up at half steps. It lags 8 steps at most: after an idle spell, at most 8 extra sends
-            # go at half steps (twice the rate, for a moment, and within the second's limit).
-            self._next_slot = max(self._next_slot, now - CATCH_UP_STEPS * self._step) + self._step
-            self._not_before = now + self._step / 2
 
 
 @dataclass(slots=True)
@@ -198,19 +92,28 @@ class OutboxSender:
         max_attempts: int = 5,
         concurrency: int = 32,
         enrolment_guard: EnrolmentGuard | None = None,
+        shared: SharedSlots | None = None,
     ) -> None:
-        load_all_templates()
+        """``shared``: the bot's send rate kept in Redis with its other processes (None: this
+        process alone paces the bot, as with one process)."""
         self.db = db
         self.settings = settings
         self.channel = channel
         self.translate = translator
-        self.limiter = RateLimiter(pacing or Pacing())
+        self.limiter = RateLimiter(pacing or Pacing(), shared=shared)
+        # Paid broadcasts: marketing may go faster, on a limiter of its own (the chats' intervals
+        # are the same: the dict is shared), allow_paid_broadcast set on those messages.
+        self.paid_limiter: RateLimiter | None = None
+        if settings.paid_broadcast_rate > 0:
+            free = self.limiter.pacing
+            self.paid_limiter = RateLimiter(
+                Pacing(settings.paid_broadcast_rate * free.time_scale, free.private_chat_interval_s,
+                       free.group_chat_interval_s, free.time_scale),
+                shared=SharedSlots(shared.redis, f"{shared.key}:paid") if shared is not None else None,
+                chats=self.limiter.chats)
         self.lease = lease
-        self.batch_size = batch_size
         self.max_attempts = max_attempts
-        self.concurrency = concurrency
         self.enrolment_guard = enrolment_guard
-        self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._held: set[int] = set()  # claimed, not yet re-checked: handed back on shutdown
         self._chats: dict[int, asyncio.Task[datetime | None]] = {}  # each chat's latest task
@@ -222,7 +125,15 @@ class OutboxSender:
         self._outcomes: list[_Outcome] = []
         self._committer: asyncio.Task[None] | None = None
         self._group_ready = asyncio.Event()
-        self._group_size = max(1, int(self.limiter.pacing.global_per_second * GROUP_LINGER_S))
+        fastest = max(self.limiter.pacing.global_per_second,
+                      self.paid_limiter.pacing.global_per_second if self.paid_limiter else 0.0)
+        self._group_size = max(1, int(fastest * GROUP_LINGER_S))
+        # A chat's send takes a group commit (up to GROUP_LINGER_S) and a round trip: at a paid
+        # broadcast's rate, more chats must be in progress at once, and batches claimed bigger.
+        paid_fastest = fastest if self.paid_limiter is not None else 0.0
+        self.batch_size = max(batch_size, int(paid_fastest * 0.5))
+        self.concurrency = max(concurrency, int(paid_fastest * 0.3))
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._hurry = False
 
     def poke(self) -> None:
@@ -269,27 +180,67 @@ class OutboxSender:
         return len(rows)
 
     async def claim(self) -> list[Claimed]:
-        """Lease a batch of due rows, in sending order (plain rows: no ORM objects to build)."""
+        """Lease a batch of due rows, in sending order (plain rows: no ORM objects to build).
+
+        Per-chat order whatever the number of processes: a chat is taken as a whole. Only the head
+        of a chat is claimable (no row of the chat in flight, no pending row of it before this one
+        in sending order), with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the same transaction then
+        takes the chat's other due rows behind it. Another process sees the head still pending
+        (uncommitted claim) or in flight (committed), so it never takes a later row of that chat
+        while an earlier one is on its way. A chat whose last message went out moments ago from
+        another process starts after its interval (``_respect_recent_sends``)."""
         now = utcnow()
-        due = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == "pending", OutboxMessage.due_at <= now)
-            .order_by(OutboxMessage.priority, OutboxMessage.due_at, OutboxMessage.id)
+        # The chat's first row among those pending or in flight, in-flight ones first: a row is the
+        # chat's head if that is itself (one index probe per row looked at, whatever the table's size).
+        other = OUTBOX.alias("other")
+        first_of_chat = (
+            select(other.c.id)
+            .where(other.c.chat_id == OUTBOX.c.chat_id, other.c.status.in_(("pending", *IN_FLIGHT)))
+            .order_by(other.c.status == "pending", other.c.priority, other.c.due_at, other.c.id)
+            .limit(1)
+            .correlate(OUTBOX)
+            .scalar_subquery()
+        )
+        heads = (
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now, OUTBOX.c.id == first_of_chat)
+            .order_by(OUTBOX.c.priority, OUTBOX.c.due_at, OUTBOX.c.id)
             .limit(self.batch_size)
         )
         if self.db.dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        claim = (
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
-            .values(status="claimed", lease_until=now + self.lease,
-                    attempts=OutboxMessage.attempts + 1)
-            .returning(*OUTBOX.c)
-        )
+            heads = heads.with_for_update(skip_locked=True, of=OUTBOX)
+        leased = dict(status="claimed", lease_until=now + self.lease, attempts=OUTBOX.c.attempts + 1)
         async with self.db.session() as session:
-            rows = list((await session.execute(claim)).all())
+            rows = list((await session.execute(
+                update(OUTBOX).where(OUTBOX.c.id.in_(heads.scalar_subquery()))
+                .values(**leased).returning(*OUTBOX.c))).all())
+            chats = {row.chat_id for row in rows}
+            if chats:
+                # The rest of those chats' due rows: nobody else can take them while their head is ours.
+                behind = (
+                    select(OUTBOX.c.id)
+                    .where(OUTBOX.c.chat_id.in_(chats), OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now)
+                    .order_by(OUTBOX.c.priority, OUTBOX.c.due_at, OUTBOX.c.id)
+                    .limit(self.batch_size)
+                )
+                rows += list((await session.execute(
+                    update(OUTBOX).where(OUTBOX.c.id.in_(behind.scalar_subquery()))
+                    .values(**leased).returning(*OUTBOX.c))).all())
+                if self.db.dialect == "postgresql":  # several processes share only PostgreSQL
+                    await self._respect_recent_sends(session, chats, now)
         self._held.update(row.id for row in rows)
         return sorted(rows, key=lambda r: (r.priority, r.due_at, r.id))
+
+    async def _respect_recent_sends(self, session: Any, chats: set[int], now: datetime) -> None:
+        """A chat's previous message may have gone from another process: its interval still holds."""
+        longest = max(self.limiter.pacing.group_chat_interval_s, self.limiter.pacing.private_chat_interval_s)
+        recent = (await session.execute(
+            select(OUTBOX.c.chat_id, func.max(OUTBOX.c.sent_at))
+            .where(OUTBOX.c.chat_id.in_(chats), OUTBOX.c.status == "sent",
+                   OUTBOX.c.sent_at > now - timedelta(seconds=longest))
+            .group_by(OUTBOX.c.chat_id))).all()
+        for chat_id, sent_at in recent:
+            self.limiter.sent_before(chat_id, (now - sent_at).total_seconds())
 
     async def release(self) -> int:
         """Write what is still in memory, then hand back the rows claimed but never marked
@@ -371,11 +322,14 @@ class OutboxSender:
 
     async def _send(self, row: Claimed, message: OutgoingMessage) -> datetime | None:
         """Pace and send a row marked "sending"; its outcome goes to the next group commit."""
-        async with self.limiter.slot(row.chat_id):
+        limiter = self.paid_limiter if message.paid_broadcast and self.paid_limiter else self.limiter
+        async with limiter.slot(row.chat_id):
             try:
                 result = await self.channel.send(message)
             except ChannelRetryAfter as exc:
-                self.limiter.pause(exc.retry_after)
+                for paused in (self.limiter, self.paid_limiter):
+                    if paused is not None:
+                        paused.pause(exc.retry_after)
                 return self._retry(row, timedelta(seconds=exc.retry_after), "retry_after", count=False,
                                    error=_error(exc))
             except ChannelBlocked as exc:
@@ -477,6 +431,8 @@ class OutboxSender:
             for (_, waiter), message in zip(requests, messages, strict=True):
                 if not waiter.done():
                     waiter.set_result(message)
+            if outcomes:
+                self._wake.set()  # a chat whose row just settled may have its next row claimable
 
     async def _write_one_by_one(self, outcomes: list[_Outcome]) -> None:
         """After a failed group commit: one bad outcome must not hold up the others. One that still
@@ -570,6 +526,7 @@ class OutboxSender:
             chat_id=row.chat_id, text=rendered.text, buttons=rendered.buttons,
             disable_notification=silent or row.edit_in_place,
             edit_message_id=cards.get((row.chat_id, row.card_key)) if row.edit_in_place else None,
+            paid_broadcast=self.paid_limiter is not None and row.lane == Lane.MARKETING.value,
         )
 
     @staticmethod

@@ -3,12 +3,16 @@ quiet hours in the customer's own time zone, frequency caps and repeats.
 
 The same check runs when a message is queued and again just before it is sent (the sender judges
 a group of messages at once). The rules themselves are one pure function, ``_judge``; what they
-need from other tables (open cases, handoffs, messages already planned) is loaded set-based.
+need from other tables (messages already planned, and the vetoes capabilities registered: an open
+service case, an active handoff) is loaded set-based.
+
+Messaging sits below the capabilities and imports none of them: a capability that must silence
+marketing while something of its own is open calls :func:`register_veto` when it is imported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,12 +21,10 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from touchpoint.aftersales.service import customers_with_open_service_case
 from touchpoint.checks import saved_id
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
-from touchpoint.handoff.service import customers_in_handoff
-from touchpoint.journeys.models import OutboxMessage
+from touchpoint.messaging.models import OutboxMessage
 
 
 class Lane(StrEnum):
@@ -39,6 +41,31 @@ class Lane(StrEnum):
 
 
 COUNTED_STATUSES = ("pending", "claimed", "sending", "sent")
+
+# (session, customer ids) → those of them the veto silences.
+VetoCheck = Callable[[AsyncSession, set[int]], Awaitable[set[int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Veto:
+    """A capability's reason to keep marketing away from a customer (``name`` is the skip reason)."""
+
+    name: str
+    check: VetoCheck
+    rank: int  # lower is reported first when several apply
+
+
+_VETOES: dict[str, Veto] = {}
+
+
+def register_veto(name: str, check: VetoCheck, *, rank: int = 100) -> None:
+    """Silence marketing to the customers ``check`` returns; the skip is recorded as ``name``.
+    Registering the same name again replaces it (a module reloaded in tests)."""
+    _VETOES[name] = Veto(name, check, rank)
+
+
+def registered_vetoes() -> list[Veto]:
+    return sorted(_VETOES.values(), key=lambda veto: (veto.rank, veto.name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +124,7 @@ class Planned:
 class ContactFacts:
     """What the rules read from other tables about one customer."""
 
-    open_service_case: bool = False
-    active_handoff: bool = False
+    vetoes: tuple[str, ...] = ()  # the registered vetoes that apply, in rank order
     planned: tuple[Planned, ...] = ()  # within the widest cap window either side of the time judged
 
 
@@ -148,11 +174,8 @@ def _judge(settings: Settings, question: ContactQuestion, at: datetime,
             return Verdict("skip", "no_consent")
         if facts is None:
             return None
-        if lane is Lane.MARKETING:
-            if facts.open_service_case:
-                return Verdict("skip", "open_service_case")
-            if facts.active_handoff:
-                return Verdict("skip", "active_handoff")
+        if lane is Lane.MARKETING and facts.vetoes:
+            return Verdict("skip", facts.vetoes[0])
 
         def count(window: timedelta, **match: str) -> int:
             return _count(facts.planned, at, window, question.exclude_outbox_id, **match)
@@ -201,8 +224,11 @@ async def _load_facts(session: AsyncSession, settings: Settings, questions: Sequ
     planned: dict[int | None, list[Planned]] = {}
     for customer_id, *fields in (await session.exec(query)).all():
         planned.setdefault(customer_id, []).append(Planned(*fields))
-    open_cases = await customers_with_open_service_case(session, marketing_ids) if marketing_ids else set()
-    handoffs = await customers_in_handoff(session, marketing_ids) if marketing_ids else set()
-    return {customer_id: ContactFacts(customer_id in open_cases, customer_id in handoffs,
+    vetoed: dict[int, list[str]] = {}
+    if marketing_ids:
+        for veto in registered_vetoes():
+            for customer_id in await veto.check(session, set(marketing_ids)):
+                vetoed.setdefault(customer_id, []).append(veto.name)
+    return {customer_id: ContactFacts(tuple(vetoed.get(customer_id, ()) if customer_id else ()),
                                       tuple(planned.get(customer_id, ())))
             for customer_id in customer_ids}

@@ -27,6 +27,7 @@ class OutgoingMessage:
     disable_notification: bool = False
     edit_message_id: int | None = None  # edit this message in place instead of sending anew
     message_thread_id: int | None = None
+    paid_broadcast: bool = False  # may go above the free rate, paid in Stars (allow_paid_broadcast)
     extra: dict[str, object] = field(default_factory=dict)
 
 
