@@ -11,7 +11,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import select
 
 from tests.console_helpers import log_in, make_handoff, make_staff
-from touchpoint.channels.all_templates import load_all_templates
 from touchpoint.config import load_settings
 from touchpoint.console import create_console_app
 from touchpoint.db import Database
@@ -19,6 +18,7 @@ from touchpoint.handoff import service as handoff
 from touchpoint.handoff.models import Conversation
 from touchpoint.i18n import get_translator
 from touchpoint.messaging.models import OutboxMessage
+from touchpoint.wiring import load_all_templates
 
 settings = load_settings(_env_file=None, quiet_hours_start=23, quiet_hours_end=0)
 t = get_translator()
