@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import itertools
 import math
 import re
@@ -256,8 +257,6 @@ class Settings(BaseSettings):
     @field_validator("console_trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
         for item in value:
             try:
                 ipaddress.ip_network(item.strip(), strict=False)

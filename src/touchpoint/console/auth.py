@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 from sqlalchemy import delete, update
@@ -297,8 +298,6 @@ async def _error_page(request: web.Request, status: int, text: str,
             or request.query.get("partial"):
         return web.Response(status=status, text=text, headers=keep)
     try:
-        import aiohttp_jinja2
-
         title = ui(request, _ERROR_TITLES.get(status, "console.ui.err.title"))
         # The page's whole context here: the error may come before the template context was made.
         context = {"title": title, "message": text, "status": status, "staff": request.get(STAFF),
