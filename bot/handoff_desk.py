@@ -1,4 +1,5 @@
-"""The staff desk: forum topics, the context card, the paced group queue, staff checks, follow-ups.
+"""The staff desk: forum topics, the context card, staff checks, follow-ups, and the poster of the
+staff lane (every bot post into a staff group is a durable outbox row: touchpoint.messaging.staff).
 
 One desk per dispatcher (``dp["handoff_desk"]``), started and stopped with polling.
 """
@@ -22,6 +23,7 @@ from aiogram.exceptions import (
 )
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from redis.asyncio import Redis
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,10 +35,12 @@ from touchpoint.db import Database
 from touchpoint.handoff import service
 from touchpoint.handoff.card import build_card
 from touchpoint.handoff.models import Conversation
-from touchpoint.handoff.relay import GroupQueue, Post
 from touchpoint.i18n import get_translator
 from touchpoint.markup import esc
 from touchpoint.messaging.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
+from touchpoint.messaging.pacing import GroupBudget
+from touchpoint.messaging.shared_pacing import SharedSlots
+from touchpoint.messaging.staff import StaffLane, StaffPost, enqueue_staff_post, when_committed
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,10 @@ class StaffDesk:
         self.settings = settings
         self.db = db
         self.bot: Bot | None = None
-        self.queue = GroupQueue(self, settings.handoff_group_max_posts, settings.handoff_group_window_s)
+        self.lane = StaffLane(db, self, GroupBudget(settings.handoff_group_max_posts,
+                                                    settings.handoff_group_window_s))
+        self._stop_lane = asyncio.Event()
+        self._lane_task: asyncio.Task[None] | None = None
         self._members: dict[tuple[int, int], tuple[bool, float]] = {}
         self._topic_locks: dict[int, asyncio.Lock] = {}
         self.touched: set[int] = set()  # customers with new transcript lines since the last prune
@@ -65,6 +72,12 @@ class StaffDesk:
         self.scheduled = False  # True: the composition root's scheduler ticks the desk (no own loop)
         self._ticking = False
         self._next_follow_up = self._next_prune = 0.0
+
+    def share_budget(self, redis: Redis, key: str) -> None:
+        """Count each group's budget in Redis with the bot's other processes (``key``: the bot's)."""
+        self.lane.budget = GroupBudget(
+            self.settings.handoff_group_max_posts, self.settings.handoff_group_window_s,
+            shared=lambda chat_id: SharedSlots(redis, f"{key}:group:{chat_id}"))
 
     @property
     def live_bot(self) -> Bot:
@@ -89,6 +102,8 @@ class StaffDesk:
                 log.error("staff group %s: %s", chat_id, problem)
         self._next_follow_up = self._next_prune = asyncio.get_running_loop().time() + FOLLOW_UP_S
         self._ticking = True
+        self._stop_lane.clear()
+        self._lane_task = asyncio.create_task(self.lane.run(self._stop_lane))
         if not self.scheduled:
             self._loop_task = asyncio.create_task(self._run())
 
@@ -115,7 +130,19 @@ class StaffDesk:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
-        await self.queue.close()
+        if self._lane_task is not None:
+            self._stop_lane.set()
+            await self._lane_task  # the post in hand finishes; claimed rows are handed back
+            self._lane_task = None
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until every staff post due so far has been posted (or given up on)."""
+        await self.lane.idle(timeout)
+
+    def put(self, session: AsyncSession, post: StaffPost) -> None:
+        """Queue a post in the caller's transaction; the lane takes it as soon as that commits."""
+        enqueue_staff_post(session, post)
+        when_committed(session, self.lane.poke)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -216,14 +243,14 @@ class StaffDesk:
                 with contextlib.suppress(TelegramAPIError):
                     await self.live_bot.delete_forum_topic(conversation.staff_chat_id, topic_id)
             return
-        await session.commit()
         await session.refresh(conversation)
         await self.post_card(session, conversation)
+        await session.commit()  # the topic and its card together
 
     async def post_card(self, session: AsyncSession, conversation: Conversation) -> None:
-        self.queue.put(await self._card_post(session, conversation))
+        self.put(session, await self._card_post(session, conversation))
 
-    async def _card_post(self, session: AsyncSession, conversation: Conversation) -> Post:
+    async def _card_post(self, session: AsyncSession, conversation: Conversation) -> StaffPost:
         if conversation.staff_chat_id is None or conversation.id is None:
             raise ValueError("a card needs a saved conversation with a staff group")
         await write_pending(session)  # the card shows the message that brought the customer here
@@ -240,12 +267,13 @@ class StaffDesk:
                 ),
             ]
         ]
-        return Post(
+        return StaffPost(
             conversation.staff_chat_id,
             conversation.topic_id,
             [card],
             buttons=buttons,
             coalesce_key=f"c{conversation.customer_id}",
+            conversation_id=conversation.id,
         )
 
     async def _reopen_or_create(
@@ -275,25 +303,28 @@ class StaffDesk:
             return None
         return topic.message_thread_id
 
-    async def close_topic(self, conversation: Conversation) -> None:
+    def close_topic(self, session: AsyncSession, conversation: Conversation) -> None:
         """Close the conversation's topic once the lines queued for it so far have been posted
         (a closed topic refuses them)."""
         if conversation.staff_chat_id is None or conversation.topic_id is None:
             return
-        self.queue.put(Post(conversation.staff_chat_id, conversation.topic_id, close_topic=True))
+        self.put(session, StaffPost(conversation.staff_chat_id, conversation.topic_id, close_topic=True,
+                                    conversation_id=conversation.id))
 
-    def say(self, conversation: Conversation, text: str) -> None:
-        """A bot line in the conversation's topic, through the paced queue."""
+    def say(self, session: AsyncSession, conversation: Conversation, text: str) -> None:
+        """A bot line in the conversation's topic, through the staff lane."""
         if conversation.staff_chat_id is None:
             return
-        self.queue.put(Post(conversation.staff_chat_id, conversation.topic_id, [text]))
+        self.put(session, StaffPost(conversation.staff_chat_id, conversation.topic_id, [text],
+                                    conversation_id=conversation.id))
 
-    def say_closed(self, conversation: Conversation, text: str) -> None:
+    def say_closed(self, session: AsyncSession, conversation: Conversation, text: str) -> None:
         """A line about a conversation that is (or may be) closed already, such as the customer's
         rating: posted into its topic by reopening it for a moment, so staff do see it."""
         if conversation.staff_chat_id is None:
             return
-        self.queue.put(Post(conversation.staff_chat_id, conversation.topic_id, [text], while_closed=True))
+        self.put(session, StaffPost(conversation.staff_chat_id, conversation.topic_id, [text],
+                                    while_closed=True, conversation_id=conversation.id))
 
     async def post_console_lines(self, session: AsyncSession) -> None:
         """What colleagues did in the web console, shown in the conversation's topic: their replies,
@@ -301,21 +332,21 @@ class StaffDesk:
         taken = await service.take_topic_posts(session)
         if not taken:
             return
-        await session.commit()  # taken for good before posting: no other desk posts them again
         for line, conversation in taken:
             name = esc(line.author)
             if line.kind == "reply":
-                self.say(conversation, self.t("handoff.staff.console_reply", name=name,
-                                              text=esc(line.text)))
+                self.say(session, conversation, self.t("handoff.staff.console_reply", name=name,
+                                                       text=esc(line.text)))
             elif line.kind == "close":
-                self.say(conversation, self.t("handoff.staff.console_closed", name=name))
+                self.say(session, conversation, self.t("handoff.staff.console_closed", name=name))
                 if conversation.staff_chat_id is None or conversation.topic_id is None:
                     continue
                 current = await service.conversation_by_topic(
                     session, conversation.staff_chat_id, conversation.topic_id
                 )
                 if current is None or current.status != "open":  # not reopened by a new escalation since
-                    await self.close_topic(conversation)
+                    self.close_topic(session, conversation)
+        await session.commit()  # taken and queued in one transaction: posted once, never lost
 
     # ------------------------------------------------------------ follow-up
 
@@ -338,7 +369,7 @@ class StaffDesk:
         for conversation in (await session.exec(query)).all():
             if conversation.out_of_hours and conversation.announced_at is None:
                 conversation.announced_at = now
-                self.say(conversation, self.t("handoff.staff.announce"))
+                self.say(session, conversation, self.t("handoff.staff.announce"))
             elif (
                 conversation.announced_at or conversation.opened_at
             ) <= due and conversation.reminded_at is None:
@@ -346,28 +377,38 @@ class StaffDesk:
                 conversation.reminded_at = now
                 since = conversation.announced_at or conversation.opened_at
                 minutes = int((now - since).total_seconds() // 60)
-                self.say(conversation, self.t("handoff.staff.reminder", minutes=minutes))
+                self.say(session, conversation, self.t("handoff.staff.reminder", minutes=minutes))
             else:
                 continue
             session.add(conversation)
 
-    # ------------------------------------------------------------ GroupSender
+    # ------------------------------------------------------------ GroupPoster (the staff lane's)
 
-    async def post(self, post: Post) -> None:
+    async def post(self, post: StaffPost) -> None:
+        """One post of the staff lane. A conversation's post goes to its topic as it is now; a
+        topic deleted mid-conversation is replaced (with a fresh card) and the post goes there."""
+        thread_id = await self._thread_of(post)
         try:
-            await self._post(post)
+            await self._post(post, thread_id)
         except TelegramBadRequest as exc:
-            gone = post.thread_id is not None and any(mark in exc.message for mark in TOPIC_GONE)
-            new_thread = await self._replace_topic(post.chat_id, post.thread_id) if gone else None
-            if new_thread is None or post.thread_id is None:
+            gone = thread_id is not None and any(mark in exc.message for mark in TOPIC_GONE)
+            new_thread = await self._replace_topic(post.chat_id, thread_id) if gone and thread_id else None
+            if new_thread is None:
                 raise ChannelRejected(exc.message) from exc
-            # Someone deleted the topic mid-conversation: this and every queued post move over.
-            self.queue.retarget(post.chat_id, post.thread_id, new_thread)
-            post.thread_id = new_thread
-            raise ChannelRetryAfter(0) from exc
+            await self._post(post, new_thread)
+
+    async def _thread_of(self, post: StaffPost) -> int | None:
+        if post.conversation_id is None:
+            return post.thread_id
+        async with self.db.session() as session:
+            conversation = await session.get(Conversation, post.conversation_id)
+        if conversation is None or conversation.topic_id is None:
+            return post.thread_id
+        return conversation.topic_id
 
     async def _replace_topic(self, chat_id: int, thread_id: int) -> int | None:
-        """A new topic (with a fresh card, sent first) for the open conversation of a deleted one."""
+        """A new topic (with a fresh card, sent first) for the open conversation of a deleted one;
+        the conversation's later posts follow it there."""
         async with self.db.session() as session:
             conversation = await service.conversation_by_topic(session, chat_id, thread_id)
             if conversation is None or conversation.status != "open":
@@ -380,36 +421,36 @@ class StaffDesk:
             session.add(conversation)
             card = await self._card_post(session, conversation)
         with contextlib.suppress(TelegramAPIError):
-            await self._post(card)
+            await self._post(card, new_thread)
         return new_thread
 
-    async def _post(self, post: Post) -> None:
+    async def _post(self, post: StaffPost, thread_id: int | None) -> None:
         if post.close_topic:
-            if post.thread_id is not None:
+            if thread_id is not None:
                 try:
-                    await self.live_bot.close_forum_topic(post.chat_id, post.thread_id)
+                    await self.live_bot.close_forum_topic(post.chat_id, thread_id)
                 except TelegramRetryAfter as exc:
                     raise ChannelRetryAfter(exc.retry_after) from exc
                 except TelegramBadRequest:
                     pass  # closed already, or gone
             return
         reopened = False
-        if post.while_closed and post.thread_id is not None:
+        if post.while_closed and thread_id is not None:
             try:
-                await self.live_bot.reopen_forum_topic(post.chat_id, post.thread_id)
+                await self.live_bot.reopen_forum_topic(post.chat_id, thread_id)
                 reopened = True
             except TelegramRetryAfter as exc:
                 raise ChannelRetryAfter(exc.retry_after) from exc
             except TelegramBadRequest:
                 pass  # open (a new conversation of the same customer) or gone: post as usual
         try:
-            await self._send(post)
+            await self._send(post, thread_id)
         finally:
             if reopened:
                 with contextlib.suppress(TelegramAPIError):
-                    await self.live_bot.close_forum_topic(post.chat_id, post.thread_id or 0)
+                    await self.live_bot.close_forum_topic(post.chat_id, thread_id or 0)
 
-    async def _send(self, post: Post) -> None:
+    async def _send(self, post: StaffPost, thread_id: int | None) -> None:
         markup = None
         if post.buttons:
             markup = InlineKeyboardMarkup(
@@ -421,11 +462,11 @@ class StaffDesk:
         try:
             if post.copy_from is not None:
                 await self.live_bot.copy_message(
-                    post.chat_id, post.copy_from[0], post.copy_from[1], message_thread_id=post.thread_id
+                    post.chat_id, post.copy_from[0], post.copy_from[1], message_thread_id=thread_id
                 )
             else:
                 await self.live_bot.send_message(
-                    post.chat_id, post.text, message_thread_id=post.thread_id, reply_markup=markup
+                    post.chat_id, post.text, message_thread_id=thread_id, reply_markup=markup
                 )
         except TelegramRetryAfter as exc:
             raise ChannelRetryAfter(exc.retry_after) from exc

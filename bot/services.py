@@ -51,8 +51,8 @@ class BotServices:
         load_all_templates()
         # Several processes of one bot share its send rate through Redis (one grid per bot token).
         self._redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        shared = (SharedSlots(self._redis, bot_rate_key(settings.redis_prefix, bot.token))
-                  if self._redis is not None else None)
+        self._rate_key = bot_rate_key(settings.redis_prefix, bot.token)
+        shared = SharedSlots(self._redis, self._rate_key) if self._redis is not None else None
         self.sender = OutboxSender(
             db, settings, TelegramChannel(bot), get_translator(settings.locales_dir, settings.default_locale),
             pacing=Pacing(global_per_second=settings.send_rate_per_s),
@@ -65,8 +65,11 @@ class BotServices:
         self._sites: list[web.AppRunner] = []
 
     def attach_desk(self, desk: StaffDesk) -> None:
-        """The staff desk ticks as one of the scheduler's jobs instead of a loop of its own."""
+        """The staff desk ticks as one of the scheduler's jobs instead of a loop of its own, and
+        counts each staff group's budget with the bot's other processes (Redis)."""
         desk.scheduled = True
+        if self._redis is not None:
+            desk.share_budget(self._redis, self._rate_key)
         add_desk_job(self.scheduler, desk.scheduled_tick, DESK_TICK_S)
 
     async def start(self) -> None:

@@ -31,10 +31,10 @@ from touchpoint.customers.models import Customer
 from touchpoint.handoff import service
 from touchpoint.handoff.card import money
 from touchpoint.handoff.models import Conversation, TranscriptMessage
-from touchpoint.handoff.relay import Post
 from touchpoint.handoff.rules import is_distress
 from touchpoint.i18n import get_translator
 from touchpoint.markup import esc
+from touchpoint.messaging.staff import StaffPost
 from touchpoint.orders.models import Order, OrderItem
 
 log = logging.getLogger(__name__)
@@ -159,10 +159,12 @@ async def relay_to_staff(
     if topic_id is None or conversation.staff_chat_id is None:
         return  # kept in the transcript: the card shows it once the topic exists
     if message.text:
-        post = Post(conversation.staff_chat_id, topic_id, [message.html_text], coalesce_key=f"c{customer.id}")
+        post = StaffPost(conversation.staff_chat_id, topic_id, [message.html_text],
+                         coalesce_key=f"c{customer.id}", conversation_id=conversation.id)
     else:
-        post = Post(conversation.staff_chat_id, topic_id, copy_from=(message.chat.id, message.message_id))
-    handoff_desk.queue.put(post)
+        post = StaffPost(conversation.staff_chat_id, topic_id,
+                         copy_from=(message.chat.id, message.message_id), conversation_id=conversation.id)
+    handoff_desk.put(session, post)
 
 
 async def busy_button(query: CallbackQuery) -> None:
@@ -190,7 +192,7 @@ async def csat_rated(
     line = handoff_desk.t("handoff.staff.csat", score=callback_data.score)
     # The topic was closed with the conversation: staff see the rating in it all the same, and
     # the console's transcript keeps it.
-    handoff_desk.say_closed(conversation, line)
+    handoff_desk.say_closed(session, conversation, line)
     service.add_transcript(session, customer.id or 0, "note", line, author="⭐",
                            conversation_id=conversation.id)
     await _edit_or_send(query, _("handoff.csat.thanks"))
@@ -240,12 +242,12 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
         return
     customer = await _customer(session, conversation)
     if conversation.status != "open" or customer is None:
-        handoff_desk.say_closed(conversation, handoff_desk.t("handoff.staff.closed_topic"))
+        handoff_desk.say_closed(session, conversation, handoff_desk.t("handoff.staff.closed_topic"))
         return
     try:
         await bot.copy_message(customer.telegram_id, message.chat.id, message.message_id)
     except TelegramForbiddenError:
-        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
+        handoff_desk.say(session, conversation, handoff_desk.t("handoff.staff.blocked"))
         return
     kind = "text" if message.text else (message.content_type or "media")
     service.add_transcript(
@@ -270,7 +272,7 @@ async def _close(
     staff: User,
 ) -> None:
     if conversation.id is None or not service.close(session, conversation):
-        desk.say_closed(conversation, desk.t("handoff.staff.not_open"))
+        desk.say_closed(session, conversation, desk.t("handoff.staff.not_open"))
         return
     closed_line = desk.t("handoff.staff.closed", name=esc(staff.first_name))
     # The transcript keeps plain text (the console escapes what it shows).
@@ -288,10 +290,10 @@ async def _close(
                 reply_markup=csat_keyboard(conversation.id),
             )
         except TelegramForbiddenError:
-            desk.say(conversation, desk.t("handoff.staff.blocked"))
-    # Said first, closed after: the queue posts these lines before it closes the topic.
-    desk.say(conversation, closed_line)
-    await desk.close_topic(conversation)
+            desk.say(session, conversation, desk.t("handoff.staff.blocked"))
+    # Said first, closed after: the staff lane posts these lines before it closes the topic.
+    desk.say(session, conversation, closed_line)
+    desk.close_topic(session, conversation)
 
 
 async def close_command(
@@ -307,7 +309,7 @@ def _claim(session: AsyncSession, desk: StaffDesk, conversation: Conversation, s
     # The console shows who took it from the same transcript line its own "Take it" writes.
     service.add_transcript(session, conversation.customer_id, "note", "", kind="claim",
                            author=f"telegram:{staff.first_name}"[:64], conversation_id=conversation.id)
-    desk.say(conversation, desk.t("handoff.staff.claimed", name=esc(staff.first_name)))
+    desk.say(session, conversation, desk.t("handoff.staff.claimed", name=esc(staff.first_name)))
 
 
 async def claim_command(message: Message, session: AsyncSession, handoff_desk: StaffDesk) -> None:
@@ -356,12 +358,12 @@ async def canned_command(
     if name not in settings.handoff_canned:
         names = ", ".join(sorted(settings.handoff_canned))
         handoff_desk.say(
-            conversation, handoff_desk.t("handoff.staff.canned_unknown", names=esc(names))
+            session, conversation, handoff_desk.t("handoff.staff.canned_unknown", names=esc(names))
         )
         return
     customer = await _customer(session, conversation)
     if conversation.status != "open" or customer is None:
-        handoff_desk.say_closed(conversation, handoff_desk.t("handoff.staff.not_open"))
+        handoff_desk.say_closed(session, conversation, handoff_desk.t("handoff.staff.not_open"))
         return
     locale = service.customer_locale(customer, settings)
     text = settings.handoff_canned[name].get(locale) or get_translator(
@@ -369,7 +371,7 @@ async def canned_command(
     try:
         await bot.send_message(customer.telegram_id, esc(text))
     except TelegramForbiddenError:
-        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
+        handoff_desk.say(session, conversation, handoff_desk.t("handoff.staff.blocked"))
         return
     service.add_transcript(
         session,
@@ -390,12 +392,12 @@ async def order_command(
         return
     number = (command.args or "").strip().lstrip("#")
     if not number:
-        handoff_desk.say(conversation, handoff_desk.t("handoff.staff.order_usage"))
+        handoff_desk.say(session, conversation, handoff_desk.t("handoff.staff.order_usage"))
         return
     order = (await session.exec(select(Order).where(Order.number == number))).first()
     if order is None:
         handoff_desk.say(
-            conversation, handoff_desk.t("handoff.staff.order_missing", number=esc(number))
+            session, conversation, handoff_desk.t("handoff.staff.order_missing", number=esc(number))
         )
         return
     items = (await session.exec(select(OrderItem).where(OrderItem.order_id == order.id))).all()
@@ -404,8 +406,7 @@ async def order_command(
         f"{item.quantity}× {item.name.get(staff) or next(iter(item.name.values()), item.sku)}"
         for item in items
     )
-    handoff_desk.say(
-        conversation,
+    handoff_desk.say(session, conversation,
         handoff_desk.t(
             "handoff.staff.order",
             number=esc(order.number),
@@ -443,7 +444,7 @@ async def ticket_command(
         staff=str(message.from_user.id),
     )
     handoff_desk.say(
-        conversation, handoff_desk.t("handoff.staff.ticket_created", number=esc(ticket.number))
+        session, conversation, handoff_desk.t("handoff.staff.ticket_created", number=esc(ticket.number))
     )
 
 

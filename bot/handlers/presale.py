@@ -26,8 +26,8 @@ from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import record_event
-from touchpoint.handoff.relay import Post
 from touchpoint.markup import esc
+from touchpoint.messaging.staff import StaffPost
 
 log = logging.getLogger(__name__)
 COMPARE_MAX = 3
@@ -289,7 +289,7 @@ async def reserve(
         track(session, customer, "reservation.created",
               {"reservation_id": reservation.id, "store": store.id, "sku": product_.sku,
                "expires_at": reservation.expires_at.isoformat()})
-        notify_staff(handoff_desk, settings, reservation.id or 0, product_.sku, store.id)
+        notify_staff(handoff_desk, session, settings, reservation.id or 0, product_.sku, store.id)
     await show(query, text, builder.as_markup())
 
 
@@ -301,14 +301,16 @@ def reserve_refusal(outcome: service.ReserveOutcome) -> str:
     return _("presale.reserve.out_of_stock" if outcome.reason == "out_of_stock" else "presale.not_found")
 
 
-def notify_staff(desk: StaffDesk, settings: Settings, number: int, sku: str, store: str) -> None:
-    """A short note in the staff chat, through the desk's paced group queue (the one handoff cards
-    use): a burst of notes waiting there is merged into one post, never a 429 storm."""
+def notify_staff(desk: StaffDesk, session: AsyncSession, settings: Settings, number: int, sku: str,
+                 store: str) -> None:
+    """A short note in the staff chat, through the staff lane (the one handoff cards use), in the
+    reservation's transaction: a burst of notes waiting there is merged into one post, never a 429
+    storm."""
     if settings.staff_chat_id is None:
         return
     text = desk.t("presale.staff.reservation", number=reservation_code(number), sku=esc(sku),
                   store=esc(store), hours=settings.reservation_hold_hours)
-    desk.queue.put(Post(settings.staff_chat_id, None, [text], coalesce_key="reservations"))
+    desk.put(session, StaffPost(settings.staff_chat_id, None, [text], coalesce_key="reservations"))
 
 
 # --- compare ---

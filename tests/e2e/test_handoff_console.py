@@ -77,7 +77,7 @@ async def test_console_reply_and_close_show_up_in_the_customers_topic(
     await eventually(lambda: _topic_closed(staff_bot, thread))
     await console.post(f"/inbox/{conversation.id}/close", data={"csrf_token": token})  # already closed
     await desk_of(staff_bot).tick()
-    await desk_of(staff_bot).queue.drain()
+    await desk_of(staff_bot).drain()
     console_lines = [
         m["text"] for m in sandbox.bot_messages(GROUP, thread) if "(console)" in (m.get("text") or "")]
     assert console_lines == [f"💬 Alice (console): {text}", "✅ Closed by Alice (console)"]
@@ -97,7 +97,7 @@ async def test_conversation_without_a_topic_gets_nothing_in_the_group(
     await console.post(f"/inbox/{conversation.id}/reply", data={"text": "Hello Ben", "csrf_token": token})
     await console.post(f"/inbox/{conversation.id}/close", data={"csrf_token": token})
     await desk_of(staff_bot).tick()
-    await desk_of(staff_bot).queue.drain()
+    await desk_of(staff_bot).drain()
     assert staff_bot.sandbox.bot_messages(GROUP) == before and staff_bot.sandbox.topics(GROUP) == []
     assert await _waiting(staff_bot) == []
     async with staff_bot.db.session() as session:
@@ -119,7 +119,7 @@ async def test_console_close_leaves_a_topic_reopened_for_a_new_conversation_open
     await staff_bot.say(1203, "/human")  # back before the desk showed the close: the same topic again
     await eventually(lambda: _open_in_topic(staff_bot, thread))
     await desk.tick()
-    await desk.queue.drain()
+    await desk.drain()
     await topic_text(sandbox, thread, t("en", "handoff.staff.console_closed", name="Alice"))
     assert not await _topic_closed(staff_bot, thread)
 

@@ -73,7 +73,7 @@ async def test_out_of_hours_is_told_honestly_and_announced_when_staff_are_back(
             await desk.tick()
             await topic_text(harness.sandbox, thread, t("en", "handoff.staff.reminder", minutes=15))
             await desk.tick()  # one reminder, not one per tick
-            await desk.queue.drain()
+            await desk.drain()
             reminders = [
                 m for m in harness.sandbox.bot_messages(GROUP, thread) if "⏰" in (m.get("text") or "")
             ]

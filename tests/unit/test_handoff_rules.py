@@ -1,4 +1,4 @@
-"""Pure handoff rules: distress, working hours, the wait estimate, the paced group queue."""
+"""Pure handoff rules: distress, working hours, the wait estimate, the group budget."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from touchpoint.config import load_settings
-from touchpoint.handoff.relay import GroupQueue, Post
 from touchpoint.handoff.rules import WorkingHours, expected_wait_minutes, is_distress
-from touchpoint.messaging.base import ChannelRetryAfter
+from touchpoint.messaging.pacing import GroupBudget
 
 LEXICON = load_settings(_env_file=None).handoff_distress_words
 
@@ -122,57 +121,21 @@ def test_wait_grows_with_the_queue() -> None:
     assert expected_wait_minutes(3, 4) == 16
 
 
-class FakeGroup:
-    def __init__(self, refuse_first: int = 0) -> None:
-        self.posts: list[tuple[int | None, str]] = []
-        self.refuse = refuse_first
-        self.gate = asyncio.Event()
-
-    async def post(self, post: Post) -> None:
-        await self.gate.wait()
-        if self.refuse:
-            self.refuse -= 1
-            raise ChannelRetryAfter(0.01)
-        self.posts.append(
-            (post.thread_id, post.text if post.copy_from is None else f"copy{post.copy_from[1]}")
-        )
-
-
-async def test_queue_coalesces_a_burst_and_keeps_media_in_place() -> None:
-    group = FakeGroup(refuse_first=2)
-    queue = GroupQueue(group, max_posts=100, window_s=1.0)
-    queue.put(Post(-1, 7, ["first"], coalesce_key="c1"))  # taken by the worker at once
-    await asyncio.sleep(0)
-    queue.put(Post(-1, 7, ["a"], coalesce_key="c1"))
-    queue.put(Post(-1, 8, ["other customer"], coalesce_key="c2"))
-    queue.put(Post(-1, 7, ["b"], coalesce_key="c1"))
-    queue.put(Post(-1, 7, copy_from=(5, 99)))
-    queue.put(Post(-1, 7, ["c"], coalesce_key="c1"))
-    group.gate.set()
-    await asyncio.wait_for(queue.drain(), 5)
-    await queue.close()
-    assert group.posts == [(7, "first"), (7, "a\n\nb"), (8, "other customer"), (7, "copy99"), (7, "c")]
-
-
-async def test_queue_paces_under_the_group_limit() -> None:
+async def test_the_group_budget_paces_under_the_group_limit() -> None:
+    """Two posts per ten seconds: the third waits until the first has left the window."""
     now = [0.0]
-    sent_at: list[float] = []
-
-    class Timed(FakeGroup):
-        async def post(self, post: Post) -> None:
-            sent_at.append(now[0])
-            await super().post(post)
 
     async def sleep(seconds: float) -> None:
         now[0] += seconds
         await asyncio.sleep(0)
 
-    group = Timed()
-    group.gate.set()
-    queue = GroupQueue(group, max_posts=2, window_s=10.0, clock=lambda: now[0], sleep=sleep)
-    for n in range(5):
-        queue.put(Post(-1, n, [str(n)]))
-    await asyncio.wait_for(queue.drain(), 5)
-    await queue.close()
-    assert [text for _, text in group.posts] == ["0", "1", "2", "3", "4"]
-    assert sent_at[:2] == [0.0, 0.0] and 10.0 < sent_at[2] < 10.5 and 20.0 < sent_at[4] < 21.0
+    budget = GroupBudget(max_posts=2, window_s=10.0, clock=lambda: now[0], sleep=sleep)
+    turns = []
+    for _ in range(5):
+        entry = await budget.turn(-1)
+        turns.append(now[0])
+        await budget.done(-1, entry)
+    assert turns[:2] == [0.0, 0.0] and 10.0 <= turns[2] < 10.5 and 20.0 <= turns[4] < 21.0
+    other = await budget.turn(-2)  # another group has its own budget
+    assert now[0] == turns[4]
+    await budget.done(-2, other)

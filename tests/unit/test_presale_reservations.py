@@ -1,18 +1,22 @@
-"""Reservation refusals read naturally (plural forms), and staff notes take the paced group queue."""
+"""Reservation refusals read naturally (plural forms), and staff notes take the staff lane."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from aiogram.utils.i18n import I18n
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handlers import presale
 from touchpoint.catalog.codes import reservation_code
 from touchpoint.catalog.service import ReserveOutcome
 from touchpoint.config import Settings
-from touchpoint.handoff.relay import GroupQueue, Post
+from touchpoint.db import Database
 from touchpoint.i18n import DOMAIN, find_locales_dir, get_translator
+from touchpoint.messaging.pacing import GroupBudget
+from touchpoint.messaging.staff import StaffLane, StaffPost, enqueue_staff_post
 
 I18N = I18n(path=find_locales_dir(), default_locale="en", domain=DOMAIN)
 
@@ -38,31 +42,38 @@ def test_every_refusal_has_its_own_words() -> None:
 
 class RecordingGroup:
     def __init__(self) -> None:
-        self.posts: list[Post] = []
+        self.posts: list[StaffPost] = []
 
-    async def post(self, post: Post) -> None:
+    async def post(self, post: StaffPost) -> None:
         self.posts.append(post)
 
 
 class FakeDesk:
-    def __init__(self, sender: RecordingGroup) -> None:
-        self.queue = GroupQueue(sender, max_posts=20, window_s=60.0)
+    def __init__(self, db: Database, group: RecordingGroup) -> None:
+        self.lane = StaffLane(db, group, GroupBudget(20, 60.0))
 
     def t(self, key: str, /, **params: Any) -> str:
         return get_translator()("en", key, **params)
 
+    def put(self, session: AsyncSession, post: StaffPost) -> None:
+        enqueue_staff_post(session, post)
 
-async def test_reservation_notes_go_through_the_paced_queue_and_merge() -> None:
-    """A burst of holds was 87 direct posts (66 answered 429): now the notes queue behind the
-    desk's pacing and notes still waiting merge into one post."""
+
+async def test_reservation_notes_go_through_the_staff_lane_and_merge(sqlite_db: Database) -> None:
+    """A burst of holds was 87 direct posts (66 answered 429): now the notes are durable rows of the
+    staff lane, and notes still waiting there merge into one post."""
     group = RecordingGroup()
-    desk = FakeDesk(group)
+    desk = FakeDesk(sqlite_db, group)
     settings = Settings(staff_chat_id=-100123)
     for number in range(1, 41):
-        presale.notify_staff(desk, settings, number, "GRD-003", "alexa")  # type: ignore[arg-type]
-    await desk.queue.drain()
-    await desk.queue.close()
-    assert 1 <= len(group.posts) <= 2  # the first may leave before the rest arrive
-    text = "\n\n".join(p.text for p in group.posts)
+        async with sqlite_db.session() as session:  # each hold its own update
+            presale.notify_staff(desk, session, settings, number, "GRD-003", "alexa")  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    running = asyncio.create_task(desk.lane.run(stop))
+    await desk.lane.idle()
+    stop.set()
+    await running
+    assert len(group.posts) == 1
+    text = group.posts[0].text
     assert all(f"#{reservation_code(n)}:" in text for n in range(1, 41))  # the code said at the till
     assert {p.chat_id for p in group.posts} == {-100123}

@@ -172,3 +172,76 @@ class RateLimiter:
             # go at half steps (twice the rate, for a moment, and within the second's limit).
             self._next_slot = max(self._next_slot, now - CATCH_UP_STEPS * self._step) + self._step
             self._not_before = now + self._step / 2
+
+
+class GroupBudget:
+    """Each group's budget, ``max_posts`` per ``window_s`` (Telegram: ~20 a minute per group), for
+    the whole bot: counted in Redis with the bot's other processes when ``shared`` is given (the
+    same window script as the bot's send rate, one window per group), else in this process.
+
+    ``turn`` waits for a free place and returns the entry to hand to ``done`` after the post; a post
+    counts from its turn until ``window_s`` after it ended (Telegram saw it somewhere in between)."""
+
+    def __init__(self, max_posts: int, window_s: float, *, shared: Callable[[int], SharedSlots] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep) -> None:
+        """``shared``: the group's window in Redis (a ``SharedSlots`` for a chat id)."""
+        self.max_posts = max_posts
+        self.window_s = window_s
+        self._shared = shared
+        self._windows: dict[int, SharedSlots] = {}
+        self._clock = clock
+        self._sleep = sleep
+        self._ended: dict[int, deque[float]] = {}  # this process's posts per group that ended
+        self._in_flight: dict[int, int] = {}
+        self._paused_until: dict[int, float] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def turn(self, chat_id: int) -> str | None:
+        while True:
+            wait = self._paused_until.get(chat_id, 0.0) - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            window = self._window(chat_id)
+            if window is not None:
+                granted = await window.acquire(self.window_s, self.max_posts, 1)
+                if isinstance(granted, float):
+                    await self._sleep(granted)
+                    continue
+                if granted is not None:
+                    self._in_flight[chat_id] = self._in_flight.get(chat_id, 0) + 1
+                    return granted
+            # No Redis (or Redis unreachable): this process's own count.
+            ended = self._ended.setdefault(chat_id, deque())
+            now = self._clock()
+            while ended and ended[0] <= now - self.window_s:
+                ended.popleft()
+            if self._in_flight.get(chat_id, 0) + len(ended) < self.max_posts:
+                self._in_flight[chat_id] = self._in_flight.get(chat_id, 0) + 1
+                return None
+            await self._sleep(max(ended[0] + self.window_s - now, 0.01) if ended else 0.05)
+
+    async def done(self, chat_id: int, entry: str | None) -> None:
+        """The post ended (sent or not: Telegram may have counted it)."""
+        self._in_flight[chat_id] -= 1
+        self._ended.setdefault(chat_id, deque()).append(self._clock())
+        window = self._window(chat_id)
+        if entry is not None and window is not None:
+            await window.end(entry)
+
+    def pause(self, chat_id: int, seconds: float) -> None:
+        """Telegram said "retry after" for this group: every process waits."""
+        self._paused_until[chat_id] = max(self._paused_until.get(chat_id, 0.0), self._clock() + seconds)
+        window = self._window(chat_id)
+        if window is not None:
+            task = asyncio.get_running_loop().create_task(window.pause(seconds))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _window(self, chat_id: int) -> SharedSlots | None:
+        if self._shared is None:
+            return None
+        if chat_id not in self._windows:
+            self._windows[chat_id] = self._shared(chat_id)
+        return self._windows[chat_id]

@@ -34,6 +34,7 @@ class Lane(StrEnum):
     TRANSACTIONAL = "transactional"
     SERVICE = "service"
     MARKETING = "marketing"
+    STAFF = "staff"  # posts into staff groups (messaging.staff), drained by the staff desk
 
     @property
     def priority(self) -> int:

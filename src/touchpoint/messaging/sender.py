@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlmodel import col
 
 from touchpoint.clock import utcnow
@@ -46,6 +46,7 @@ from touchpoint.messaging import (
     render,
 )
 from touchpoint.messaging.base import Channel
+from touchpoint.messaging.claim import OUTBOX, Claimed, claim_heads
 from touchpoint.messaging.models import Delivery, OutboxMessage
 from touchpoint.messaging.pacing import Pacing, RateLimiter
 from touchpoint.messaging.rules import ContactQuestion, Lane, check_contacts, in_evening
@@ -63,9 +64,6 @@ EnrolmentGuard = Callable[[Any, Collection[int]], Awaitable[Collection[int]]]
 GROUP_LINGER_S = 0.1
 OUTCOME_UNKNOWN = "outcome_unknown"  # the send may or may not have reached Telegram
 HELD_BACK = "behind_retry"  # a chat's later message waits for its earlier one being retried
-OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-IN_FLIGHT = ("claimed", "sending")  # a chat with a row in these states is busy
-Claimed = Row[Any]  # a claimed outbox row, as read (attribute access like OutboxMessage)
 
 
 @dataclass(slots=True)
@@ -180,56 +178,15 @@ class OutboxSender:
         return len(rows)
 
     async def claim(self) -> list[Claimed]:
-        """Lease a batch of due rows, in sending order (plain rows: no ORM objects to build).
-
-        Per-chat order whatever the number of processes: a chat is taken as a whole. Only the head
-        of a chat is claimable (no row of the chat in flight, no pending row of it before this one
-        in sending order), with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; the same transaction then
-        takes the chat's other due rows behind it. Another process sees the head still pending
-        (uncommitted claim) or in flight (committed), so it never takes a later row of that chat
-        while an earlier one is on its way. A chat whose last message went out moments ago from
-        another process starts after its interval (``_respect_recent_sends``)."""
-        now = utcnow()
-        # The chat's first row among those pending or in flight, in-flight ones first: a row is the
-        # chat's head if that is itself (one index probe per row looked at, whatever the table's size).
-        other = OUTBOX.alias("other")
-        first_of_chat = (
-            select(other.c.id)
-            .where(other.c.chat_id == OUTBOX.c.chat_id, other.c.status.in_(("pending", *IN_FLIGHT)))
-            .order_by(other.c.status == "pending", other.c.priority, other.c.due_at, other.c.id)
-            .limit(1)
-            .correlate(OUTBOX)
-            .scalar_subquery()
-        )
-        heads = (
-            select(OUTBOX.c.id)
-            .where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now, OUTBOX.c.id == first_of_chat)
-            .order_by(OUTBOX.c.priority, OUTBOX.c.due_at, OUTBOX.c.id)
-            .limit(self.batch_size)
-        )
-        if self.db.dialect == "postgresql":
-            heads = heads.with_for_update(skip_locked=True, of=OUTBOX)
-        leased = dict(status="claimed", lease_until=now + self.lease, attempts=OUTBOX.c.attempts + 1)
-        async with self.db.session() as session:
-            rows = list((await session.execute(
-                update(OUTBOX).where(OUTBOX.c.id.in_(heads.scalar_subquery()))
-                .values(**leased).returning(*OUTBOX.c))).all())
-            chats = {row.chat_id for row in rows}
-            if chats:
-                # The rest of those chats' due rows: nobody else can take them while their head is ours.
-                behind = (
-                    select(OUTBOX.c.id)
-                    .where(OUTBOX.c.chat_id.in_(chats), OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now)
-                    .order_by(OUTBOX.c.priority, OUTBOX.c.due_at, OUTBOX.c.id)
-                    .limit(self.batch_size)
-                )
-                rows += list((await session.execute(
-                    update(OUTBOX).where(OUTBOX.c.id.in_(behind.scalar_subquery()))
-                    .values(**leased).returning(*OUTBOX.c))).all())
-                if self.db.dialect == "postgresql":  # several processes share only PostgreSQL
-                    await self._respect_recent_sends(session, chats, now)
+        """Lease a batch of due rows, in sending order, each chat taken as a whole (``claim_heads``).
+        A chat whose last message went out moments ago from another process starts after its
+        interval (``_respect_recent_sends``)."""
+        rows = await claim_heads(self.db, staff=False, lease=self.lease, batch_size=self.batch_size)
+        if rows and self.db.dialect == "postgresql":  # several processes share only PostgreSQL
+            async with self.db.session() as session:
+                await self._respect_recent_sends(session, {row.chat_id for row in rows}, utcnow())
         self._held.update(row.id for row in rows)
-        return sorted(rows, key=lambda r: (r.priority, r.due_at, r.id))
+        return rows
 
     async def _respect_recent_sends(self, session: Any, chats: set[int], now: datetime) -> None:
         """A chat's previous message may have gone from another process: its interval still holds."""
