@@ -136,8 +136,18 @@ class StaffDesk:
             self._lane_task = None
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until every staff post due so far has been posted (or given up on)."""
-        await self.lane.idle(timeout)
+        """Wait until every staff post queued so far has been posted (or given up on); a stopped
+        desk drains its lane here (tools, tests)."""
+        if self._lane_task is not None:
+            await self.lane.idle(timeout)
+            return
+        stop = asyncio.Event()
+        running = asyncio.create_task(self.lane.run(stop, idle_poll_s=0.05))
+        try:
+            await self.lane.idle(timeout)
+        finally:
+            stop.set()
+            await running
 
     def put(self, session: AsyncSession, post: StaffPost) -> None:
         """Queue a post in the caller's transaction; the lane takes it as soon as that commits."""
@@ -305,7 +315,7 @@ class StaffDesk:
 
     def close_topic(self, session: AsyncSession, conversation: Conversation) -> None:
         """Close the conversation's topic once the lines queued for it so far have been posted
-        (a closed topic refuses them)."""
+        (a closed topic refuses them), unless a new conversation has reopened it by then."""
         if conversation.staff_chat_id is None or conversation.topic_id is None:
             return
         self.put(session, StaffPost(conversation.staff_chat_id, conversation.topic_id, close_topic=True,
@@ -339,13 +349,7 @@ class StaffDesk:
                                                        text=esc(line.text)))
             elif line.kind == "close":
                 self.say(session, conversation, self.t("handoff.staff.console_closed", name=name))
-                if conversation.staff_chat_id is None or conversation.topic_id is None:
-                    continue
-                current = await service.conversation_by_topic(
-                    session, conversation.staff_chat_id, conversation.topic_id
-                )
-                if current is None or current.status != "open":  # not reopened by a new escalation since
-                    self.close_topic(session, conversation)
+                self.close_topic(session, conversation)  # unless reopened by then (``_post``)
         await session.commit()  # taken and queued in one transaction: posted once, never lost
 
     # ------------------------------------------------------------ follow-up
@@ -424,9 +428,15 @@ class StaffDesk:
             await self._post(card, new_thread)
         return new_thread
 
+    async def _topic_in_use(self, chat_id: int, thread_id: int) -> bool:
+        """A newer conversation of the customer reopened the topic since the close was queued."""
+        async with self.db.session() as session:
+            current = await service.conversation_by_topic(session, chat_id, thread_id)
+        return current is not None and current.status == "open"
+
     async def _post(self, post: StaffPost, thread_id: int | None) -> None:
         if post.close_topic:
-            if thread_id is not None:
+            if thread_id is not None and not await self._topic_in_use(post.chat_id, thread_id):
                 try:
                     await self.live_bot.close_forum_topic(post.chat_id, thread_id)
                 except TelegramRetryAfter as exc:
