@@ -39,7 +39,7 @@ from touchpoint.i18n import get_translator
 from touchpoint.markup import esc
 from touchpoint.messaging.base import ChannelRejected, ChannelRetryAfter, ChannelUnavailable
 from touchpoint.messaging.pacing import GroupBudget
-from touchpoint.messaging.shared_pacing import SharedSlots
+from touchpoint.messaging.shared_pacing import group_windows
 from touchpoint.messaging.staff import StaffLane, StaffPost, enqueue_staff_post, when_committed
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class StaffDesk:
         """Count each group's budget in Redis with the bot's other processes (``key``: the bot's)."""
         self.lane.budget = GroupBudget(
             self.settings.handoff_group_max_posts, self.settings.handoff_group_window_s,
-            shared=lambda chat_id: SharedSlots(redis, f"{key}:group:{chat_id}"))
+            shared=group_windows(redis, key))
 
     @property
     def live_bot(self) -> Bot:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlmodel import col
 
 from touchpoint.clock import utcnow
@@ -114,6 +114,7 @@ class OutboxSender:
         self.enrolment_guard = enrolment_guard
         self._wake = asyncio.Event()
         self._held: set[int] = set()  # claimed, not yet re-checked: handed back on shutdown
+        self._renew_at: datetime | None = None  # when the held rows' leases are half gone
         self._chats: dict[int, asyncio.Task[datetime | None]] = {}  # each chat's latest task
         self._tasks: set[asyncio.Task[datetime | None]] = set()
         self._active = 0  # chat tasks past the concurrency gate
@@ -186,6 +187,8 @@ class OutboxSender:
             async with self.db.session() as session:
                 await self._respect_recent_sends(session, {row.chat_id for row in rows}, utcnow())
         self._held.update(row.id for row in rows)
+        if rows and self._renew_at is None:
+            self._renew_at = utcnow() + self.lease / 2
         return rows
 
     async def _respect_recent_sends(self, session: Any, chats: set[int], now: datetime) -> None:
@@ -407,8 +410,21 @@ class OutboxSender:
         async with self.db.session() as session:
             await self._write_outcomes(session, outcomes)
             messages = await self._recheck(session, rows) if rows else []
-        self._held.difference_update(row.id for row in rows)
+            self._held.difference_update(row.id for row in rows)
+            await self._renew_leases(session)
         return messages
+
+    async def _renew_leases(self, session: Any) -> None:
+        """Rows claimed long ago still wait for their turn (a chat with many messages goes at its
+        own pace): their lease is renewed, so the reaper does not hand them to another process."""
+        now = utcnow()
+        if self._renew_at is None or now < self._renew_at:
+            return
+        self._renew_at = now + self.lease / 2 if self._held else None
+        if self._held:
+            await session.execute(update(OUTBOX)
+                                  .where(OUTBOX.c.id.in_(self._held), OUTBOX.c.status == "claimed")
+                                  .values(lease_until=now + self.lease))
 
     @staticmethod
     async def _write_outcomes(session: Any, outcomes: list[_Outcome]) -> None:
@@ -467,9 +483,18 @@ class OutboxSender:
                     log.exception("outbox %s: rendering failed", row.id)
             messages.append(message)
         await _update_rows(session, decided)
-        if sending := [row.id for row, message in zip(rows, messages, strict=True) if message is not None]:
-            await session.execute(update(OutboxMessage).where(col(OutboxMessage.id).in_(sending))
-                                  .values(status="sending"))
+        if sending := [row for row, message in zip(rows, messages, strict=True) if message is not None]:
+            # Still ours? A row whose lease ran out may have been handed to another process (its
+            # claim counted one more attempt): that process sends it, not this one.
+            ours = set((await session.execute(
+                update(OUTBOX).where(tuple_(OUTBOX.c.id, OUTBOX.c.attempts).in_(
+                    [(row.id, row.attempts) for row in sending]), OUTBOX.c.status == "claimed")
+                .values(status="sending").returning(OUTBOX.c.id))).scalars())
+            if len(ours) < len(sending):
+                log.warning("outbox: %d row(s) taken over after their lease ran out",
+                            len(sending) - len(ours))
+                messages = [message if message is None or row.id in ours else None
+                            for row, message in zip(rows, messages, strict=True)]
         return messages
 
     def _render(self, row: Claimed, customer: Customer | None,

@@ -132,3 +132,8 @@ class SharedSlots:
 def bot_rate_key(prefix: str, token: str) -> str:
     """One window per bot token (its public id, never the secret part)."""
     return f"{prefix}:send-rate:{token.split(':', 1)[0]}"
+
+
+def group_windows(redis: Redis, bot_key: str) -> Callable[[int], SharedSlots]:
+    """Each staff group's window of the bot ``bot_key`` (``bot_rate_key``), for ``GroupBudget``."""
+    return lambda chat_id: SharedSlots(redis, f"{bot_key}:group:{chat_id}")

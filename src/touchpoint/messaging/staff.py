@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select, tuple_, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.clock import utcnow
@@ -231,7 +231,11 @@ class StaffLane:
             try:
                 turn = await self.budget.turn(chat_id)
                 # "sending" before the post goes; the rest of the batch keeps its lease meanwhile.
-                await self._mark(post.row_ids, waiting)
+                if not await self._mark({row_id: attempts[row_id] for row_id in post.row_ids}, waiting):
+                    await self.budget.done(chat_id, turn)
+                    log.warning("staff lane: group %s taken over after its lease ran out", chat_id)
+                    self._held.difference_update(waiting)
+                    return
                 try:
                     await self.poster.post(post)
                 finally:
@@ -261,14 +265,23 @@ class StaffLane:
                 return
             await self._settle(post.row_ids, "sent", None)
 
-    async def _mark(self, sending: list[int], waiting: list[int]) -> None:
+    async def _mark(self, sending: dict[int, int], waiting: list[int]) -> bool:
+        """Mark a post's rows "sending" and renew the lease of the rest; False if they are no longer
+        ours (the lease ran out and another process claimed them: one more attempt on record)."""
         async with self.db.session() as session:
-            await session.execute(update(OUTBOX).where(OUTBOX.c.id.in_(sending))
-                                  .values(status="sending", lease_until=utcnow() + self.lease))
+            ours = (await session.execute(
+                update(OUTBOX).where(tuple_(OUTBOX.c.id, OUTBOX.c.attempts).in_(list(sending.items())),
+                                     OUTBOX.c.status == "claimed")
+                .values(status="sending", lease_until=utcnow() + self.lease).returning(OUTBOX.c.id))).all()
+            if len(ours) < len(sending):
+                await session.rollback()
+                return False
             if waiting:
-                await session.execute(update(OUTBOX).where(OUTBOX.c.id.in_(waiting))
-                                      .values(lease_until=utcnow() + self.lease))
+                await session.execute(
+                    update(OUTBOX).where(OUTBOX.c.id.in_(waiting), OUTBOX.c.status == "claimed")
+                    .values(lease_until=utcnow() + self.lease))
         self._held.difference_update(sending)
+        return True
 
     async def _settle(self, row_ids: list[int], status: str, reason: str | None) -> None:
         now = utcnow()
