@@ -19,7 +19,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -33,7 +34,7 @@ _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if paused > now then return {0, paused - now} end
+if paused > now then return {0, paused - now, now} end
 local window = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local free = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1])
@@ -41,19 +42,22 @@ if free <= 0 then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   local wait = tonumber(oldest[2]) + window - now
   if wait < 500 then wait = 500 end
-  return {0, wait}
+  return {0, wait, now}
 end
 local granted = math.min(free, tonumber(ARGV[3]))
 for i = 1, granted do
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[5] .. i)
 end
 redis.call('PEXPIRE', KEYS[1], math.ceil((window + tonumber(ARGV[4])) / 1000))
-return {granted, 0}
+return {granted, 0, now}
 """
-# KEYS: the window. ARGV: entry. The send ended: it counts for one more window from now.
+# KEYS: the window. ARGV: entry, when the send ended on Redis's clock as the process reckons it
+# (never early: see SharedSlots.end). It counts for one more window from then.
 _END = """
 local t = redis.call('TIME')
-redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[1])
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local ended = math.min(now, tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[1], 'XX', ended, ARGV[1])
 return 0
 """
 # KEYS: the pause key. ARGV: pause µs.
@@ -67,6 +71,7 @@ return 0
 """
 IN_FLIGHT_US = 30_000_000  # an entry whose process died stops counting after this long
 BATCH = 4  # sends granted per round trip at most
+OFFSET_FRESH_S = 30.0  # the clocks drift apart slowly: a reading older than this is replaced
 
 
 class SharedSlots:
@@ -85,6 +90,10 @@ class SharedSlots:
         self._prefix = uuid.uuid4().hex[:12]
         self._batches = 0
         self._warned = 0.0
+        # Redis's clock minus ours, never less than the truth (Redis's time read after we asked):
+        # the smallest of the recent readings is the closest.
+        self._offset: float | None = None
+        self._offset_since = 0.0
 
     async def acquire(self, window_s: float, limit: int, wanted: int) -> str | float | None:
         """An entry to send with (pass it to ``end`` after the send), or how long to wait before
@@ -94,8 +103,9 @@ class SharedSlots:
         self._batches += 1
         prefix = f"{self._prefix}:{self._batches}:"
         count = max(1, min(wanted, BATCH))
+        asked = self._clock()
         try:
-            granted, wait = await self._acquire(
+            granted, wait, redis_now = await self._acquire(
                 keys=[self.window_key, self.pause_key],
                 args=[round(window_s * 1_000_000), limit, count, IN_FLIGHT_US, prefix])
         except RedisError:
@@ -104,14 +114,24 @@ class SharedSlots:
                 self._warned = now
                 log.warning("shared send rate: Redis unreachable, pacing this process alone")
             return None
+        offset = int(redis_now) / 1_000_000 - asked
+        if self._offset is None or offset < self._offset or asked - self._offset_since > OFFSET_FRESH_S:
+            self._offset, self._offset_since = offset, asked
         if int(granted) == 0:
             return int(wait) / 1_000_000
         self._granted.extend(f"{prefix}{i}" for i in range(1, int(granted) + 1))
         return self._granted.popleft()
 
-    async def end(self, entry: str) -> None:
+    def end(self, entry: str) -> Coroutine[Any, Any, None]:
+        """The send of ``entry`` ended now: it counts from this moment, not from when the returned
+        call reaches Redis (a busy event loop may run it late)."""
+        ended = self._clock()
+        estimate = round((ended + self._offset) * 1_000_000) if self._offset is not None else 2**52
+        return self._send_end(entry, estimate)
+
+    async def _send_end(self, entry: str, estimate: int) -> None:
         with contextlib.suppress(RedisError):  # else it stops counting after IN_FLIGHT_US
-            await self._end(keys=[self.window_key], args=[entry])
+            await self._end(keys=[self.window_key], args=[entry, estimate])
 
     async def give_back(self) -> None:
         """Nobody is waiting: the entries granted but not used stop counting."""
