@@ -13,7 +13,9 @@ bench would charge the server's time to the bot's round trips.
 Figures: achieved rate as a fraction of the (scaled) limit, counted from the sandbox's own log of
 accepted sends, between the first and the last; per-chat violations (two messages to one chat
 closer than the scaled 1 s); global violations (more than the limit within any scaled second);
-duplicates and losses (chats with more than one / no message); p50/p99 of interactive replies.
+duplicates and losses (chats with more than one / no message); p50/p99 of interactive replies;
+and the CPU each side spent over the drain (``cpu_s``: the bot's processes, PostgreSQL's server
+processes for the bench's database, the fake Telegram), read from /proc.
 
 With ``--processes N`` (N ≥ 2, PostgreSQL) N sender processes drain the one queue together, sharing
 the bot's rate through Redis (TOUCHPOINT_TEST_REDIS_URL); the bot's handlers answer the chatting
@@ -27,7 +29,7 @@ messages are marketing and paid broadcasts are on at 1000/s (TOUCHPOINT_PAID_BRO
     python bench/outbox.py [--scale 10] [--messages 10000] [--sqlite] [--processes 2] [--paid]
 
 Last line: {"rate_fraction": …, "chat_violations": …, "global_violations": …, "order_violations": …,
-"duplicates": …, "lost": …, "interactive_p99_ms": …}
+"duplicates": …, "lost": …, "interactive_p99_ms": …, "cpu_s": {"bot": …, "database": …, "telegram": …}}
 """
 
 from __future__ import annotations
@@ -201,6 +203,50 @@ async def open_rows(db: Database) -> int:
 
 
 PAID_RATE = 1000.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def database_backends(database: str) -> list[int]:
+    """PostgreSQL's server processes serving the bench's own database (their title names it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("postgres:") and f" {database} " in f"{title} ":
+                pids.append(int(entry.name))
+    return pids
+
+
+class CpuSplit:
+    """CPU seconds spent over the drain by the bot's processes, the database's server processes for
+    the bench's database, and the fake Telegram, side by side."""
+
+    def __init__(self, bot: list[int], telegram: int, database: str | None) -> None:
+        self.bot, self.telegram, self.database = bot, telegram, database
+        self.start = self._snapshot()
+
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        backends = database_backends(self.database) if self.database else []
+        return {"bot": {pid: cpu_seconds(pid) for pid in self.bot},
+                "database": {pid: cpu_seconds(pid) for pid in backends},
+                "telegram": {self.telegram: cpu_seconds(self.telegram)}}
+
+    def spent(self) -> dict[str, float]:
+        end = self._snapshot()
+        return {part: round(sum(cpu - self.start[part].get(pid, 0.0) for pid, cpu in used.items()), 2)
+                for part, used in end.items()}
 
 
 async def run(url: str, scale: float, count: int, processes: int = 1, paid: bool = False) -> dict[str, float]:
@@ -246,12 +292,16 @@ async def run(url: str, scale: float, count: int, processes: int = 1, paid: bool
                                   batch_size=500, concurrency=64)
             stop = asyncio.Event()
             draining = asyncio.create_task(sender.run(stop, idle_poll_s=0.05))
+        database = url.rsplit("/", 1)[1] if url.startswith("postgresql") else None
+        split = CpuSplit([os.getpid(), *(worker.pid for worker, _ in senders if worker.pid)],
+                         telegram.pid or 0, database)
         pipe.send("go")
         started = time.perf_counter()
         while time.perf_counter() - started < 600:
             if not await open_rows(db):
                 break
             await asyncio.sleep(0.2)
+        elapsed, cpu = time.perf_counter() - started, split.spent()
         if processes > 1:
             for worker, parent in senders:
                 parent.send("stop")
@@ -262,6 +312,10 @@ async def run(url: str, scale: float, count: int, processes: int = 1, paid: bool
         pipe.send("stop")
         seen = await loop.run_in_executor(None, pipe.recv)
         result = figures(seen, scale, count, paid)
+        print(f"CPU over the {elapsed:.1f} s drain (2 cores: {2 * elapsed:.1f} CPU-s at most): "
+              + ", ".join(f"{part} {seconds:.1f} s" for part, seconds in cpu.items())
+              + f"; load average {os.getloadavg()[0]:.1f}")
+        result["cpu_s"] = cpu
         if paid:
             result["paid_rate_msgs_s"] = round(result.pop("rate_msgs_s"), 1)
         else:
