@@ -21,6 +21,7 @@ from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.journeys.engine import JourneyEngine
 from touchpoint.journeys.stats import journey_stats
 from touchpoint.messaging.sender import OutboxSender, reap_expired_leases
+from touchpoint.messaging.staff import prune_staff_posts
 from touchpoint.orders.models import LinkToken, LookupAttempt
 from touchpoint.referrals.service import release_due_rewards
 
@@ -103,6 +104,7 @@ def create_scheduler(db: Database, engine: JourneyEngine | None = None,
     scheduler.add_job(prune_bookkeeping, "interval", hours=1, args=[db], id="prune_bookkeeping")
     scheduler.add_job(release_expired_reservations, "interval", minutes=5, args=[db], id="release_holds")
     scheduler.add_job(reap_expired_leases, "interval", minutes=1, args=[db], id="reap_expired_leases")
+    scheduler.add_job(prune_staff_posts, "interval", hours=1, args=[db], id="prune_staff_posts")
     if engine is not None:
         scheduler.add_job(journey_tick, "interval", seconds=tick_s, args=[db, engine, sender],
                           id="journey_tick", next_run_time=utcnow())

@@ -14,7 +14,7 @@ from touchpoint.messaging.base import ChannelRetryAfter
 from touchpoint.messaging.models import OutboxMessage
 from touchpoint.messaging.pacing import GroupBudget
 from touchpoint.messaging.sender import reap_expired_leases
-from touchpoint.messaging.staff import StaffLane, StaffPost, enqueue_staff_post
+from touchpoint.messaging.staff import StaffLane, StaffPost, enqueue_staff_post, prune_staff_posts
 
 GROUP, OTHER_GROUP = -100, -200
 
@@ -119,3 +119,18 @@ async def test_a_post_in_flight_when_the_process_died_is_posted_after_its_lease(
     assert await reap_expired_leases(db) == 2
     await drain(lane)
     assert [text for _, _, text in group.posts] == ["before the crash", "after it"]
+
+
+async def test_settled_staff_posts_are_pruned_after_two_days(db: Database) -> None:
+    """They hold customers' words: once posted they are kept two days, then go."""
+    await put(db, StaffPost(GROUP, 7, ["old"]), StaffPost(GROUP, 7, ["recent"]))
+    await drain(StaffLane(db, FakeGroup(), GroupBudget(100, 1.0)))
+    await put(db, StaffPost(GROUP, 7, ["waiting"]))
+    async with db.session() as session:
+        oldest = min((await session.exec(select(OutboxMessage.id))).all())
+        await session.exec(update(OutboxMessage).where(col(OutboxMessage.id) == oldest)  # type: ignore[call-overload]
+                           .values(created_at=utcnow() - timedelta(days=3)))
+    assert await prune_staff_posts(db) == 1
+    async with db.session() as session:
+        left = (await session.exec(select(OutboxMessage.status).order_by(col(OutboxMessage.id)))).all()
+    assert left == ["sent", "pending"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import event, func, select, tuple_, update
+from sqlalchemy import delete, event, func, select, tuple_, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.clock import utcnow
@@ -299,6 +299,16 @@ class StaffLane:
         async with self.db.session() as session:
             await session.execute(update(OUTBOX).where(OUTBOX.c.id.in_(row_ids)).values(**values))
         self._held.difference_update(row_ids)
+
+
+async def prune_staff_posts(db: Database, kept: timedelta = timedelta(days=2)) -> int:
+    """Settled staff posts older than ``kept`` go: they hold customers' words, and the transcript
+    keeps the conversation."""
+    async with db.session() as session:
+        result = await session.execute(delete(OUTBOX).where(
+            OUTBOX.c.lane == Lane.STAFF.value, OUTBOX.c.status.in_(("sent", "failed")),
+            OUTBOX.c.created_at < utcnow() - kept))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def _first(*waits: Any) -> None:
