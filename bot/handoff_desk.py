@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from datetime import timedelta
 
 from aiogram import Bot
@@ -67,6 +68,7 @@ class StaffDesk:
         self._lane_task: asyncio.Task[None] | None = None
         self._members: dict[tuple[int, int], tuple[bool, float]] = {}
         self._topic_locks: dict[int, asyncio.Lock] = {}
+        self._topic_states: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)  # per group
         self.touched: set[int] = set()  # customers with new transcript lines since the last prune
         self._loop_task: asyncio.Task[None] | None = None
         self.scheduled = False  # True: the composition root's scheduler ticks the desk (no own loop)
@@ -243,19 +245,21 @@ class StaffDesk:
     async def _open_topic(self, session: AsyncSession, conversation: Conversation) -> None:
         if conversation.id is None or conversation.staff_chat_id is None:
             return
-        topic_id = await self._reopen_or_create(session, conversation)
-        if topic_id is None:
-            return
-        if not await service.set_topic(session, conversation.id, topic_id):
-            # Another bot process opened it first: keep theirs, drop ours if it is a new one.
+        # Reopened and recorded before the staff lane may close it for the previous conversation.
+        async with self._topic_states[conversation.staff_chat_id]:
+            topic_id = await self._reopen_or_create(session, conversation)
+            if topic_id is None:
+                return
+            if not await service.set_topic(session, conversation.id, topic_id):
+                # Another bot process opened it first: keep theirs, drop ours if it is a new one.
+                await session.refresh(conversation)
+                if conversation.topic_id != topic_id:
+                    with contextlib.suppress(TelegramAPIError):
+                        await self.live_bot.delete_forum_topic(conversation.staff_chat_id, topic_id)
+                return
             await session.refresh(conversation)
-            if conversation.topic_id != topic_id:
-                with contextlib.suppress(TelegramAPIError):
-                    await self.live_bot.delete_forum_topic(conversation.staff_chat_id, topic_id)
-            return
-        await session.refresh(conversation)
-        await self.post_card(session, conversation)
-        await session.commit()  # the topic and its card together
+            await self.post_card(session, conversation)
+            await session.commit()  # the topic and its card together
 
     async def post_card(self, session: AsyncSession, conversation: Conversation) -> None:
         self.put(session, await self._card_post(session, conversation))
@@ -428,6 +432,22 @@ class StaffDesk:
             await self._post(card, new_thread)
         return new_thread
 
+    async def _close_unless_in_use(self, chat_id: int, thread_id: int) -> None:
+        """Close a conversation's topic unless a new conversation of the customer has it now (this
+        process's own reopening waits for the close; another process's is looked for again after)."""
+        async with self._topic_states[chat_id]:
+            if await self._topic_in_use(chat_id, thread_id):
+                return
+            try:
+                await self.live_bot.close_forum_topic(chat_id, thread_id)
+            except TelegramRetryAfter as exc:
+                raise ChannelRetryAfter(exc.retry_after) from exc
+            except TelegramBadRequest:
+                return  # closed already, or gone
+            if await self._topic_in_use(chat_id, thread_id):
+                with contextlib.suppress(TelegramAPIError):
+                    await self.live_bot.reopen_forum_topic(chat_id, thread_id)
+
     async def _topic_in_use(self, chat_id: int, thread_id: int) -> bool:
         """A newer conversation of the customer reopened the topic since the close was queued."""
         async with self.db.session() as session:
@@ -436,13 +456,8 @@ class StaffDesk:
 
     async def _post(self, post: StaffPost, thread_id: int | None) -> None:
         if post.close_topic:
-            if thread_id is not None and not await self._topic_in_use(post.chat_id, thread_id):
-                try:
-                    await self.live_bot.close_forum_topic(post.chat_id, thread_id)
-                except TelegramRetryAfter as exc:
-                    raise ChannelRetryAfter(exc.retry_after) from exc
-                except TelegramBadRequest:
-                    pass  # closed already, or gone
+            if thread_id is not None:
+                await self._close_unless_in_use(post.chat_id, thread_id)
             return
         reopened = False
         if post.while_closed and thread_id is not None:
