@@ -44,9 +44,13 @@ class RateLimiter:
     wake-up (not one per waiter per slot)."""
 
     def __init__(self, pacing: Pacing, clock: Callable[[], float] = time.monotonic,
-                 shared: SharedSlots | None = None, chats: dict[int, float] | None = None) -> None:
+                 shared: SharedSlots | None = None, chats: dict[int, float] | None = None,
+                 even: bool = True) -> None:
         """``chats``: each chat's next moment, shared with another limiter of this process (the
-        paid-broadcast one: a chat's interval holds whichever limiter sent its last message)."""
+        paid-broadcast one: a chat's interval holds whichever limiter sent its last message).
+        ``even=False`` (paid broadcasts, a millisecond a step): a pacer woken late lets the sends it
+        owes go at once rather than half a step apart, one event-loop turn each, which would cap
+        the rate at the loop's turns a second; the per-second ceiling holds all the same."""
         self.pacing = pacing
         self._clock = clock
         self.shared = shared  # the bot's grid in Redis, shared with its other processes
@@ -62,6 +66,7 @@ class RateLimiter:
         self._pacer: asyncio.Task[None] | None = None
         self._next_slot = 0.0  # the even grid: one step further per send
         self._not_before = 0.0  # half a step after the last send
+        self._gap = self._step / 2 if even else 0.0
         self._next_per_chat: dict[int, float] = chats if chats is not None else {}
         self._paused_until = 0.0
 
@@ -171,7 +176,7 @@ class RateLimiter:
             # caught up at half steps. It lags 8 steps at most: after an idle spell, at most 8 extra sends
             # go at half steps (twice the rate, for a moment, and within the second's limit).
             self._next_slot = max(self._next_slot, now - CATCH_UP_STEPS * self._step) + self._step
-            self._not_before = now + self._step / 2
+            self._not_before = now + self._gap
 
 
 class GroupBudget:

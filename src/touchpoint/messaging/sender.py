@@ -108,7 +108,7 @@ class OutboxSender:
                 Pacing(settings.paid_broadcast_rate * free.time_scale, free.private_chat_interval_s,
                        free.group_chat_interval_s, free.time_scale),
                 shared=SharedSlots(shared.redis, f"{shared.key}:paid") if shared is not None else None,
-                chats=self.limiter.chats)
+                chats=self.limiter.chats, even=False)
         self.lease = lease
         self.max_attempts = max_attempts
         self.enrolment_guard = enrolment_guard
