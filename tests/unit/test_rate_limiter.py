@@ -134,3 +134,19 @@ async def test_a_late_timer_is_caught_up_within_the_limit(sim: SimulatedTime) ->
     # The lost time is made up: the 10th send went at 0.95 instead of 0.9, so the 40th at 3.95,
     # three seconds later, as soon as 10 a second allows (without catching up: 4.1).
     assert round(sent[-1], 6) == 3.95
+
+
+async def test_an_uneven_pacer_lets_what_it_owes_go_at_once_within_the_limit(sim: SimulatedTime) -> None:
+    """Paid broadcasts (``even=False``): woken late, the pacer does not spend a loop turn per owed
+    send at half steps; they go at once, and the second's ceiling still holds."""
+    limiter = RateLimiter(PACING, clock=sim.clock, even=False)
+    sent: list[float] = []
+
+    async def send(chat_id: int) -> None:
+        async with limiter.slot(chat_id):
+            sent.append(sim.now)
+
+    sim.stall(at=0.45, seconds=0.3)  # the pacer should wake at 0.5, wakes at 0.75
+    await sim.run(asyncio.gather(*(send(chat_id) for chat_id in range(1, 41))))
+    assert [round(at, 6) for at in sent[5:8]] == [0.75, 0.75, 0.75]  # 0.5, 0.6, 0.7 owed: all at once
+    assert all(sum(start <= at < start + 1.0 for at in sent) <= 10 for start in sent)  # 10 a second
