@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from touchpoint.orders.status import OrderStatus
+
 SUPPORTED_LOCALES = ("en", "ru", "zh")
 TELEGRAM_API_BASE = "https://api.telegram.org"
 # A syntactically valid token for the sandbox, where no real token exists.
@@ -237,8 +239,6 @@ class Settings(BaseSettings):
     @field_validator("woocommerce_completed_status")
     @classmethod
     def _known_status(cls, value: str) -> str:
-        from touchpoint.orders.models import OrderStatus
-
         if value not in set(OrderStatus):
             raise ValueError(f"unknown order status {value} (known: {', '.join(OrderStatus)})")
         return value
@@ -246,8 +246,6 @@ class Settings(BaseSettings):
     @field_validator("orders_attention_statuses", "orders_urgent_statuses")
     @classmethod
     def _known_statuses(cls, value: list[str]) -> list[str]:
-        from touchpoint.orders.models import OrderStatus  # the models import the settings' package
-
         unknown = [status for status in value if status not in set(OrderStatus)]
         if unknown:
             raise ValueError(f"unknown order status {', '.join(unknown)} "

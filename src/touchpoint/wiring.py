@@ -22,9 +22,13 @@ VETO_MODULES: list[str] = [
     "touchpoint.aftersales.service",
     "touchpoint.handoff.service",
 ]
+# Modules that subscribe to applied store events (events_api.hooks) when imported.
+LISTENER_MODULES: list[str] = [
+    "touchpoint.journeys.listener",
+]
 
 
 def load_all_templates() -> None:
-    """The template registry complete and every contact veto registered."""
-    for module in (*TEMPLATE_MODULES, *VETO_MODULES):
+    """The template registry complete, every contact veto and store-event listener registered."""
+    for module in (*TEMPLATE_MODULES, *VETO_MODULES, *LISTENER_MODULES):
         importlib.import_module(module)
