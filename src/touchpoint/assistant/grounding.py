@@ -171,6 +171,21 @@ async def order_source(session: AsyncSession, order: Order, locale: str) -> Sour
     return Source(f"order:{order.number}", f"Order {order.number}", "\n".join(line for line in lines if line))
 
 
+async def source_titles(session: AsyncSession, ids: list[str], locale: str) -> dict[str, str]:
+    """What readers call the sources an answer cited (staff see words, not ids)."""
+    titles: dict[str, str] = {}
+    for source_id in ids:
+        kind, _, key = source_id.partition(":")
+        if kind == "faq" and (entry := await session.get(FaqEntry, key)) is not None:
+            questions = entry.questions.get(locale) or entry.questions.get("en") or [key]
+            titles[source_id] = questions[0]
+        elif kind == "product" and (product := await session.get(Product, key)) is not None:
+            titles[source_id] = catalog.localized(product.name, locale)
+        else:
+            titles[source_id] = key
+    return titles
+
+
 def promises(text: str) -> bool:
     return any(pattern.search(text) for pattern in _PROMISES)
 

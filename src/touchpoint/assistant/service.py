@@ -38,7 +38,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.customers.models import Customer
 from touchpoint.handoff.models import Conversation
-from touchpoint.handoff.service import customer_locale
+from touchpoint.handoff.service import add_transcript, customer_locale
 
 log = logging.getLogger(__name__)
 Show = Callable[[str], Awaitable[None]]
@@ -107,14 +107,16 @@ async def answer_customer(assistant: Assistant, session: AsyncSession, customer:
     return await _write(assistant.provider, session, assistant.settings, "answer", customer, grounding, show)
 
 
-async def draft_for_staff(assistant: Assistant, session: AsyncSession,
-                          conversation: Conversation) -> Answer | None:
-    """A suggested reply to the customer's latest message, in their language, grounded the same
-    way; it goes nowhere until a person sends it. None: switched off or nothing to answer."""
+async def draft_for_staff(assistant: Assistant, session: AsyncSession, conversation: Conversation,
+                          words: str | None = None) -> Answer | None:
+    """A suggested reply to the customer's latest message (``words``, else the transcript's), in
+    their language, grounded the same way; it goes nowhere until a person sends it. None:
+    switched off or nothing to answer."""
     if assistant.provider is None or conversation.id is None or not await assistant.on(session, "drafts"):
         return None
     customer = await session.get(Customer, conversation.customer_id)
-    words = await last_customer_words(session, conversation.id)
+    if words is None:
+        words = await last_customer_words(session, conversation.id)
     if customer is None or not words:
         return None
     grounding = await ground(session, assistant.settings, customer, words,
@@ -200,6 +202,12 @@ async def set_translation(session: AsyncSession, scope: str, locale: str | None)
     row.locale = locale or ""
     session.add(row)
     return True
+
+
+def keep_original(session: AsyncSession, conversation: Conversation, author: str, original: str) -> None:
+    """A translated staff reply: the words as written stay in the transcript, as a note."""
+    add_transcript(session, conversation.customer_id, "note", f"🌐 {original}", kind="original",
+                   author=author, conversation_id=conversation.id)
 
 
 def _sha(text: str) -> str:

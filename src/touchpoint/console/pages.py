@@ -21,6 +21,7 @@ from touchpoint.catalog import service as catalog
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console import actions, charts, queries
+from touchpoint.console import assistant as console_assistant
 from touchpoint.console.auth import (
     DB,
     DEMO_MODE,
@@ -92,6 +93,7 @@ def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = Fa
     env.filters["minutes"] = _minutes
     env.globals["money"] = _money
     app.router.add_routes(routes)
+    console_assistant.setup(app)
     app.router.add_static("/static", HERE / "static", append_version=True)
     return app
 
@@ -330,8 +332,11 @@ async def conversation_page(request: web.Request) -> dict[str, Any]:
         card = await queries.context_card(session, customer)
         view = _view(request)
         rows = await _inbox_rows(request, session, view)
+        assistant = await console_assistant.conversation_panel(request, session, conversation, customer,
+                                                               messages)
     canned = _canned(request, card.locale)
-    return {"conversation": conversation, "customer": customer, "messages": messages, "card": card,
+    return {**assistant,
+            "conversation": conversation, "customer": customer, "messages": messages, "card": card,
             "claimed_by": queries.claimed_by(messages), "flash": await _pop_flash(request),
             "last_id": messages[-1].id if messages else 0, "rows": rows, "view": view,
             "views": queries.INBOX_VIEWS, "current": conversation.id, "now": utcnow(), "canned": canned}
