@@ -66,7 +66,8 @@ class Streamer:
         now = asyncio.get_running_loop().time()
         if not self.working or now - self.shown_at < DRAFT_EVERY_S:
             return
-        self.shown_at = now
+        if text:  # the "Thinking…" placeholder does not hold back the first words
+            self.shown_at = now
         try:
             await self.bot(SendMessageDraft(chat_id=self.chat_id, draft_id=self.draft_id, text=esc(text)))
         except TelegramAPIError as exc:
