@@ -144,3 +144,52 @@ async def test_a_staff_draft_goes_to_the_customer_only_after_a_tap(
         return list(lines) == [got["text"]] and [a.outcome for a in await answers(assistant_shop)] == ["sent"]
 
     await eventually(sent_and_kept)
+
+
+def translator(messages: list[dict[str, str]]) -> Scripted:
+    """The fake model as a translator (grounded prompts: "don't know")."""
+    system, text = messages[0]["content"], messages[-1]["content"]
+    if system.startswith("Translate") and "English" in system:
+        return Scripted({"Здравствуйте, где мой заказ?": "Hello, where is my order?"}.get(text, text))
+    if system.startswith("Translate") and "Russian" in system:
+        sent = {"Hi, I'm checking your order now": "Здравствуйте, я проверяю ваш заказ"}
+        return Scripted(sent.get(text, text))
+    return Scripted("NO_ANSWER")
+
+
+async def test_translation_both_ways_keeps_the_originals(
+    assistant_shop: BotHarness, fake_model: FakeModel,  # noqa: F811
+) -> None:
+    sandbox = assistant_shop.sandbox
+    fake_model.script = translator
+    sandbox.user(7501, first_name="Oleg", language_code="ru")
+    await assistant_shop.say(7501, "/human")
+    thread = topic_of(sandbox, "Oleg")
+
+    sandbox.send_text(7501, "Здравствуйте, где мой заказ?")
+    shown = await topic_text(sandbox, thread, "Здравствуйте, где мой заказ?")
+    assert shown["text"].endswith(t("en", "assistant.staff.translation", text="Hello, where is my order?"))
+
+    sandbox.staff_post(GROUP, STAFF, "Hi, I'm checking your order now", message_thread_id=thread)
+    got = await sandbox.wait_for_bot_message(7501, predicate=lambda m: "проверяю" in (m.get("text") or ""))
+    assert got["text"] == "Здравствуйте, я проверяю ваш заказ"
+    await topic_text(sandbox, thread, t("en", "assistant.staff.sent_as", text=got["text"]))
+
+    async def originals_kept() -> bool:
+        async with assistant_shop.db.session() as session:
+            lines = (await session.exec(select(TranscriptMessage.direction, TranscriptMessage.text)
+                                        .where(col(TranscriptMessage.direction).in_(("in", "staff", "note")))
+                                        .order_by(col(TranscriptMessage.id)))).all()
+        return [tuple(line) for line in lines][-3:] == [
+            ("in", "Здравствуйте, где мой заказ?"), ("note", "🌐 Hi, I'm checking your order now"),
+            ("staff", "Здравствуйте, я проверяю ваш заказ")]
+
+    await eventually(originals_kept)
+
+    # Translation is the group's choice: switched off, staff words go out as written.
+    sandbox.staff_post(GROUP, STAFF, "/translate off")
+    await sandbox.wait_for_bot_message(GROUP, predicate=lambda m: t("en", "assistant.staff.translate_off")
+                                       in (m.get("text") or ""))
+    sandbox.staff_post(GROUP, STAFF, "OK, one moment", message_thread_id=thread)
+    plain = await sandbox.wait_for_bot_message(7501, predicate=lambda m: "moment" in (m.get("text") or ""))
+    assert plain["text"] == "OK, one moment"

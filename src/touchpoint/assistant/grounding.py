@@ -43,22 +43,24 @@ _PHONE = re.compile(r"\+?\d[\d ()-]{7,}\d")
 # discount", "мы вернём деньги", "我们会为您退款") and "your refund has been …" are promises;
 # "refunds take 5 days" states a policy and passes.
 _PROMISES = (
-    re.compile(r"\b(i|we)\s*(will|'ll|’ll|have|'ve|’ve|can|am going to|are going to|shall)\s+(now\s+)?"
-               r"(issue|process|refund|reimburse|credit|give|send|apply|arrange|call|ring|compensate|"
-               r"offer|book|schedule|add|waive|replace)\w*", re.IGNORECASE),
+    re.compile(r"\b(i|we)\s*(will|'ll|’ll|have|'ve|’ve|can|am going to|are going to|shall|just|already)\b"
+               r"[^.!?]{0,40}?\b(refund|reimburs|discount|voucher|coupon|compensat|credit|call you|ring you|"
+               r"call back|callback|replac|cancel)", re.IGNORECASE),
     re.compile(r"\b(i|we)\s*(have|'ve|’ve)?\s*(issued|processed|refunded|credited|applied|arranged|"
-               r"scheduled|booked)\b", re.IGNORECASE),
-    re.compile(r"\byour (refund|discount|voucher|coupon|compensation|call-?back)\b[^.!?]{0,30}"
+               r"scheduled|booked|cancell?ed)\b", re.IGNORECASE),
+    re.compile(r"\byour (refund|discount|voucher|coupon|compensation|call-?back|replacement)\b[^.!?]{0,30}"
                r"\b(is|has been|will be|was)\b", re.IGNORECASE),
     re.compile(r"\b(call|ring) you back\b", re.IGNORECASE),
-    re.compile(r"(я|мы)\s+(уже\s+)?(оформ|верн|перезвон|позвон|сдела|дади|дам|начисл|компенсир|вышл|"
-               r"отправ|предостав|возмест)\w*", re.IGNORECASE),
+    re.compile(r"\b(я|мы)\s+(уже\s+|сейчас\s+|сразу\s+)?(оформ\w*\s+возврат|верн(у|ём|ем)\b|перезвон|позвон|"
+               r"начисл|компенсир|возмест|дад\w*\s+(вам\s+)?скидк|дам\s+(вам\s+)?скидк|отмен)",
+               re.IGNORECASE),
     re.compile(r"ваш[аеи]?\s+(возврат|скидк|компенсаци)\w*\s+(уже\s+)?(оформлен|одобрен|начислен)",
                re.IGNORECASE),
     re.compile(r"(我|我们)(会|将|已经|已|马上|立即)?(为您|给您|帮您)?(办理)?(退款|退钱|打折|折扣|优惠券|回电|回拨|致电|"
                r"补偿|赔偿|给您打电话)"),
     re.compile(r"已(为您|给您|帮您)(退款|办理|补偿|赔偿)"),
 )
+
 
 Outcome = Literal["sent", "refused", "rejected"]
 
