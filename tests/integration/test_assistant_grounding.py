@@ -14,7 +14,7 @@ from tests.factories import make_customer
 from tests.fake_llm import FakeModel, Scripted, fake_model, model_settings  # noqa: F401
 from touchpoint.assistant.models import AssistantAnswer
 from touchpoint.assistant.provider import ModelUnavailable, Provider
-from touchpoint.assistant.service import Assistant, answer_customer, translate
+from touchpoint.assistant.service import Assistant, answer_customer, set_switch, translate
 from touchpoint.config import ConfigError, load_settings
 from touchpoint.customers.models import StoreCustomer
 from touchpoint.db import Database
@@ -109,3 +109,18 @@ def test_a_placeholder_api_key_is_refused() -> None:
                              llm_api_key=SecretStr("sk-changeme"))
     with pytest.raises(ConfigError, match="TOUCHPOINT_LLM_API_KEY"):
         Provider(settings)
+
+
+async def test_switched_off_or_unconfigured_nothing_is_asked(
+    shop_db: Database, assistant: Assistant, fake_model: FakeModel,  # noqa: F811
+) -> None:
+    unconfigured = Assistant(load_settings(_env_file=None))
+    async with shop_db.session() as session:
+        customer = await make_customer(session, 8501)
+        assert unconfigured.provider is None
+        assert await answer_customer(unconfigured, session, customer, "can I pay with bitcoin?", "en") is None
+        await set_switch(session, "answers", False, "alice")
+        assert await answer_customer(assistant, session, customer, "can I pay with bitcoin?", "en") is None
+        await set_switch(session, "translation", False, "alice")
+        assert await translate(assistant, session, "Привет", "en") is None
+    assert fake_model.requests == []
