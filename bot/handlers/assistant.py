@@ -45,7 +45,6 @@ async def answer_with_assistant(message: Message, session: AsyncSession, custome
     if assistant.provider is None or message.bot is None or not message.text:
         return False
     stream = Streamer(message.bot, message.chat.id, message.message_id)
-    await stream.show("")  # "Thinking…" while the model reads the sources
     answer = await service.answer_customer(assistant, session, customer, message.text, locale, stream.show)
     if answer is None or not answer.sent or answer.record.id is None:
         return False

@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -306,6 +307,9 @@ class Settings(BaseSettings):
             raise ConfigError(f"TOUCHPOINT_LLM_API_KEY looks like a placeholder (at least "
                               f"{LLM_KEY_MIN_LENGTH} characters of a real key are needed); unset it "
                               "for a model that needs no key")
+        if not _private_http_or_https(self.llm_base_url or ""):
+            raise ConfigError("TOUCHPOINT_LLM_BASE_URL: the API key would cross the network unencrypted; "
+                              "use https:// (plain http only to this machine or a private network)")
         return key
 
     @property
@@ -363,6 +367,21 @@ class Settings(BaseSettings):
             return self.webhook_secret.get_secret_value()
         digest = hashlib.sha256(b"touchpoint-webhook:" + self.require_bot_token().encode()).hexdigest()
         return digest[:48]
+
+
+def _private_http_or_https(url: str) -> bool:
+    """https, or plain http to a loopback or private address (a model served next to the bot)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
 
 
 def _estimated_bits(secret: str) -> float:

@@ -4,9 +4,11 @@ be shown while it is written."""
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from touchpoint.assistant.grounding import Grounding, Source, check, mask_personal_data, shown_so_far
 from touchpoint.assistant.provider import CircuitBreaker
+from touchpoint.config import ConfigError, load_settings
 
 GROUNDING = Grounding("how long do refunds take?", "en", [
     Source("faq:refund-timing", "How long does a refund take?", "Refunds reach you within 5 working days."),
@@ -71,3 +73,22 @@ def test_the_breaker_opens_after_failures_in_a_row_and_closes_on_success() -> No
     assert not breaker.open
     breaker.failed()
     assert breaker.open
+
+
+@pytest.mark.parametrize(("url", "key", "refused"), [
+    ("https://api.openai.com/v1", "sk-changeme", "placeholder"),
+    ("https://api.openai.com/v1", "short-key", "placeholder"),
+    ("http://models.example.net/v1", "sk-" + "a1B2c3D4e5F6g7H8i9J0k", "unencrypted"),
+])
+def test_a_weak_or_exposed_api_key_is_refused(url: str, key: str, refused: str) -> None:
+    settings = load_settings(_env_file=None, llm_base_url=url, llm_api_key=SecretStr(key))
+    with pytest.raises(ConfigError, match=refused):
+        settings.llm_key()
+
+
+def test_a_local_model_needs_no_key_and_a_bad_url_is_refused() -> None:
+    assert load_settings(_env_file=None, llm_base_url="http://127.0.0.1:11434/v1").llm_key() == "none"
+    key = SecretStr("sk-" + "a1B2c3D4e5F6g7H8i9J0k")
+    assert load_settings(_env_file=None, llm_base_url="http://10.0.0.5:8000/v1", llm_api_key=key).llm_key()
+    with pytest.raises(ConfigError, match="TOUCHPOINT_LLM_BASE_URL"):
+        load_settings(_env_file=None, llm_base_url="ftp://models")

@@ -100,7 +100,8 @@ class Answer:
 async def answer_customer(assistant: Assistant, session: AsyncSession, customer: Customer, text: str,
                           locale: str, show: Show | None = None) -> Answer | None:
     """A grounded answer to a question the matcher was not sure of, recorded whatever became of
-    it; ``show`` receives the checked text so far while the model writes. None: switched off."""
+    it; ``show`` receives "" once the model is asked, then the checked text so far while it
+    writes. None: switched off."""
     if assistant.provider is None or not await assistant.on(session, "answers"):
         return None
     grounding = await ground(session, assistant.settings, customer, text, locale)
@@ -136,6 +137,8 @@ async def _write(provider: Provider, session: AsyncSession, settings: Settings, 
         return Answer(record, None)
     reply = Reply("")
     messages = grounding.messages(settings.brand_name)
+    if show is not None:
+        await show("")  # "Thinking…" while the model reads the sources
     try:
         async for reply in provider.stream(kind, messages, stream=show is not None):
             visible = shown_so_far(reply.text, grounding) if show is not None else None
