@@ -29,7 +29,8 @@ GROUNDED = "We take cards and PayPal [faq:payment-methods]."
 def model(messages: list[dict[str, str]]) -> Scripted:
     system, text = messages[0]["content"], messages[-1]["content"]
     if system.startswith("Translate") and "English" in system:
-        return Scripted("Can I pay with bitcoin?" if "биткоин" in text else text)
+        return Scripted({"можно оплатить биткоином?": "Can I pay with bitcoin?",
+                         "а наличными?": "And in cash?"}.get(text, text))
     if system.startswith("Translate") and "Russian" in system:
         return Scripted("Нет, только картой" if text == "No, cards only" else text)
     return Scripted(GROUNDED.replace("We take cards and PayPal", "Мы принимаем карты и PayPal"))
@@ -55,6 +56,11 @@ async def test_a_suggested_reply_is_sent_only_by_a_click_and_translation_keeps_t
     page = await (await client.get(f"/inbox/{conversation.id}")).text()
     assert "🌐 Can I pay with bitcoin?" in page  # the customer's words, in Alice's language
     assert 'data-testid="assistant-draft"' not in page
+    async with sqlite_db.session() as session:  # a new line, as the page's live feed fetches it
+        session.add(TranscriptMessage(customer_id=conversation.customer_id, conversation_id=conversation.id,
+                                      direction="in", text="а наличными?", created_at=utcnow()))
+    feed = await (await client.get(f"/inbox/{conversation.id}/messages?after=0")).json()
+    assert "🌐 And in cash?" in feed["html"]
 
     await client.post(f"/inbox/{conversation.id}/assistant/draft", data={"csrf_token": token})
     page = await (await client.get(f"/inbox/{conversation.id}")).text()

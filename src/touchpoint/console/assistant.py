@@ -57,24 +57,40 @@ async def conversation_panel(request: web.Request, session: AsyncSession, conver
     staff: StaffAccount = request[STAFF]
     mine = await reading_language(session, staff)
     theirs = customer_locale(customer, request.app[SETTINGS])
-    translations: dict[int, str] = {}
-    if mine is not None and mine != theirs:
-        budget = TRANSLATE_PER_PAGE
-        for message in reversed(messages):
-            if message.direction != "in" or not message.text or message.id is None:
-                continue
-            known = await service.known_translation(session, message.text, mine)
-            if known is None and budget > 0:
-                budget -= 1
-                known = await service.translate(assistant, session, message.text, mine)
-            if known:
-                translations[message.id] = known
+    translations = await customer_words_translated(request, session, conversation.customer_id, messages)
     draft = await service.latest_draft(session, conversation.id or 0)
     titles = await source_titles(session, draft.sources, staff.locale) if draft is not None else {}
     panel = {"draft": draft, "draft_sources": ", ".join(titles.values()),
              "mine": mine, "theirs": theirs, "translate_reply": mine is not None and mine != theirs,
              "locales": SUPPORTED_LOCALES, "switches": await service.switches(session)}
     return {"assistant": panel, "translations": translations}
+
+
+async def customer_words_translated(request: web.Request, session: AsyncSession, customer_id: int,
+                                    messages: list[TranscriptMessage]) -> dict[int, str]:
+    """Transcript id → the customer's words in the staff member's language (when it differs from
+    the customer's): kept translations, and at most ``TRANSLATE_PER_PAGE`` new ones, latest first."""
+    assistant = request.app[ASSISTANT]
+    if assistant.provider is None or not messages:
+        return {}
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        return {}
+    mine = await reading_language(session, request[STAFF])
+    if mine is None or mine == customer_locale(customer, request.app[SETTINGS]):
+        return {}
+    translations: dict[int, str] = {}
+    budget = TRANSLATE_PER_PAGE
+    for message in reversed(messages):
+        if message.direction != "in" or not message.text or message.id is None:
+            continue
+        known = await service.known_translation(session, message.text, mine)
+        if known is None and budget > 0:
+            budget -= 1
+            known = await service.translate(assistant, session, message.text, mine)
+        if known:
+            translations[message.id] = known
+    return translations
 
 
 async def _conversation(request: web.Request, session: AsyncSession) -> tuple[Conversation, Customer]:

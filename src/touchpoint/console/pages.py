@@ -378,7 +378,10 @@ async def conversation_feed(request: web.Request) -> web.Response:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         messages = await queries.transcript(session, conversation, after_id=after)
-    html = aiohttp_jinja2.render_string("transcript_items.html", request, {"messages": messages})
+        translations = await console_assistant.customer_words_translated(request, session,
+                                                                         conversation.customer_id, messages)
+    html = aiohttp_jinja2.render_string("transcript_items.html", request,
+                                        {"messages": messages, "translations": translations})
     body = {"html": html, "last_id": messages[-1].id if messages else after, "status": conversation.status}
     return web.json_response(body)
 
