@@ -46,7 +46,8 @@ async def for_staff(assistant: Assistant, session: AsyncSession, desk: StaffDesk
     staff = await staff_language(session, desk, conversation.staff_chat_id)
     if staff is None or staff == customer_locale(customer, desk.settings):
         return None
-    return await assistant_service.translate(assistant, session, text, staff)
+    translated = await assistant_service.translate(assistant, session, text, staff)
+    return translated if translated and translated.strip() != text.strip() else None  # nothing new
 
 
 async def for_customer(assistant: Assistant, session: AsyncSession, desk: StaffDesk, chat_id: int,
@@ -83,18 +84,25 @@ async def _offer(assistant: Assistant, desk: StaffDesk, conversation_id: int, wo
             if conversation is None or conversation.status != "open":
                 return
             answer = await assistant_service.draft_for_staff(assistant, session, conversation, words)
-        if answer is not None and answer.sent:
-            post_draft(desk, conversation, answer)
+            customer = await session.get(Customer, conversation.customer_id)
+            if answer is None or not answer.sent or customer is None:
+                return
+            # The draft is in the customer's language; staff who read another see it in theirs too.
+            draft = answer.record.answer
+            translated = await for_staff(assistant, session, desk, conversation, customer, draft)
+        post_draft(desk, conversation, answer, translated)
     except Exception:  # a draft is a convenience: its failure must not reach anyone
         log.exception("writing a reply draft failed (conversation %s)", conversation_id)
 
 
-def post_draft(desk: StaffDesk, conversation: Conversation, answer: Answer) -> None:
+def post_draft(desk: StaffDesk, conversation: Conversation, answer: Answer, translated: str | None) -> None:
     record = answer.record
     if conversation.staff_chat_id is None or record.id is None:
         return
     sources = ", ".join(source.title for source in answer.sources) or "—"
     text = desk.t("assistant.staff.draft", sources=esc(sources), text=esc(record.answer))
+    if translated:
+        text += "\n\n" + desk.t("assistant.staff.translation", text=esc(translated))
     buttons = [[(desk.t("assistant.staff.send"), DraftCb(action="send", draft_id=record.id).pack()),
                 (desk.t("assistant.staff.edit"), DraftCb(action="edit", draft_id=record.id).pack())]]
     desk.queue.put(Post(conversation.staff_chat_id, conversation.topic_id, [text], buttons=buttons))

@@ -150,10 +150,13 @@ def translator(messages: list[dict[str, str]]) -> Scripted:
     """The fake model as a translator (grounded prompts: "don't know")."""
     system, text = messages[0]["content"], messages[-1]["content"]
     if system.startswith("Translate") and "English" in system:
-        return Scripted({"Здравствуйте, где мой заказ?": "Hello, where is my order?"}.get(text, text))
+        return Scripted({"Здравствуйте, где мой заказ?": "Hello, where is my order?",
+                         "Мы принимаем карты и PayPal.": "We take cards and PayPal."}.get(text, text))
     if system.startswith("Translate") and "Russian" in system:
         sent = {"Hi, I'm checking your order now": "Здравствуйте, я проверяю ваш заказ"}
         return Scripted(sent.get(text, text))
+    if "Question: можно оплатить биткоином?" in text:
+        return Scripted("Мы принимаем карты и PayPal [faq:payment-methods].")
     return Scripted("NO_ANSWER")
 
 
@@ -185,6 +188,11 @@ async def test_translation_both_ways_keeps_the_originals(
             ("staff", "Здравствуйте, я проверяю ваш заказ")]
 
     await eventually(originals_kept)
+
+    # A suggested reply is in the customer's language, shown to staff in theirs too.
+    sandbox.send_text(7501, "можно оплатить биткоином?")
+    draft = await topic_text(sandbox, thread, "Мы принимаем карты и PayPal.")
+    assert draft["text"].endswith(t("en", "assistant.staff.translation", text="We take cards and PayPal."))
 
     # Translation is the group's choice: switched off, staff words go out as written.
     sandbox.staff_post(GROUP, STAFF, "/translate off")
