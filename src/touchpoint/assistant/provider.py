@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
 import openai
 from openai import AsyncOpenAI
 from prometheus_client import Counter, Histogram
@@ -101,8 +100,8 @@ class Provider:
                     async with asyncio.timeout(self._deadline_s):  # retries included
                         reply = await self._whole(messages, started)
                     yield reply
-        # A stream may also break mid-way with the transport's own error (httpx), not the client's.
-        except (openai.OpenAIError, httpx.HTTPError, TimeoutError, ValueError) as exc:
+        # The client turns transport failures, mid-stream ones included, into its own errors.
+        except (openai.OpenAIError, TimeoutError, ValueError) as exc:
             self.breaker.failed()
             LLM_REQUESTS.labels(purpose, type(exc).__name__).inc()
             raise ModelUnavailable(type(exc).__name__) from exc
