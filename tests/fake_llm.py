@@ -19,6 +19,7 @@ class Scripted:
     text: str = ""
     status: int = 200
     delay_s: float = 0.0  # before answering (longer than the client's time-out: a time-out)
+    cut_after: int | None = None  # streamed: the connection drops after this many chunks
 
 
 Script = Callable[[list[dict[str, str]]], Scripted]
@@ -61,6 +62,9 @@ class FakeModel:
         await response.prepare(request)
         words = scripted.text.split(" ")
         for n, word in enumerate(words):
+            if n == scripted.cut_after and request.transport is not None:
+                request.transport.close()
+                return response
             piece = word if n == len(words) - 1 else word + " "
             chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0,
                      "model": body["model"],

@@ -103,8 +103,9 @@ async def test_a_refusal_gives_the_honest_dont_know_and_a_person(
     assert t("en", "presale.button.human") in button_texts(reply)
 
 
-@pytest.mark.parametrize("failure", [Scripted(status=500), Scripted(status=200, delay_s=1.3)],
-                         ids=["5xx", "timeout"])
+@pytest.mark.parametrize("failure", [
+    Scripted(status=500), Scripted(status=200, delay_s=1.3), Scripted(GROUNDED, cut_after=3),
+], ids=["5xx", "timeout", "broken stream"])
 async def test_a_failing_model_falls_back_to_the_offline_answer(
     assistant_shop: BotHarness, fake_model: FakeModel, failure: Scripted,  # noqa: F811
 ) -> None:
