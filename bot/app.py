@@ -33,6 +33,7 @@ from bot.middlewares import (
 )
 from bot.replies import EditsNotModified, InteractiveReplies, PatientReplies
 from bot.transcript import CaptureReplies, RecordTranscript
+from touchpoint.assistant.service import Assistant
 from touchpoint.channels.flood import FloodGate, MemoryFloodGate
 from touchpoint.channels.redis_flood import RedisFloodGate
 from touchpoint.config import SUPPORTED_LOCALES, TELEGRAM_API_BASE, Settings
@@ -109,12 +110,14 @@ def create_dispatcher(
             settings.flood_max_callbacks, settings.flood_window_s, settings.flood_mute_s
         )
     desk = StaffDesk(settings, db)
+    assistant = Assistant(settings)
     dp = Dispatcher(
         storage=storage, events_isolation=isolation, settings=settings, db=db, i18n=i18n,
-        handoff_desk=desk,
+        handoff_desk=desk, assistant=assistant,
     )
     dp.startup.register(desk.start)
     dp.shutdown.register(desk.stop)
+    dp.shutdown.register(assistant.close)
     outage.register(dp)
     # Outer middlewares run in registration order for every update.
     dp.update.outer_middleware(ObserveUpdates())

@@ -8,6 +8,7 @@ from aiogram import Router
 
 from bot.handlers import (
     aftersales,
+    assistant,
     common,
     errors,
     fallback,
@@ -25,6 +26,7 @@ from bot.handlers import (
 def all_routers() -> list[Router]:
     """Feature routers go between errors and common: they answer their own menu buttons first."""
     features: list[Router] = [
+        assistant.create_router(),  # its own buttons and /translate, before the handoff's catch-alls
         handoff.create_router(),  # first: during a handoff the customer's messages go to staff
         orders.create_router(),
         aftersales.create_router(),

@@ -21,6 +21,7 @@ from touchpoint.catalog import service as catalog
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console import actions, charts, queries
+from touchpoint.console import assistant as console_assistant
 from touchpoint.console.auth import (
     DB,
     DEMO_MODE,
@@ -92,6 +93,7 @@ def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = Fa
     env.filters["minutes"] = _minutes
     env.globals["money"] = _money
     app.router.add_routes(routes)
+    console_assistant.setup(app)
     app.router.add_static("/static", HERE / "static", append_version=True)
     return app
 
@@ -330,8 +332,11 @@ async def conversation_page(request: web.Request) -> dict[str, Any]:
         card = await queries.context_card(session, customer)
         view = _view(request)
         rows = await _inbox_rows(request, session, view)
+        assistant = await console_assistant.conversation_panel(request, session, conversation, customer,
+                                                               messages)
     canned = _canned(request, card.locale)
-    return {"conversation": conversation, "customer": customer, "messages": messages, "card": card,
+    return {**assistant,
+            "conversation": conversation, "customer": customer, "messages": messages, "card": card,
             "claimed_by": queries.claimed_by(messages), "flash": await _pop_flash(request),
             "last_id": messages[-1].id if messages else 0, "rows": rows, "view": view,
             "views": queries.INBOX_VIEWS, "current": conversation.id, "now": utcnow(), "canned": canned}
@@ -373,7 +378,10 @@ async def conversation_feed(request: web.Request) -> web.Response:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         messages = await queries.transcript(session, conversation, after_id=after)
-    html = aiohttp_jinja2.render_string("transcript_items.html", request, {"messages": messages})
+        translations = await console_assistant.customer_words_translated(request, session,
+                                                                         conversation.customer_id, messages)
+    html = aiohttp_jinja2.render_string("transcript_items.html", request,
+                                        {"messages": messages, "translations": translations})
     body = {"html": html, "last_id": messages[-1].id if messages else after, "status": conversation.status}
     return web.json_response(body)
 

@@ -7,7 +7,7 @@ the send through ``SandboxState.admit_send`` (faults, log), then changes state,
 so a refused call never leaves half a message behind.
 
 Only the methods Touchpoint's bot calls are served (an unknown method answers 404 "Not Found",
-as Telegram does): getMe, getUpdates, set/delete/getWebhook(Info), sendMessage, sendPhoto,
+as Telegram does): getMe, getUpdates, set/delete/getWebhook(Info), sendMessage, sendMessageDraft, sendPhoto,
 sendDocument, copyMessage, editMessageText/Caption/ReplyMarkup, deleteMessage,
 answerCallbackQuery, setMyCommands, create/close/reopen/deleteForumTopic, getChat,
 getChatMember and getFile.
@@ -398,6 +398,22 @@ class BotApi:
         if preview:
             content["link_preview_options"] = preview
         return public(self._deliver(call, chat, "sendMessage", content))
+
+    @method("sendMessageDraft")
+    async def send_message_draft(self, call: Call) -> bool:
+        """Bot API 9.3: a partial message streamed into a private chat (a 30-second preview that
+        the bot's next message replaces); an empty text shows "Thinking…"."""
+        chat = self._chat(call.params)
+        if chat.is_group:
+            raise bad_request("message drafts can be sent only to private chats")
+        draft_id = call.params.required_int("draft_id", "draft_id is not specified")
+        if draft_id == 0:
+            raise bad_request("draft_id must be non-zero")
+        formatted = self._formatted(call.params, "text", "entities", limit=4096)
+        self.state.admit_send(chat, "sendMessageDraft", new_message=False)
+        self.state.message_drafts.setdefault(chat.id, []).append(
+            {"draft_id": draft_id, "text": formatted[0] if formatted else ""})
+        return True
 
     @method("sendPhoto")
     async def send_photo(self, call: Call) -> JsonDict:

@@ -401,6 +401,10 @@ class Sandbox(SandboxState):
         """Bot and people messages in order, as they are now (edited, not deleted)."""
         return [copy.deepcopy(m) for m in self.iter_messages(chat_id, thread_id)]
 
+    def drafts(self, chat_id: int) -> list[JsonDict]:
+        """What the bot streamed into a private chat with sendMessageDraft, in order."""
+        return copy.deepcopy(self.message_drafts.get(chat_id, []))
+
     def bot_messages(self, chat_id: int, thread_id: int | None = None) -> list[JsonDict]:
         """Messages the bot sent (topic service messages excluded)."""
         return [

@@ -253,6 +253,9 @@ class SandboxState:
 
         self.send_log: list[SendRecord] = []
         self.callback_answers: list[JsonDict] = []
+        #: sendMessageDraft calls per private chat, in order: {"draft_id", "text"} (ephemeral in
+        #: Telegram, kept here so tests can see what streamed before the final message).
+        self.message_drafts: dict[int, list[JsonDict]] = {}
         self.issued_callbacks: dict[str, IssuedCallback] = {}
         self.commands: dict[tuple[str, str], list[JsonDict]] = {}
 
