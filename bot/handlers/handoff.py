@@ -23,7 +23,7 @@ from bot.handlers.common import _edit_or_send, send_to
 from bot.handoff_desk import HandoffCallback, StaffDesk
 from bot.keyboards import Keyboard, MenuCallback
 from bot.middlewares import CustomerState
-from bot.transcript import TranscriptRecorder
+from bot.transcript import TranscriptRecorder, attachment
 from touchpoint.aftersales.policy import KINDS
 from touchpoint.aftersales.service import awaits_words, create_ticket_from_conversation
 from touchpoint.config import Settings
@@ -248,6 +248,7 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
         handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
         return
     kind = "text" if message.text else (message.content_type or "media")
+    file_id, file_name = attachment(message)
     service.add_transcript(
         session,
         customer.id or 0,
@@ -257,6 +258,8 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
         author=message.from_user.first_name,
         conversation_id=conversation.id,
         telegram_message_id=message.message_id,
+        file_id=file_id,
+        file_name=file_name,
     )
     service.record_staff_reply(session, conversation)
 

@@ -13,14 +13,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.aftersales import service as aftersales
 from touchpoint.aftersales.models import Ticket
+from touchpoint.checks import present
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting, StaffAccount
+from touchpoint.console.telegram_files import Attachment, SendFailed, send_attachment
 from touchpoint.customers.models import Customer
 from touchpoint.handoff import service as handoff
 from touchpoint.handoff.models import Conversation, TranscriptMessage
+from touchpoint.i18n import get_translator
 from touchpoint.journeys import pause
 from touchpoint.journeys.campaign import campaign_key, queue_campaign
+from touchpoint.markup import esc
 
 
 def author_name(staff: StaffAccount) -> str:
@@ -44,9 +48,34 @@ def add_conversation_note(
                                   author=author_name(staff), conversation_id=conversation.id)
 
 
-def claim_conversation(session: AsyncSession, conversation: Conversation, staff: StaffAccount) -> None:
-    """Claiming is recorded as a "claim" note (console staff are not Telegram users)."""
+def claim_conversation(
+    session: AsyncSession, settings: Settings, conversation: Conversation, staff: StaffAccount
+) -> None:
+    """Claiming is recorded as a "claim" note (console staff are not Telegram users) and said in the
+    staff topic, as a /claim there is shown here."""
     add_conversation_note(session, conversation, staff, f"claimed by {author_name(staff)}", kind="claim")
+    handoff.announce_claim(session, settings, conversation, author_name(staff)[:64])
+
+
+async def send_staff_attachment(
+    session: AsyncSession, settings: Settings, conversation: Conversation, staff: StaffAccount,
+    attachment: Attachment, caption: str,
+) -> TranscriptMessage:
+    """A photo or document attached to a console reply: sent to the customer's chat first (nothing
+    is written if Telegram refuses it: ``SendFailed``), then kept like any staff reply."""
+    customer = present(await session.get(Customer, conversation.customer_id), "the conversation's customer")
+    if settings.bot_token is None:
+        raise SendFailed("unavailable")
+    t = get_translator(settings.locales_dir, settings.default_locale)
+    locale = handoff.customer_locale(customer, settings)
+    author = author_name(staff)[:64]
+    shown = t(locale, "console.reply.message", name=esc(author), text=esc(caption)) if caption else \
+        t(locale, "console.reply.file", name=esc(author))
+    token = settings.bot_token.get_secret_value()
+    message_id, file_id = await send_attachment(settings.telegram_api_base, token, customer.telegram_id,
+                                                attachment, shown)
+    return handoff.record_staff_file(session, conversation, author, attachment.kind, caption, file_id=file_id,
+                                     file_name=attachment.file_name, telegram_message_id=message_id)
 
 
 async def close_conversation(

@@ -26,6 +26,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console.models import ROLES, ConsoleSession, StaffAccount
 from touchpoint.console.passwords import PasswordWorker, hash_password_off_loop
+from touchpoint.console.telegram_files import MAX_ATTACHMENT_BYTES
 from touchpoint.console.throttle import LoginThrottle, Network
 from touchpoint.console.throttle import client_address as _client_address
 from touchpoint.console.words import Words, staff_words
@@ -246,6 +247,8 @@ async def current_staff(request: web.Request) -> StaffAccount | None:
 # --- requests ---
 
 PUBLIC_PATHS = ("/login", "/static/")
+FORM_BYTES = 64 * 1024  # any form but an upload
+UPLOAD_SUFFIX = "/attach"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
@@ -279,7 +282,9 @@ async def error_pages_middleware(request: web.Request, handler: Handler) -> web.
         if exc.status < 400:
             raise
         text = exc.text or ""
-        if _DEFAULT_ERROR_TEXT.match(text):
+        if exc.status == 413 and request.path.endswith(UPLOAD_SUFFIX):  # aiohttp's own words otherwise
+            text = ui(request, "console.ui.file.err.too_large", mb=MAX_ATTACHMENT_BYTES // 2**20)
+        elif _DEFAULT_ERROR_TEXT.match(text) or exc.status == 413:
             text = ui(request, _ERROR_WORDS.get(exc.status, "console.ui.err.generic"))
         return await _error_page(request, exc.status, text, exc.headers)
     except Exception:
@@ -313,8 +318,11 @@ async def _error_page(request: web.Request, status: int, text: str,
 
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CSRF on every unsafe request, a live staff session on every page but log-in."""
+    """CSRF on every unsafe request, a live staff session on every page but log-in. Only a reply's
+    attachment may be bigger than a form (the app's ``client_max_size`` caps that)."""
     if request.method in UNSAFE_METHODS:
+        if (request.content_length or 0) > FORM_BYTES and not request.path.endswith(UPLOAD_SUFFIX):
+            raise web.HTTPRequestEntityTooLarge(FORM_BYTES, request.content_length or 0)
         session = await get_session(request)
         form = await request.post()
         sent = str(form.get("csrf_token", "")) or request.headers.get("X-CSRF-Token", "")

@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
+from aiohttp.web_request import FileField
 from aiohttp_session import get_session
 from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
@@ -24,6 +25,7 @@ from touchpoint.console import actions, charts, queries
 from touchpoint.console.auth import (
     DB,
     DEMO_MODE,
+    FORM_BYTES,
     MIN_PASSWORD_LENGTH,
     PASSWORDS,
     POKE_SENDER,
@@ -52,10 +54,18 @@ from touchpoint.console.auth import (
 )
 from touchpoint.console.models import ROLES, Campaign, StaffAccount
 from touchpoint.console.passwords import PasswordWorkBusy, PasswordWorker
+from touchpoint.console.telegram_files import (
+    MAX_ATTACHMENT_BYTES,
+    AttachmentRefused,
+    SendFailed,
+    accept_attachment,
+    content_disposition,
+    fetch_file,
+)
 from touchpoint.console.throttle import LoginThrottle, MemoryCounters, RedisCounters, parse_networks
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database
-from touchpoint.handoff.models import Conversation
+from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.i18n import get_translator, resolve_locale
 from touchpoint.messaging.broadcast import estimate_broadcast
 from touchpoint.messaging.templates import render
@@ -66,13 +76,15 @@ from touchpoint.wiring import load_all_templates
 HERE = Path(__file__).parent
 PERIODS = {"7": 7, "30": 30, "90": 90}
 MAX_TEXT = 4000
+MAX_CAPTION = 900  # Telegram's 1024 for a caption, with room for the "💬 name:" line
 routes = web.RouteTableDef()
 
 
 def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = False) -> web.Application:
     """``demo_mode``: only `touchpoint demo` passes True; the demo's own account logs in only then."""
     load_all_templates()
-    app = web.Application(client_max_size=64 * 1024)
+    # Forms are small; a reply's attachment may be bigger (``security_middleware`` keeps the rest small).
+    app = web.Application(client_max_size=MAX_ATTACHMENT_BYTES + FORM_BYTES)
     app[SETTINGS], app[DB], app[DEMO_MODE] = settings, db, demo_mode
     app[PASSWORDS] = PasswordWorker(settings.console_password_workers, settings.console_password_queue)
     app[TRUSTED_PROXIES] = parse_networks(settings.console_trusted_proxies)
@@ -334,7 +346,8 @@ async def conversation_page(request: web.Request) -> dict[str, Any]:
     return {"conversation": conversation, "customer": customer, "messages": messages, "card": card,
             "claimed_by": queries.claimed_by(messages), "flash": await _pop_flash(request),
             "last_id": messages[-1].id if messages else 0, "rows": rows, "view": view,
-            "views": queries.INBOX_VIEWS, "current": conversation.id, "now": utcnow(), "canned": canned}
+            "views": queries.INBOX_VIEWS, "current": conversation.id, "now": utcnow(), "canned": canned,
+            "attachment_mb": MAX_ATTACHMENT_BYTES // 2**20, "max_caption": MAX_CAPTION}
 
 
 def _canned(request: web.Request, locale: str) -> list[tuple[str, str]]:
@@ -373,7 +386,8 @@ async def conversation_feed(request: web.Request) -> web.Response:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         messages = await queries.transcript(session, conversation, after_id=after)
-    html = aiohttp_jinja2.render_string("transcript_items.html", request, {"messages": messages})
+    html = aiohttp_jinja2.render_string("transcript_items.html", request,
+                                        {"messages": messages, "conversation": conversation})
     body = {"html": html, "last_id": messages[-1].id if messages else after, "status": conversation.status}
     return web.json_response(body)
 
@@ -401,11 +415,61 @@ async def conversation_note(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
 
+@routes.post("/inbox/{id}/attach")
+async def conversation_attach(request: web.Request) -> web.StreamResponse:
+    """A photo or document (with an optional caption) for the customer: checked, sent to their chat,
+    then kept in the transcript; a refused file changes nothing and is explained."""
+    form = await request.post()
+    upload, caption = form.get("file"), str(form.get("text", "")).strip()
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        if conversation.status != "open":
+            raise web.HTTPConflict(text=ui(request, "console.ui.err.closed"))
+        try:
+            if len(caption) > MAX_CAPTION:
+                raise AttachmentRefused("caption")
+            attachment = accept_attachment(upload.file.read() if isinstance(upload, FileField) else b"",
+                                           upload.filename if isinstance(upload, FileField) else "")
+            await actions.send_staff_attachment(session, _settings(request), conversation, request[STAFF],
+                                                attachment, caption)
+        except AttachmentRefused as exc:
+            await _flash(request, f"console.ui.file.err.{exc.code}", mb=MAX_ATTACHMENT_BYTES // 2**20,
+                         max=MAX_CAPTION)
+            raise web.HTTPSeeOther(f"/inbox/{conversation.id}") from None
+        except SendFailed as exc:
+            await _flash(request, f"console.ui.file.err.{exc.code}")
+            raise web.HTTPSeeOther(f"/inbox/{conversation.id}") from None
+    await _flash(request, "console.ui.flash.file_sent")
+    raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
+
+
+@routes.get("/inbox/{id}/files/{message}")
+async def conversation_file(request: web.Request) -> web.StreamResponse:
+    """A photo or document of this conversation, fetched through the Bot API for signed-in staff
+    (Telegram keeps the file; the console never stores it or hands out its address)."""
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        message = await session.get(TranscriptMessage, _int(request.match_info["message"]))
+    settings = _settings(request)
+    if message is None or message.customer_id != conversation.customer_id or not message.file_id \
+            or settings.bot_token is None:
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_file"))
+    token = settings.bot_token.get_secret_value()
+    data = await fetch_file(settings.telegram_api_base, token, message.file_id)
+    if data is None:
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_file"))
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if message.kind == "photo":
+        return web.Response(body=data, content_type="image/jpeg", headers=headers)
+    headers["Content-Disposition"] = content_disposition(message.file_name or "file")
+    return web.Response(body=data, content_type="application/octet-stream", headers=headers)
+
+
 @routes.post("/inbox/{id}/claim")
 async def conversation_claim(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
-        actions.claim_conversation(session, conversation, request[STAFF])
+        actions.claim_conversation(session, _settings(request), conversation, request[STAFF])
     await _flash(request, "console.ui.flash.taken")
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
@@ -501,23 +565,12 @@ async def ticket_photo(request: web.Request) -> web.StreamResponse:
     settings = _settings(request)
     if settings.bot_token is None or not 0 <= index < len(ticket.photos):
         raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_photo"))
-    data = await telegram_file(settings.telegram_api_base, settings.bot_token.get_secret_value(),
-                               ticket.photos[index])
+    data = await fetch_file(settings.telegram_api_base, settings.bot_token.get_secret_value(),
+                            ticket.photos[index])
     if data is None:
         raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_photo"))
     return web.Response(body=data, content_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=3600"})
-
-
-async def telegram_file(api_base: str, token: str, file_id: str) -> bytes | None:
-    timeout = ClientTimeout(total=20)
-    async with ClientSession(timeout=timeout) as client:
-        async with client.post(f"{api_base}/bot{token}/getFile", json={"file_id": file_id}) as response:
-            answer = await response.json()
-        if not answer.get("ok"):
-            return None
-        async with client.get(f"{api_base}/file/bot{token}/{answer['result']['file_path']}") as response:
-            return await response.read() if response.status == 200 else None
 
 
 # --- customers ---
