@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+from zoneinfo import available_timezones
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -113,6 +114,29 @@ async def set_staff_role(session: AsyncSession, username: str, role: str) -> Sta
     if account is None:
         raise ValueError(f"no staff account {username.strip().lower()!r}")
     account.role = role
+    session.add(account)
+    return account
+
+
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    """Every IANA time zone name this machine knows (for pickers), sorted."""
+    return tuple(sorted(zone for zone in available_timezones() if "/" in zone or zone == "UTC"))
+
+
+async def set_staff_preferences(
+    session: AsyncSession, username: str, *, timezone: str, telegram_id: int | None,
+) -> StaffAccount:
+    """The account's time zone (empty: the shop's) and own Telegram user id (None: not linked).
+    Raises ValueError and changes nothing for an unknown zone, a bad id or an unknown account."""
+    if timezone and timezone not in time_zones():
+        raise ValueError("unknown time zone")
+    if telegram_id is not None and not 0 < telegram_id < 2**52:
+        raise ValueError("not a Telegram user id")
+    account = await find_staff(session, username)
+    if account is None:
+        raise ValueError(f"no staff account {username.strip().lower()!r}")
+    account.timezone, account.telegram_id = timezone, telegram_id
     session.add(account)
     return account
 
@@ -378,12 +402,12 @@ def ui(request: web.Request, key: str, /, **params: object) -> str:
 
 def staff_words_for(request: web.Request) -> Words:
     """Words, dates and money for this request's staff member: their language (the default locale
-    before log-in) and the staff's time zone (``handoff_timezone``: the desk's working hours)."""
+    before log-in) and their time zone (unless they chose one: the shop's, ``handoff_timezone``)."""
     settings = request.app[SETTINGS]
     staff = request.get(STAFF)
     locale = staff.locale if staff is not None else settings.default_locale
-    return staff_words(get_translator(settings.locales_dir, settings.default_locale), locale,
-                       settings.handoff_timezone)
+    zone = staff.timezone if staff is not None and staff.timezone else settings.handoff_timezone
+    return staff_words(get_translator(settings.locales_dir, settings.default_locale), locale, zone)
 
 
 def client_address(request: web.Request) -> str:

@@ -47,9 +47,11 @@ from touchpoint.console.auth import (
     security_headers,
     security_middleware,
     session_key,
+    set_staff_preferences,
     set_staff_role,
     staff_words_for,
     start_staff_session,
+    time_zones,
     ui,
 )
 from touchpoint.console.models import ROLES, Campaign, StaffAccount
@@ -717,6 +719,34 @@ async def campaign_create(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/campaigns")
 
 
+# --- my settings (everyone) ---
+
+@routes.get("/me")
+@aiohttp_jinja2.template("me.html")
+async def my_settings(request: web.Request) -> dict[str, Any]:
+    return {"zones": time_zones(), "shop_zone": _settings(request).handoff_timezone,
+            "flash": await _pop_flash(request), "now": utcnow()}
+
+
+@routes.post("/me")
+async def my_settings_save(request: web.Request) -> web.StreamResponse:
+    """Each staff member's own time zone (every console time is shown in it) and Telegram user id."""
+    form = await request.post()
+    telegram = str(form.get("telegram_id", "")).strip()
+    try:
+        if telegram and not telegram.isdigit():
+            raise ValueError("not a Telegram user id")
+        async with _db(request).session() as session:
+            await set_staff_preferences(session, request[STAFF].username,
+                                        timezone=str(form.get("timezone", "")).strip(),
+                                        telegram_id=int(telegram) if telegram else None)
+    except ValueError:
+        await _flash(request, "console.ui.me.err")
+        raise web.HTTPSeeOther("/me") from None
+    await _flash(request, "console.ui.me.saved")
+    raise web.HTTPSeeOther("/me")
+
+
 # --- staff list (managers) ---
 
 @routes.get("/staff")
@@ -725,11 +755,12 @@ async def campaign_create(request: web.Request) -> web.StreamResponse:
 async def staff_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         accounts = (await session.exec(select(StaffAccount).order_by(col(StaffAccount.username)))).all()
-    return {"accounts": accounts, "roles": ROLES, "locales": SUPPORTED_LOCALES,
+    return {"accounts": accounts, "roles": ROLES, "locales": SUPPORTED_LOCALES, "zones": time_zones(),
+            "shop_zone": _settings(request).handoff_timezone,
             "flash": await _pop_flash(request), "min_password": MIN_PASSWORD_LENGTH}
 
 
-STAFF_ACTIONS = ("add", "role", "password", "disable", "logout")
+STAFF_ACTIONS = ("add", "role", "password", "disable", "logout", "timezone")
 
 
 @routes.post("/staff")
@@ -768,10 +799,14 @@ async def staff_action(request: web.Request) -> web.StreamResponse:
                 await set_staff_role(session, username, role)
             elif action == "disable":
                 await disable_staff(session, username)
+            elif action == "timezone" and existing is not None:
+                await set_staff_preferences(session, username, timezone=str(form.get("timezone", "")).strip(),
+                                            telegram_id=existing.telegram_id)
             else:
                 await logout_staff(session, username)
-        except ValueError:  # checked before anything is written: a short password, a bad name
-            await _flash(request, "console.ui.staff.err.invalid", min=MIN_PASSWORD_LENGTH)
+        except ValueError:  # checked before anything is written: a short password, a bad name or zone
+            await _flash(request, "console.ui.staff.err.zone" if action == "timezone"
+                         else "console.ui.staff.err.invalid", min=MIN_PASSWORD_LENGTH)
             raise web.HTTPSeeOther("/staff") from None
     await _flash(request, f"console.ui.staff.done.{action}", name=username)
     raise web.HTTPSeeOther("/staff")
