@@ -201,7 +201,7 @@ async def _count_is(read: Callable[[], Awaitable[list[TranscriptMessage]]], n: i
     return len(await read()) == n
 
 
-def FilePart(data: bytes, name: str) -> io.BytesIO:  # noqa: N802 - reads as the form part it is
+def FilePart(data: bytes, name: str) -> io.BytesIO:
     part = io.BytesIO(data)
     part.name = name
     return part

@@ -65,8 +65,10 @@ async def test_agents_cannot_manage_accounts(app_url: TestServer) -> None:
         assert (await bob.post("/staff", data=form)).status == 403
 
 
-async def test_each_staff_member_reads_times_in_their_own_time_zone(app_url: TestServer, db: Database) -> None:
-    """Bob picks Tokyo on "My settings", Alice (a manager) sets Carol's: every time on their pages
+async def test_each_staff_member_reads_times_in_their_own_time_zone(
+    app_url: TestServer, db: Database
+) -> None:
+    """Bob picks Tokyo on "My settings", Alice (a manager) sets another zone for him: every time on their pages
     follows; an unknown zone is refused in words and changes nothing."""
     _, conversation = await make_handoff(db, 7001, first_name="Mia")
     async with TestClient(app_url) as alice, TestClient(app_url) as bob:
@@ -99,4 +101,5 @@ async def test_each_staff_member_reads_times_in_their_own_time_zone(app_url: Tes
         assert format_datetime(opened, "en", "America/New_York") in await (await bob.get("/inbox")).text()
         async with db.session() as session:
             account = await find_staff(session, "bob")
-        assert account is not None and account.timezone == "America/New_York" and account.telegram_id == 5550001
+        assert account is not None
+        assert (account.timezone, account.telegram_id) == ("America/New_York", 5550001)
