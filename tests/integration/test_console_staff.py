@@ -68,8 +68,8 @@ async def test_agents_cannot_manage_accounts(app_url: TestServer) -> None:
 async def test_each_staff_member_reads_times_in_their_own_time_zone(
     app_url: TestServer, db: Database
 ) -> None:
-    """Bob picks Tokyo on "My settings", Alice (a manager) sets another zone for him: every time on their pages
-    follows; an unknown zone is refused in words and changes nothing."""
+    """Bob picks Tokyo on "My settings", then Alice (a manager) sets another zone for him: every
+    time on his pages follows; an unknown zone is refused in words and changes nothing."""
     _, conversation = await make_handoff(db, 7001, first_name="Mia")
     async with TestClient(app_url) as alice, TestClient(app_url) as bob:
         alice_token, bob_token = await log_in(alice), await log_in(bob, "bob")
