@@ -251,23 +251,34 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
         csat_average, csat_count = await queries.csat_summary(session, since)
         weekly = await queries.weekly_counts(session, since, now, words.day)
         gaps = await queries.content_gaps(session, since)
+        revenue = await queries.journey_revenue(session, _settings(request), since)
         staff = request[STAFF]
         faq = await queries.faq_choices(session, staff.locale) if staff.role == "manager" else []
     series = [ui(request, f"console.ui.col.{name}") for name in ("sent", "delivered", "clicked", "converted")]
     labelled = [(ui(request, f"console.ui.stage.{stage}"), count) for stage, count in stages]
+    # One bar per journey and currency, the largest first, each amount in the reader's locale.
+    earned = sorted(((words.journey(key), amount, currency) for key, amounts in revenue.items()
+                     for currency, amount in amounts.items()), key=lambda row: (-row[1], row[0]))
+    weekly_series = [ui(request, f"console.ui.dash.{name}")
+                     for name in ("conversations", "tickets", "conversions")]
     return {
         "days": days, "periods": PERIODS, "stages": stages, "journeys": journeys, "times": times,
         "gaps": gaps, "faq": faq, "flash": await _pop_flash(request),
-        "csat_average": csat_average, "csat_count": csat_count,
-        "weekly_chart": charts.grouped_bars(
-            weekly, [ui(request, "console.ui.dash.conversations"), ui(request, "console.ui.dash.tickets")],
-            ui(request, "console.ui.dash.weekly")) if any(sum(v) for _, v in weekly) else None,
+        "csat_average": csat_average, "csat_count": csat_count, "earned": earned,
+        "weekly_chart": charts.grouped_bars(weekly, weekly_series,
+                                            ui(request, "console.ui.dash.weekly_activity"))
+        if any(sum(v) for _, v in weekly) else None,
+        "revenue_chart": charts.bars([(name, float(amount)) for name, amount, _ in earned],
+                                     ui(request, "console.ui.dash.revenue"),
+                                     shown=[words.money(amount, currency) for _, amount, currency in earned])
+        if earned else None,
         "funnel": charts.funnel(labelled, ui(request, "console.ui.dash.funnel")),
         "journey_chart": charts.grouped_bars(
             [(words.journey(j.key), [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
             ui(request, "console.ui.nav.journeys")) if journeys else None,
-        "csat_chart": charts.line(csat, ui(request, "console.ui.dash.csat"))
-        if any(v for _, v in csat) else None,
+        "csat_chart": charts.line([(label, average) for label, average, _ in csat],
+                                  ui(request, "console.ui.dash.csat"), counts=[count for _, _, count in csat])
+        if any(count for _, _, count in csat) else None,
         "gaps_chart": charts.bars([(gap.text, float(gap.total)) for gap in gaps],
                                   ui(request, "console.ui.dash.gaps"))
         if gaps else None,
