@@ -7,8 +7,11 @@ switch, campaigns). The console only adds who did it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.aftersales import service as aftersales
@@ -25,6 +28,8 @@ from touchpoint.i18n import get_translator
 from touchpoint.journeys import pause
 from touchpoint.journeys.campaign import campaign_key, queue_campaign
 from touchpoint.markup import esc
+from touchpoint.messaging.outbox import enqueue
+from touchpoint.messaging.rules import ContactQuestion, Lane, check_contacts
 
 
 def author_name(staff: StaffAccount) -> str:
@@ -115,25 +120,50 @@ async def set_journey_paused(
 async def schedule_campaign(
     session: AsyncSession, settings: Settings, campaign: Campaign, customers: list[Customer]
 ) -> int:
-    """Queue the campaign through the journeys' campaign code (marketing lane: consent, quiet hours
-    and caps apply per customer)."""
+    """Queue the campaign through the journeys' campaign code for everyone in ``customers`` the
+    contact rules let it reach (marketing lane: consent, open cases, caps, quiet hours apply per
+    customer), and keep why the others were held back or wait, with how many — the rules' own reasons."""
     session.add(campaign)
     await session.flush()
+    questions = [ContactQuestion(customer, Lane.MARKETING, "console.campaign") for customer in customers]
+    verdicts = await check_contacts(session, settings, questions, campaign.scheduled_at)
+    held = Counter(verdict.reason or verdict.action for verdict in verdicts if verdict.action != "send")
     counts = await queue_campaign(session, settings, campaign_journey_key(campaign), "console.campaign",
                                   {"texts": campaign.texts}, customers, at=campaign.scheduled_at)
+    if counts.get("already"):
+        held["already"] = counts["already"]
     campaign.recipients = counts["queued"]
+    campaign.held_back = dict(held)
     session.add(campaign)
     return campaign.recipients
+
+
+async def send_campaign_test(
+    session: AsyncSession, settings: Settings, staff: StaffAccount, texts: dict[str, str]
+) -> str | None:
+    """The campaign as a customer would get it, to the staff member's own Telegram chat (right away:
+    a test is not marketing, so no caps or quiet hours, and it counts in no campaign's numbers).
+    Returns what stopped it: "no_telegram" (no id in My settings), "no_chat" (never wrote to the bot)."""
+    if staff.telegram_id is None:
+        return "no_telegram"
+    me = (await session.exec(select(Customer).where(Customer.telegram_id == staff.telegram_id))).first()
+    if me is None or not me.reachable:
+        return "no_chat"
+    await enqueue(session, settings, me, "console.campaign", {"texts": texts}, lane=Lane.TRANSACTIONAL,
+                  wait_for_quiet_hours=False)
+    return None
 
 
 def campaign_journey_key(campaign: Campaign) -> str:
     return campaign_key(f"{campaign.id}_{campaign.name}")
 
 
-def parse_when(value: str, now: datetime) -> datetime:
-    """``YYYY-MM-DDTHH:MM`` in UTC from the form; empty means now."""
-    from datetime import UTC
-
+def parse_when(value: str, now: datetime, zone: str) -> datetime:
+    """``YYYY-MM-DDTHH:MM`` from the form, a wall-clock time in the shop's time zone; empty means
+    now. Raises ValueError for anything else."""
     if not value.strip():
         return now
-    return datetime.fromisoformat(value.strip()).replace(tzinfo=UTC)
+    moment = datetime.fromisoformat(value.strip())
+    if moment.tzinfo is not None:
+        raise ValueError("a time without a zone: the shop's is meant")
+    return moment.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)

@@ -64,6 +64,7 @@ from touchpoint.console.telegram_files import (
     content_disposition,
     fetch_file,
 )
+from touchpoint.console.templates import campaign_language
 from touchpoint.console.throttle import LoginThrottle, MemoryCounters, RedisCounters, parse_networks
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database
@@ -662,71 +663,121 @@ async def _set_paused(request: web.Request, paused: bool) -> web.StreamResponse:
 async def campaigns_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         rows = await queries.campaigns(session)
-    return {"rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": {},
-            "error": None, "flash": await _pop_flash(request)}
+    return _campaigns_context(request, rows, {}, None, await _pop_flash(request))
 
 
-def _campaign_form(form: Any) -> tuple[dict[str, str], str | None]:
+def _campaigns_context(request: web.Request, rows: list[Campaign], form: dict[str, str], error: str | None,
+                       flash: str | None) -> dict[str, Any]:
+    words = staff_words_for(request)
+    return {"rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": form,
+            "error": error, "flash": flash, "shop_zone": _settings(request).handoff_timezone,
+            "held": {c.id: _held_back_words(words, c.held_back) for c in rows}}
+
+
+def _held_back_words(words: Any, held: dict[str, int]) -> str:
+    """"opted out of offers: 3 · in quiet hours (sent when they end): 2" in the reader's language."""
+    parts = sorted(held.items(), key=lambda item: (-item[1], item[0]))
+    return words("console.ui.jd.separator").join(
+        words("console.ui.camp.held_item", reason=words.label("held", reason), n=words.number(count))
+        for reason, count in parts)
+
+
+def _texts(values: dict[str, str]) -> dict[str, str]:
+    """The languages the campaign is written in (any subset), with their texts."""
+    return {locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES if values[f"text_{locale}"]}
+
+
+def _campaign_form(form: Any, zone: str) -> tuple[dict[str, str], str | None]:
     values = {name: str(form.get(name, "")).strip() for name in ("name", "segment", "when")}
     values |= {f"text_{locale}": str(form.get(f"text_{locale}", "")).strip() for locale in SUPPORTED_LOCALES}
     if not values["name"] or len(values["name"]) > 120:
         return values, "console.ui.camp.err.name"
     if values["segment"] not in queries.SEGMENTS:
         return values, "console.ui.camp.err.segment"
-    if any(not values[f"text_{locale}"] or len(values[f"text_{locale}"]) > 3500
-           for locale in SUPPORTED_LOCALES):
-        return values, "console.ui.camp.err.texts"
+    if not _texts(values) or any(len(values[f"text_{locale}"]) > 3500 for locale in SUPPORTED_LOCALES):
+        return values, "console.ui.camp.err.some_text"
     try:
-        actions.parse_when(values["when"], utcnow())
+        actions.parse_when(values["when"], utcnow(), zone)
     except ValueError:
-        return values, "console.ui.camp.err.when"
+        return values, "console.ui.camp.err.when_local"
     return values, None
+
+
+async def _preview(request: web.Request, values: dict[str, str], notice: str | None = None) -> web.Response:
+    """The message as each language's customers will see it (text and buttons, the "no more offers"
+    one), which written language they get, the audience, and how long sending takes."""
+    settings = _settings(request)
+    async with _db(request).session() as session:
+        audience = await queries.segment_customers(session, values["segment"], utcnow())
+    translate = get_translator(settings.locales_dir, settings.default_locale)
+    texts = _texts(values)
+    previews = {locale: (render(translate, locale, "console.campaign", {"texts": texts}),
+                         campaign_language(texts, locale)) for locale in SUPPORTED_LOCALES}
+    when = actions.parse_when(values["when"], utcnow(), settings.handoff_timezone)
+    estimate = estimate_broadcast(len(audience), settings.send_rate_per_s, settings.paid_broadcast_rate)
+    return aiohttp_jinja2.render_template("campaign_preview.html", request, {
+        "form": values, "previews": previews, "audience": len(audience), "when": when,
+        "segment_label": queries.SEGMENTS[values["segment"]], "estimate": estimate, "notice": notice,
+        "free_rate": settings.send_rate_per_s, "paid_rate": settings.paid_broadcast_rate})
+
+
+async def _checked_form(request: web.Request) -> tuple[dict[str, str], web.Response | None]:
+    """The campaign form and, if something needs fixing, the form page again saying what (400):
+    then nothing is queued or sent."""
+    values, error = _campaign_form(await request.post(), _settings(request).handoff_timezone)
+    if not error:
+        return values, None
+    async with _db(request).session() as session:
+        rows = await queries.campaigns(session)
+    words = ui(request, error, zone=_settings(request).handoff_timezone)
+    return values, aiohttp_jinja2.render_template(
+        "campaigns.html", request, _campaigns_context(request, rows, values, words, None), status=400)
 
 
 @routes.post("/campaigns/preview")
 @manager_only
 async def campaign_preview(request: web.Request) -> web.StreamResponse:
     """Show the message as each language's customers will see it before anything is queued."""
-    values, error = _campaign_form(await request.post())
+    values, refused = await _checked_form(request)
+    return refused or await _preview(request, values)
+
+
+@routes.post("/campaigns/test")
+@manager_only
+async def campaign_test(request: web.Request) -> web.StreamResponse:
+    """The campaign to the manager's own Telegram chat, then the preview again (nothing is queued)."""
+    values, refused = await _checked_form(request)
+    if refused:
+        return refused
     async with _db(request).session() as session:
-        if error:
-            rows = await queries.campaigns(session)
-            return aiohttp_jinja2.render_template("campaigns.html", request, {
-                "rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": values,
-                "error": ui(request, error), "flash": None}, status=400)
-        audience = await queries.segment_customers(session, values["segment"], utcnow())
-    translate = get_translator(_settings(request).locales_dir, _settings(request).default_locale)
-    texts = {locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES}
-    # The message as the customer will see it: text and buttons (the "no more offers" one).
-    previews = {locale: render(translate, locale, "console.campaign", {"texts": texts})
-                for locale in SUPPORTED_LOCALES}
-    when = actions.parse_when(values["when"], utcnow())
-    settings = _settings(request)
-    estimate = estimate_broadcast(len(audience), settings.send_rate_per_s, settings.paid_broadcast_rate)
-    return aiohttp_jinja2.render_template("campaign_preview.html", request, {
-        "form": values, "previews": previews, "audience": len(audience), "when": when,
-        "segment_label": queries.SEGMENTS[values["segment"]], "estimate": estimate,
-        "free_rate": settings.send_rate_per_s, "paid_rate": settings.paid_broadcast_rate})
+        problem = await actions.send_campaign_test(session, _settings(request), request[STAFF],
+                                                   _texts(values))
+    _poke_sender(request)
+    return await _preview(request, values, ui(request, f"console.ui.camp.test_{problem or 'sent'}"))
 
 
 @routes.post("/campaigns")
 @manager_only
 async def campaign_create(request: web.Request) -> web.StreamResponse:
-    values, error = _campaign_form(await request.post())
-    if error:
-        raise web.HTTPBadRequest(text=ui(request, error))
+    values, refused = await _checked_form(request)
+    if refused:
+        return refused
     now = utcnow()
     staff = request[STAFF]
     campaign = Campaign(
         name=values["name"], segment=values["segment"], created_by=actions.author_name(staff)[:64],
-        texts={locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES},
-        scheduled_at=max(actions.parse_when(values["when"], now), now), created_at=now,
+        texts=_texts(values), created_at=now,
+        scheduled_at=max(actions.parse_when(values["when"], now, _settings(request).handoff_timezone), now),
     )
     async with _db(request).session() as session:
-        audience = await queries.segment_customers(session, campaign.segment, now)
-        queued = await actions.schedule_campaign(session, _settings(request), campaign, audience)
+        # Everyone in the segment: the contact rules say who is held back, and why.
+        segment = await queries.segment_customers(session, campaign.segment, now, marketable_only=False)
+        queued = await actions.schedule_campaign(session, _settings(request), campaign, segment)
     _poke_sender(request)
-    await _flash(request, "console.ui.flash.campaign", queued=queued, total=len(audience))
+    words = staff_words_for(request)
+    await _flash(request, "console.ui.flash.campaign_queued", queued=words.number(queued),
+                 total=words.number(len(segment)),
+                 held=_held_back_words(words, campaign.held_back) or ui(request, "console.ui.none"))
     raise web.HTTPSeeOther("/campaigns")
 
 

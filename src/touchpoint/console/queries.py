@@ -660,10 +660,16 @@ SEGMENTS = {
 }
 
 
-async def segment_customers(session: AsyncSession, segment: str, now: datetime) -> list[Customer]:
-    """Customers in a segment who may get marketing at all (consent, reachable, not paused)."""
-    query = select(Customer).where(Customer.marketing_consent, Customer.reachable,
-                                   col(Customer.nudges_paused).is_(False))
+async def segment_customers(
+    session: AsyncSession, segment: str, now: datetime, *, marketable_only: bool = True,
+) -> list[Customer]:
+    """Customers in a segment; with ``marketable_only`` only those who may get marketing at all
+    (consent, reachable, not paused) — without it, everyone, so a campaign can say who was held back
+    and why (the contact rules decide that per customer)."""
+    query = select(Customer)
+    if marketable_only:
+        query = query.where(Customer.marketing_consent, Customer.reachable,
+                            col(Customer.nudges_paused).is_(False))
     buyers = select(Order.store_customer_id).where(col(Order.store_customer_id).is_not(None),
                                                    col(Order.status).not_in(NOT_SPENT))
     if segment == "buyers":

@@ -30,6 +30,7 @@ GROUPS = {
     "segment": ("console.ui.segment.",),
     "role": ("console.ui.role.",),
     "conversation_status": ("console.ui.conv_status.",),
+    "held": ("console.ui.held.",),  # why a campaign did not reach a customer (the contact rules' reasons)
 }
 _DECORATION = re.compile(r"^[^\w(«\"]+", re.UNICODE)  # a button's leading emoji
 
