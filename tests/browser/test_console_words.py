@@ -30,7 +30,7 @@ from touchpoint.db import Database
 from touchpoint.handoff import service as handoff
 from touchpoint.messaging.models import OutboxMessage
 from touchpoint.sandbox import Sandbox
-from touchpoint.sandbox.files import TINY_PNG
+from touchpoint.sandbox.files import tiny_png
 
 LOCALES = ("en", "ru", "zh")
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
@@ -62,7 +62,7 @@ async def console(sqlite_db: Database, tmp_path: Any) -> AsyncIterator[Console]:
     sandbox = Sandbox()
     sandbox_url = await sandbox.start("127.0.0.1", 0)
     sandbox.user(701, first_name="Anna", language_code="ru")
-    photo = sandbox.send_photo(701, TINY_PNG, caption="Коробка")["message"]["photo"][-1]["file_id"]
+    photo = sandbox.send_photo(701, tiny_png(240, 160, (196, 150, 90)), caption="Коробка")["message"]["photo"][-1]["file_id"]
     document = sandbox.send_document(701, file_name="чек.pdf")["message"]["document"]["file_id"]
     now = utcnow()
     async with db.session() as session:
@@ -166,6 +166,9 @@ async def test_every_console_page_speaks_words_not_codes(browser: Any, console: 
         await page.fill("#password", PASSWORD)
         await page.click("form button[type=submit]")
         await page.wait_for_url(console.url + "/")
+        # Pictures for a person (and, with TOUCHPOINT_DOCS_SCREENSHOTS=1, for docs/console.md).
+        shots = DOCS_IMG if os.environ.get("TOUCHPOINT_DOCS_SCREENSHOTS") == "1" else SCREENSHOTS
+        shots.mkdir(parents=True, exist_ok=True)
         for path in pages(console.ids):
             await page.goto(console.url + path)
             await assert_words(page, locale, path)
@@ -187,6 +190,7 @@ async def test_every_console_page_speaks_words_not_codes(browser: Any, console: 
         await page.click("[data-testid=test-send]")
         assert await page.locator("[data-testid=notice]").count() == 1
         await assert_words(page, locale, "campaign test")
+        await page.screenshot(path=str(shots / f"console-campaign-preview-{locale}-phone.png"), full_page=True)
         await page.click("form.actions button:not([formaction])")
         await page.wait_for_url(console.url + "/campaigns")
         assert await page.locator("[data-testid=flash]").count() == 1
@@ -201,18 +205,15 @@ async def test_every_console_page_speaks_words_not_codes(browser: Any, console: 
                                        ".map(t => t.getBoundingClientRect().height))")
         assert smallest >= 10, (locale, smallest)
         assert await page.locator("[data-testid=revenue] svg.chart").count() == 1
-        # Pictures for a person (and, with TOUCHPOINT_DOCS_SCREENSHOTS=1, for docs/console.md).
-        folder = DOCS_IMG if os.environ.get("TOUCHPOINT_DOCS_SCREENSHOTS") == "1" else SCREENSHOTS
-        folder.mkdir(parents=True, exist_ok=True)
         for name, path in (("dashboard", "/"), ("ticket", f"/tickets/{console.ids['ticket']}")):
             await page.goto(console.url + path)
-            await page.screenshot(path=str(folder / f"console-{name}-{locale}-phone.png"), full_page=True)
+            await page.screenshot(path=str(shots / f"console-{name}-{locale}-phone.png"), full_page=True)
         await page.set_viewport_size({"width": 1280, "height": 800})
         for name, path in (("inbox", f"/inbox/{console.ids['conversation']}"), ("journeys", "/journeys"),
                            ("customer", f"/customers/{console.ids['customer']}"), ("staff", "/staff"),
                            ("campaigns", "/campaigns")):
             await page.goto(console.url + path)
-            await page.screenshot(path=str(folder / f"console-{name}-{locale}.png"))
+            await page.screenshot(path=str(shots / f"console-{name}-{locale}.png"))
     finally:
         await context.close()
 
