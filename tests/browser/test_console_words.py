@@ -62,7 +62,7 @@ async def console(sqlite_db: Database, tmp_path: Any) -> AsyncIterator[Console]:
     sandbox = Sandbox()
     sandbox_url = await sandbox.start("127.0.0.1", 0)
     sandbox.user(701, first_name="Anna", language_code="ru")
-    photo = sandbox.send_photo(701, tiny_png(240, 160, (196, 150, 90)), caption="Коробка")["message"]["photo"][-1]["file_id"]
+    photo = sandbox.send_photo(701, tiny_png(240, 160, (196, 150, 90)), caption="Коробка")["message"]
     document = sandbox.send_document(701, file_name="чек.pdf")["message"]["document"]["file_id"]
     now = utcnow()
     async with db.session() as session:
@@ -119,7 +119,7 @@ async def console(sqlite_db: Database, tmp_path: Any) -> AsyncIterator[Console]:
         handoff.add_transcript(session, customer.id or 0, "note", "claimed by Demo manager", kind="claim",
                                author="Demo manager", conversation_id=conversation.id)
         handoff.add_transcript(session, customer.id or 0, "in", "Коробка", kind="photo",
-                               conversation_id=conversation.id, file_id=photo)
+                               conversation_id=conversation.id, file_id=photo["photo"][-1]["file_id"])
         handoff.add_transcript(session, customer.id or 0, "in", "", kind="document", file_name="чек.pdf",
                                conversation_id=conversation.id, file_id=document)
     other = await make_linked_customer_in(db, 703, "Lev")
@@ -190,7 +190,8 @@ async def test_every_console_page_speaks_words_not_codes(browser: Any, console: 
         await page.click("[data-testid=test-send]")
         assert await page.locator("[data-testid=notice]").count() == 1
         await assert_words(page, locale, "campaign test")
-        await page.screenshot(path=str(shots / f"console-campaign-preview-{locale}-phone.png"), full_page=True)
+        preview_shot = shots / f"console-campaign-preview-{locale}-phone.png"
+        await page.screenshot(path=str(preview_shot), full_page=True)
         await page.click("form.actions button:not([formaction])")
         await page.wait_for_url(console.url + "/campaigns")
         assert await page.locator("[data-testid=flash]").count() == 1
