@@ -671,15 +671,7 @@ def _campaigns_context(request: web.Request, rows: list[Campaign], form: dict[st
     words = staff_words_for(request)
     return {"rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": form,
             "error": error, "flash": flash, "shop_zone": _settings(request).handoff_timezone,
-            "held": {c.id: _held_back_words(words, c.held_back) for c in rows}}
-
-
-def _held_back_words(words: Any, held: dict[str, int]) -> str:
-    """"opted out of offers: 3 · in quiet hours (sent when they end): 2" in the reader's language."""
-    parts = sorted(held.items(), key=lambda item: (-item[1], item[0]))
-    return words("console.ui.jd.separator").join(
-        words("console.ui.camp.held_item", reason=words.label("held", reason), n=words.number(count))
-        for reason, count in parts)
+            "held": {c.id: words.held_back(c.held_back) for c in rows}}
 
 
 def _texts(values: dict[str, str]) -> dict[str, str]:
@@ -777,7 +769,7 @@ async def campaign_create(request: web.Request) -> web.StreamResponse:
     words = staff_words_for(request)
     await _flash(request, "console.ui.flash.campaign_queued", queued=words.number(queued),
                  total=words.number(len(segment)),
-                 held=_held_back_words(words, campaign.held_back) or ui(request, "console.ui.none"))
+                 held=words.held_back(campaign.held_back) or ui(request, "console.ui.none"))
     raise web.HTTPSeeOther("/campaigns")
 
 
