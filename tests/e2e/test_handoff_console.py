@@ -16,6 +16,7 @@ from tests.e2e.harness import BotHarness, eventually
 from tests.e2e.test_handoff_flow import ALWAYS_OPEN, GROUP, STAFF, conversations, topic_of, topic_text
 from tests.e2e.test_handoff_staff import desk_of, started
 from touchpoint.console import create_console_app
+from touchpoint.customers.models import Customer
 from touchpoint.handoff.models import Conversation, TopicPost, TranscriptMessage
 from touchpoint.i18n import get_translator
 from touchpoint.messaging.sender import OutboxSender, Pacing
@@ -195,6 +196,16 @@ async def test_files_both_ways_and_a_console_claim_reach_the_topic(
     await console.post(f"/inbox/{conversation.id}/claim", data={"csrf_token": token})
     await topic_text(sandbox, thread, t("en", "handoff.staff.claimed", name="Alice"))
     await topic_text(sandbox, thread, "📎 invoice.pdf Your invoice")
+
+    # A customer who blocked the bot: said in words, nothing kept, no more nudges for them.
+    sandbox.block(1204)
+    blocked = await console.post(f"/inbox/{conversation.id}/attach", data={
+        "csrf_token": token, "file": FilePart(TINY_PNG, "photo.png")})
+    assert t("en", "console.ui.file.err.blocked") in await blocked.text()
+    assert len(await files_in_transcript()) == 3
+    async with staff_bot.db.session() as session:
+        customer = await session.get(Customer, conversation.customer_id)
+    assert customer is not None and not customer.reachable
 
 
 async def _count_is(read: Callable[[], Awaitable[list[TranscriptMessage]]], n: int) -> bool:

@@ -67,7 +67,8 @@ async def send_staff_attachment(
     attachment: Attachment, caption: str,
 ) -> TranscriptMessage:
     """A photo or document attached to a console reply: sent to the customer's chat first (nothing
-    is written if Telegram refuses it: ``SendFailed``), then kept like any staff reply."""
+    is written if Telegram refuses it: ``SendFailed``; one who blocked the bot is marked unreachable,
+    as the sender does), then kept like any staff reply."""
     customer = present(await session.get(Customer, conversation.customer_id), "the conversation's customer")
     if settings.bot_token is None:
         raise SendFailed("unavailable")
@@ -77,8 +78,14 @@ async def send_staff_attachment(
     shown = t(locale, "console.reply.message", name=esc(author), text=esc(caption)) if caption else \
         t(locale, "console.reply.file", name=esc(author))
     token = settings.bot_token.get_secret_value()
-    message_id, file_id = await send_attachment(settings.telegram_api_base, token, customer.telegram_id,
-                                                attachment, shown)
+    try:
+        message_id, file_id = await send_attachment(settings.telegram_api_base, token, customer.telegram_id,
+                                                    attachment, shown)
+    except SendFailed as exc:
+        if exc.code == "blocked":
+            customer.reachable = False
+            session.add(customer)
+        raise
     return handoff.record_staff_file(session, conversation, author, attachment.kind, caption, file_id=file_id,
                                      file_name=attachment.file_name, telegram_message_id=message_id)
 

@@ -435,6 +435,7 @@ async def conversation_attach(request: web.Request) -> web.StreamResponse:
     then kept in the transcript; a refused file changes nothing and is explained."""
     form = await request.post()
     upload, caption = form.get("file"), str(form.get("text", "")).strip()
+    problem: str | None = None
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         if conversation.status != "open":
@@ -446,14 +447,10 @@ async def conversation_attach(request: web.Request) -> web.StreamResponse:
                                            upload.filename if isinstance(upload, FileField) else "")
             await actions.send_staff_attachment(session, _settings(request), conversation, request[STAFF],
                                                 attachment, caption)
-        except AttachmentRefused as exc:
-            await _flash(request, f"console.ui.file.err.{exc.code}", mb=MAX_ATTACHMENT_BYTES // 2**20,
-                         max=MAX_CAPTION)
-            raise web.HTTPSeeOther(f"/inbox/{conversation.id}") from None
-        except SendFailed as exc:
-            await _flash(request, f"console.ui.file.err.{exc.code}")
-            raise web.HTTPSeeOther(f"/inbox/{conversation.id}") from None
-    await _flash(request, "console.ui.flash.file_sent")
+        except (AttachmentRefused, SendFailed) as exc:
+            problem = exc.code  # nothing was sent or kept (a customer who blocked the bot is marked so)
+    await _flash(request, f"console.ui.file.err.{problem}" if problem else "console.ui.flash.file_sent",
+                 mb=MAX_ATTACHMENT_BYTES // 2**20, max=MAX_CAPTION)
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
 
