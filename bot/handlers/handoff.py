@@ -24,7 +24,7 @@ from bot.handlers.common import _edit_or_send, send_to
 from bot.handoff_desk import HandoffCallback, StaffDesk
 from bot.keyboards import Keyboard, MenuCallback
 from bot.middlewares import CustomerState
-from bot.transcript import TranscriptRecorder
+from bot.transcript import TranscriptRecorder, attachment
 from touchpoint.aftersales.policy import KINDS
 from touchpoint.aftersales.service import awaits_words, create_ticket_from_conversation
 from touchpoint.assistant.service import Assistant, keep_original
@@ -271,6 +271,7 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
             keep_original(session, conversation, message.from_user.first_name, body)
             body = translation[0]  # the transcript shows what the customer got
     kind = "text" if message.text else (message.content_type or "media")
+    file_id, file_name = attachment(message)
     service.add_transcript(
         session,
         customer.id or 0,
@@ -280,6 +281,8 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
         author=message.from_user.first_name,
         conversation_id=conversation.id,
         telegram_message_id=message.message_id,
+        file_id=file_id,
+        file_name=file_name,
     )
     service.record_staff_reply(session, conversation)
 

@@ -2,7 +2,7 @@
 translation settings and kept translations
 
 Revision ID: 0020
-Revises: 0016 (the lead re-chains at merge time)
+Revises: 0019 (the lead re-chains at merge time)
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0016"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
