@@ -2,7 +2,7 @@
 translation settings and kept translations
 
 Revision ID: 0020
-Revises: 0019 (the lead re-chains at merge time)
+Revises: 0019
 """
 
 from collections.abc import Sequence
