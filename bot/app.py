@@ -18,6 +18,7 @@ from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
+from bot.business import BusinessGate, attach_routing
 from bot.commands import BOT_COMMANDS
 from bot.handlers import all_routers, outage
 from bot.handlers.journeys import TrackClicks
@@ -114,12 +115,14 @@ def create_dispatcher(
         handoff_desk=desk,
     )
     dp.startup.register(desk.start)
+    dp.startup.register(lambda bot: attach_routing(bot, db))
     dp.shutdown.register(desk.stop)
     outage.register(dp)
     # Outer middlewares run in registration order for every update.
     dp.update.outer_middleware(ObserveUpdates())
     dp.update.outer_middleware(SerializePerChat())
     dp.update.outer_middleware(UpdateTransaction(db, settings))
+    dp.update.outer_middleware(BusinessGate(settings))
     dp.update.outer_middleware(KnownCustomer(settings))
     dp.update.outer_middleware(FloodControl(gate, i18n, button_gate))
     dp.update.outer_middleware(CustomerI18n(i18n))
