@@ -131,10 +131,10 @@ class BusinessGate(BaseMiddleware):
             event = await self._business_message(event.business_message, event, data)
             if event is None:
                 return None
-        elif (event.callback_query is not None and context is not None and context.business_connection_id
-              and not await self._may_answer_button(event.callback_query, context.business_connection_id, data)):
-            return None
         connection_id = context.business_connection_id if context is not None else None
+        if (event.callback_query is not None and connection_id
+                and not await self._may_answer_button(event.callback_query, connection_id, data)):
+            return None
         token = _ROUTE.set(UpdateRoute(chat.id, connection_id) if chat is not None else None)
         try:
             return await handler(event, data)

@@ -19,6 +19,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.business import BusinessChatClosed, copy_to_customer
 from bot.handlers.common import _edit_or_send, send_to
 from bot.handoff_desk import HandoffCallback, StaffDesk
 from bot.keyboards import Keyboard, MenuCallback
@@ -243,9 +244,12 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
         handoff_desk.say_closed(conversation, handoff_desk.t("handoff.staff.closed_topic"))
         return
     try:
-        await bot.copy_message(customer.telegram_id, message.chat.id, message.message_id)
+        await copy_to_customer(bot, customer.telegram_id, message)
     except TelegramForbiddenError:
         handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
+        return
+    except BusinessChatClosed as closed:
+        handoff_desk.say(conversation, handoff_desk.t(f"business.staff.{closed.reason.value}"))
         return
     kind = "text" if message.text else (message.content_type or "media")
     service.add_transcript(

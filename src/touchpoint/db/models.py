@@ -24,7 +24,8 @@ from touchpoint.orders.models import (
 from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, ReferralReward, Voucher
 
 __all__ = [
-    "AftersalesDraft", "BehaviourEvent", "BusinessChat", "BusinessConnection", "Campaign", "Cart", "Category", "ConnectorDelivery",
+    "AftersalesDraft", "BehaviourEvent", "BusinessChat", "BusinessConnection", "Campaign", "Cart",
+    "Category", "ConnectorDelivery",
     "ConnectorResource", "ConsoleNote",
     "Conversation", "Customer", "Delivery", "Enrolment", "FaqEntry", "JourneyCursor",
     "JourneySetting", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
