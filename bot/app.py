@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
+from functools import cache, partial
 from collections.abc import Awaitable, Callable
-from functools import cache
 from typing import Any
 
 from aiogram import Bot, Dispatcher, methods
@@ -115,7 +115,7 @@ def create_dispatcher(
         handoff_desk=desk,
     )
     dp.startup.register(desk.start)
-    dp.startup.register(lambda bot: attach_routing(bot, db))
+    dp.startup.register(partial(attach_routing, db=db))
     dp.shutdown.register(desk.stop)
     outage.register(dp)
     # Outer middlewares run in registration order for every update.

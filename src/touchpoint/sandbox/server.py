@@ -387,15 +387,15 @@ class Sandbox(SandboxState):
         self._business_changed(connection)
         return connection
 
-    def disconnect_business(self, connection_id: str) -> None:
+    def disconnect_business(self, connection_id: str) -> JsonDict:
         """The owner disconnects the bot: ``business_connection`` with ``is_enabled`` false."""
         connection = self._connection(connection_id)
         connection.is_enabled = False
-        self._business_changed(connection)
+        return self._business_changed(connection)
 
-    def _business_changed(self, connection: BusinessConnection) -> None:
+    def _business_changed(self, connection: BusinessConnection) -> JsonDict:
         self.business_edits += 1
-        self.emit_update("business_connection", connection.as_json(self.users[connection.owner_id]))
+        return self.emit_update("business_connection", connection.as_json(self.users[connection.owner_id]))
 
     def _connection(self, connection_id: str) -> BusinessConnection:
         connection = self.business_connections.get(connection_id)
