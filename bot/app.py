@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-from functools import cache, partial
 from collections.abc import Awaitable, Callable
+from functools import cache, partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher, methods

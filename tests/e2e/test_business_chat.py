@@ -90,7 +90,8 @@ async def test_customer_is_answered_through_the_connection_in_their_language(sho
     assert (connection.owner_user_id, connection.can_reply, connection.is_enabled) == (OWNER, True, True)
 
     # Inline buttons work in business messages: the catalogue opens in the same chat.
-    sandbox.business_press(connection_id, 1501, menu["message_id"], button_data(menu, t("ru", "menu.products")))
+    products = button_data(menu, t("ru", "menu.products"))
+    sandbox.business_press(connection_id, 1501, menu["message_id"], products)
     await sandbox.wait_for_business_message(
         connection_id, 1501, after_message_id=menu["message_id"] - 1,
         predicate=lambda m: m["message_id"] > menu["message_id"] or m["_edits"] > menu["_edits"])
@@ -135,18 +136,20 @@ async def test_proactive_update_skips_business_only_customer_and_reaches_a_bot_c
         async with shop.db.session() as session:
             order = (await session.exec(select(Order).limit(1))).one()
             for telegram_id in (1503, 1504):
-                person = (await session.exec(select(Customer).where(Customer.telegram_id == telegram_id))).one()
+                person = await session.merge(await customer(shop, telegram_id))
                 await notify_status(session, shop.settings, person, order, f"e-{telegram_id}")
             await session.commit()
         before = {chat: len(sandbox.bot_messages(chat)) for chat in (1503, 1504)}
         business_before = len(bot_lines(sandbox, connection_id, 1503))
         assert await sender_of(shop).drain_once() == 1
-        card = await sandbox.wait_for_bot_message(1504, predicate=lambda m: order.number in (m.get("text") or ""))
+        card = await sandbox.wait_for_bot_message(
+            1504, predicate=lambda m: order.number in (m.get("text") or ""))
         assert "business_connection_id" not in card  # the bot's own chat, not the brand's account
     assert len(sandbox.bot_messages(1503)) == before[1503] == 0
     assert len(bot_lines(sandbox, connection_id, 1503)) == business_before  # never started cold
     async with shop.db.session() as session:
-        rows = {(row.chat_id, row.status, row.reason) for row in (await session.exec(select(OutboxMessage))).all()}
+        outbox = (await session.exec(select(OutboxMessage))).all()
+    rows = {(row.chat_id, row.status, row.reason) for row in outbox}
     assert (1503, "skipped", "business_only") in rows and (1504, "sent", None) in rows
 
 
@@ -161,7 +164,8 @@ async def test_disconnection_stops_replies_at_once(shop: BotHarness) -> None:
 
     # A button pressed on an earlier message: the spinner stops, nothing is said.
     answered = len(sandbox.callback_answers)
-    sandbox.business_press(connection_id, 1505, menu["message_id"], button_data(menu, t("en", "menu.products")))
+    products = button_data(menu, t("en", "menu.products"))
+    sandbox.business_press(connection_id, 1505, menu["message_id"], products)
     await eventually(lambda: _async(len(sandbox.callback_answers) > answered))
     await shop.settled()
     # A staff answer queued for the customer is skipped, never sent through a closed connection.
@@ -192,7 +196,8 @@ async def test_outside_the_24_hours_nothing_is_sent(shop: BotHarness) -> None:
     # Within the 24 hours a staff answer goes through the connection...
     assert (await staff_reply("Here to help")).status == "pending"
     assert await sender_of(shop).drain_once() == 1
-    await sandbox.wait_for_business_message(connection_id, 1506, predicate=lambda m: "Here to help" in m["text"])
+    await sandbox.wait_for_business_message(
+        connection_id, 1506, predicate=lambda m: "Here to help" in m["text"])
 
     # ...a day later it is skipped with its reason, and the bot does not even ask Telegram.
     sends = len(sandbox.send_log)
