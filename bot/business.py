@@ -46,14 +46,17 @@ from aiogram.types import (
     Message,
     TelegramObject,
     Update,
+    User,
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.transcript import describe
 from touchpoint.business import service as business
 from touchpoint.business.models import BusinessConnection
+from touchpoint.checks import present, saved_id
 from touchpoint.clock import utcnow
 from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
 from touchpoint.customers.service import ChatUser, get_customer_by_telegram_id, upsert_customer
 from touchpoint.db import Database
 from touchpoint.handoff.service import add_transcript
@@ -156,7 +159,8 @@ class BusinessGate(BaseMiddleware):
             return None
         if message.from_user.id == connection.owner_user_id:
             return update  # the owner typing: the router writes it down and goes quiet
-        chat = await business.customer_wrote(session, connection.id, message.chat.id)
+        customer, new = await _customer_behind(session, message.from_user, self.settings)
+        chat = await business.customer_wrote(session, connection.id, customer, new_customer=new)
         if business.owner_has_taken_over(chat) or business.judge(connection, chat, utcnow()) is not None:
             return update  # someone else answers here: the router keeps the line for the transcript
         return Update(update_id=update.update_id, message=message).as_(bot)
@@ -226,6 +230,15 @@ async def _business_only(bot: Bot, chat_id: int) -> bool:
         return await business.route_for(session, chat_id) is not None
 
 
+async def _customer_behind(session: AsyncSession, user: User, settings: Settings) -> tuple[Customer, bool]:
+    """The customer writing in a business chat, and whether this is the first we hear of them."""
+    known = await get_customer_by_telegram_id(session, user.id)
+    if known is not None:
+        return known, False
+    chat_user = ChatUser(user.id, user.first_name, user.username, user.language_code)
+    return await upsert_customer(session, chat_user, settings.default_timezone), True
+
+
 # ------------------------------------------------------------------------------------- router
 
 
@@ -242,18 +255,19 @@ async def business_line(message: Message, session: AsyncSession, bot: Bot, setti
         return
     kind, body = describe(message)
     if message.from_user.id == connection.owner_user_id:
-        await business.owner_wrote(session, connection.id, message.chat.id,
-                                   timedelta(minutes=settings.business_owner_quiet_minutes))
-        customer = await get_customer_by_telegram_id(session, message.chat.id)
-        if customer is not None and customer.id is not None:
-            add_transcript(session, customer.id, "staff", body, kind=kind,
-                           author=message.from_user.first_name, telegram_message_id=message.message_id)
+        # The owner may write first: the chat is the customer's (its id is their user id).
+        other_side = message.chat
+        person = User(id=other_side.id, is_bot=False, first_name=other_side.first_name or "",
+                      username=other_side.username)
+        customer, new = await _customer_behind(session, person, settings)
+        await business.owner_wrote(session, connection.id, customer,
+                                   timedelta(minutes=settings.business_owner_quiet_minutes), new_customer=new)
+        add_transcript(session, saved_id(customer), "staff", body, kind=kind,
+                       author=message.from_user.first_name, telegram_message_id=message.message_id)
         return
-    user = message.from_user
-    chat_user = ChatUser(user.id, user.first_name, user.username, user.language_code)
-    customer = await upsert_customer(session, chat_user, settings.default_timezone)
-    if customer.id is not None:
-        add_transcript(session, customer.id, "in", body, kind=kind, telegram_message_id=message.message_id)
+    # The customer, unanswered: the gate has recorded them and their chat already.
+    customer = present(await get_customer_by_telegram_id(session, message.from_user.id), "the customer")
+    add_transcript(session, saved_id(customer), "in", body, kind=kind, telegram_message_id=message.message_id)
 
 
 async def business_edit(edited_business_message: Message) -> None:

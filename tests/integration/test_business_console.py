@@ -12,6 +12,7 @@ from tests.console_helpers import log_in, make_staff
 from touchpoint.business import service as business
 from touchpoint.config import load_settings
 from touchpoint.console import create_console_app
+from touchpoint.customers.service import ChatUser, upsert_customer
 from touchpoint.db import Database
 from touchpoint.i18n import get_translator
 
@@ -38,8 +39,9 @@ async def test_connections_are_listed_with_owner_rights_and_state(server: TestSe
                 "bc-1", 777, "Brewhaus Mitte", "brewhaus_mitte", can_reply=True, is_enabled=True))
             await business.record_connection(session, business.ConnectionFacts(
                 "bc-2", 778, "Brewhaus Outlet", None, can_reply=False, is_enabled=False))
-            await business.customer_wrote(session, "bc-1", 1501)
-            await business.customer_wrote(session, "bc-1", 1502)
+            for telegram_id in (1501, 1502):
+                person = await upsert_customer(session, ChatUser(telegram_id, "Ann"), "Europe/Berlin")
+                await business.customer_wrote(session, "bc-1", person, new_customer=True)
             await session.commit()
         page = await (await alice.get("/business")).text()
         assert "Brewhaus Mitte" in page and "@brewhaus_mitte" in page and "Brewhaus Outlet" in page

@@ -33,11 +33,13 @@ class BusinessChat(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("connection_id", "chat_id", name="uq_business_chats_connection_chat"),
         Index("ix_business_chats_chat", "chat_id", "bot_chat"),
+        Index("ix_business_chats_customer", "customer_id", "bot_chat"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     connection_id: str = Field(foreign_key="business_connections.id", max_length=128)
     chat_id: int = bigint_field()  # the customer's user id (their Telegram id)
+    customer_id: int = Field(foreign_key="customers.id")
     last_incoming_at: datetime | None = utc_field(nullable=True, default=None)
     owner_quiet_until: datetime | None = utc_field(nullable=True, default=None)  # the human took over
     bot_chat: bool = False  # the customer has started the bot itself (proactive messages go there)

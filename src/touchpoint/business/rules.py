@@ -15,7 +15,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.business.models import BusinessChat
 from touchpoint.business.service import business_routes
-from touchpoint.customers.models import Customer
 from touchpoint.messaging.rules import Lane, register_veto
 
 # Staff answers and the rating request after a handoff: replies in a conversation, not cold messages.
@@ -23,25 +22,15 @@ CONVERSATION_TEMPLATES = frozenset({"handoff.staff_reply", "handoff.csat"})
 PROACTIVE_LANES = frozenset({Lane.TRANSACTIONAL, Lane.SERVICE, Lane.MARKETING})
 
 
-async def _business_only(session: AsyncSession, customer_ids: set[int]) -> dict[int, int]:
-    """customer id → Telegram id, for the business-only customers among ``customer_ids``."""
-    rows = await session.exec(
-        select(Customer.id, Customer.telegram_id)
-        .join(BusinessChat, BusinessChat.chat_id == Customer.telegram_id)
-        .where(col(Customer.id).in_(customer_ids), col(BusinessChat.bot_chat).is_(False))
-    )
-    return {customer_id: telegram_id for customer_id, telegram_id in rows.all() if customer_id is not None}
-
-
 async def business_only_customers(session: AsyncSession, customer_ids: set[int]) -> set[int]:
-    return set(await _business_only(session, customer_ids))
+    rows = await session.exec(select(BusinessChat.customer_id).where(
+        col(BusinessChat.customer_id).in_(customer_ids), col(BusinessChat.bot_chat).is_(False)))
+    return set(rows.all())
 
 
 async def closed_business_chat_customers(session: AsyncSession, customer_ids: set[int]) -> set[int]:
-    by_telegram = {telegram_id: customer_id
-                   for customer_id, telegram_id in (await _business_only(session, customer_ids)).items()}
-    routes = await business_routes(session, set(by_telegram))
-    return {by_telegram[chat_id] for chat_id, route in routes.items() if route.closed is not None}
+    routes = await business_routes(session, customer_ids=customer_ids)
+    return {customer_id for customer_id, route in routes.items() if route.closed is not None}
 
 
 register_veto("business_only", business_only_customers, rank=30, lanes=PROACTIVE_LANES,

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.business.models import BusinessChat, BusinessConnection
+from touchpoint.checks import saved_id
 from touchpoint.clock import utcnow
 from touchpoint.customers.models import Customer
 
@@ -62,43 +63,43 @@ async def record_connection(session: AsyncSession, facts: ConnectionFacts,
     return connection
 
 
-async def _chat(session: AsyncSession, connection_id: str, chat_id: int, now: datetime) -> BusinessChat:
+async def _chat(session: AsyncSession, connection_id: str, customer: Customer, now: datetime, *,
+                new_customer: bool) -> BusinessChat:
     chat = (await session.exec(select(BusinessChat).where(
-        BusinessChat.connection_id == connection_id, BusinessChat.chat_id == chat_id))).first()
+        BusinessChat.connection_id == connection_id, BusinessChat.chat_id == customer.telegram_id))).first()
     if chat is not None:
         return chat
-    chat = BusinessChat(connection_id=connection_id, chat_id=chat_id, created_at=now,
-                        bot_chat=await _has_bot_chat(session, chat_id))
+    bot_chat = not new_customer and await _has_bot_chat(session, saved_id(customer))
+    chat = BusinessChat(connection_id=connection_id, chat_id=customer.telegram_id,
+                        customer_id=saved_id(customer), created_at=now, bot_chat=bot_chat)
     session.add(chat)
     return chat
 
 
-async def _has_bot_chat(session: AsyncSession, chat_id: int) -> bool:
-    """Known before this business chat: a customer who came through the bot itself (every customer
-    from before Business mode did), unless they too came through a brand's account."""
-    known = (await session.exec(select(Customer.id).where(Customer.telegram_id == chat_id))).first()
-    if known is None:
-        return False
+async def _has_bot_chat(session: AsyncSession, customer_id: int) -> bool:
+    """A customer known before their first business chat came through the bot itself (every
+    customer from before Business mode did), unless they too came through a brand's account."""
     business_only = (await session.exec(select(BusinessChat.id).where(
-        BusinessChat.chat_id == chat_id, col(BusinessChat.bot_chat).is_(False)).limit(1))).first()
+        BusinessChat.customer_id == customer_id, col(BusinessChat.bot_chat).is_(False)).limit(1))).first()
     return business_only is None
 
 
-async def customer_wrote(session: AsyncSession, connection_id: str, chat_id: int,
-                         at: datetime | None = None) -> BusinessChat:
-    """A customer's message in a business chat opens Telegram's 24-hour reply window."""
+async def customer_wrote(session: AsyncSession, connection_id: str, customer: Customer, *,
+                         new_customer: bool, at: datetime | None = None) -> BusinessChat:
+    """A customer's message in a business chat opens Telegram's 24-hour reply window.
+    ``new_customer``: this message is the first we know of them (they have no chat with the bot)."""
     now = at or utcnow()
-    chat = await _chat(session, connection_id, chat_id, now)
+    chat = await _chat(session, connection_id, customer, now, new_customer=new_customer)
     chat.last_incoming_at = now
     await session.flush()
     return chat
 
 
-async def owner_wrote(session: AsyncSession, connection_id: str, chat_id: int, quiet: timedelta,
-                      at: datetime | None = None) -> BusinessChat:
+async def owner_wrote(session: AsyncSession, connection_id: str, customer: Customer, quiet: timedelta, *,
+                      new_customer: bool, at: datetime | None = None) -> BusinessChat:
     """The owner typed in the chat themselves: the bot keeps quiet there for ``quiet``."""
     now = at or utcnow()
-    chat = await _chat(session, connection_id, chat_id, now)
+    chat = await _chat(session, connection_id, customer, now, new_customer=new_customer)
     chat.owner_quiet_until = now + quiet
     await session.flush()
     return chat
@@ -133,24 +134,30 @@ def judge(connection: BusinessConnection, chat: BusinessChat, now: datetime) -> 
     return None
 
 
-async def business_routes(session: AsyncSession, chat_ids: set[int],
+async def business_routes(session: AsyncSession, *, chat_ids: set[int] | None = None,
+                          customer_ids: set[int] | None = None,
                           at: datetime | None = None) -> dict[int, Route]:
-    """The business route of each business-only customer among ``chat_ids`` (others: not in it)."""
-    if not chat_ids:
+    """The business route of each business-only customer among ``chat_ids`` (Telegram ids) or
+    ``customer_ids``, keyed the same way; customers with a bot chat are not in it."""
+    by_customer = customer_ids is not None
+    wanted = customer_ids if by_customer else chat_ids
+    if not wanted:
         return {}
     now = at or utcnow()
+    key = col(BusinessChat.customer_id) if by_customer else col(BusinessChat.chat_id)
     rows = (await session.exec(
         select(BusinessChat, BusinessConnection)
         .join(BusinessConnection, col(BusinessConnection.id) == BusinessChat.connection_id)
-        .where(col(BusinessChat.chat_id).in_(chat_ids), col(BusinessChat.bot_chat).is_(False))
+        .where(key.in_(wanted), col(BusinessChat.bot_chat).is_(False))
     )).all()
     latest: dict[int, tuple[BusinessChat, BusinessConnection]] = {}
     for chat, connection in rows:
-        seen = latest.get(chat.chat_id)
+        who = chat.customer_id if by_customer else chat.chat_id
+        seen = latest.get(who)
         if seen is None or _last(chat) > _last(seen[0]):
-            latest[chat.chat_id] = (chat, connection)
-    return {chat_id: Route(connection.id, judge(connection, chat, now))
-            for chat_id, (chat, connection) in latest.items()}
+            latest[who] = (chat, connection)
+    return {who: Route(connection.id, judge(connection, chat, now))
+            for who, (chat, connection) in latest.items()}
 
 
 def _last(chat: BusinessChat) -> datetime:
@@ -159,7 +166,7 @@ def _last(chat: BusinessChat) -> datetime:
 
 async def route_for(session: AsyncSession, chat_id: int, at: datetime | None = None) -> Route | None:
     """None: the customer has a chat with the bot (or no business chat at all); send there."""
-    return (await business_routes(session, {chat_id}, at)).get(chat_id)
+    return (await business_routes(session, chat_ids={chat_id}, at=at)).get(chat_id)
 
 
 async def connections(session: AsyncSession) -> list[tuple[BusinessConnection, int]]:

@@ -35,18 +35,22 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("connection_id", sa.String(length=128), nullable=False),
         sa.Column("chat_id", sa.BigInteger(), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
         sa.Column("last_incoming_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("owner_quiet_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("bot_chat", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["connection_id"], ["business_connections.id"]),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("connection_id", "chat_id", name="uq_business_chats_connection_chat"),
     )
     op.create_index("ix_business_chats_chat", "business_chats", ["chat_id", "bot_chat"])
+    op.create_index("ix_business_chats_customer", "business_chats", ["customer_id", "bot_chat"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_business_chats_customer", table_name="business_chats")
     op.drop_index("ix_business_chats_chat", table_name="business_chats")
     op.drop_table("business_chats")
     op.drop_index("ix_business_connections_owner_user_id", table_name="business_connections")
