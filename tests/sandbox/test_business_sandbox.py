@@ -56,7 +56,7 @@ async def test_a_bot_writes_for_the_business_only_as_telegram_allows(sandbox: Sa
     assert refused[1]["description"] == "Bad Request: BUTTON_TYPE_INVALID"
 
     sandbox.age_business_chat(connection.id, CUSTOMER, 24 * 3600)
-    late = await call(sandbox, "sendMessage", chat_id=CUSTOMER, text="x", business_connection_id=connection.id)
+    late = await call(sandbox, "sendMessage", chat_id=CUSTOMER, text="x", **business)
     assert late[1]["description"] == "Bad Request: BUSINESS_PEER_USAGE_MISSING"
     edited = await call(sandbox, "editMessageText", chat_id=CUSTOMER, message_id=message["message_id"],
                         text="Hi Ann!", business_connection_id=connection.id)
@@ -64,7 +64,7 @@ async def test_a_bot_writes_for_the_business_only_as_telegram_allows(sandbox: Sa
 
     sandbox.business_text(connection.id, CUSTOMER, "still there?")
     sandbox.disconnect_business(connection.id)
-    off = await call(sandbox, "sendMessage", chat_id=CUSTOMER, text="x", business_connection_id=connection.id)
+    off = await call(sandbox, "sendMessage", chat_id=CUSTOMER, text="x", **business)
     assert off[1]["description"] == "Bad Request: BUSINESS_CONNECTION_NOT_ALLOWED"
     assert sandbox.business_text(connection.id, CUSTOMER, "hello?") is None  # a disconnected bot hears nothing
     status, described = await call(sandbox, "getBusinessConnection", business_connection_id=connection.id)
