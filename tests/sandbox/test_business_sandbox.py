@@ -66,7 +66,7 @@ async def test_a_bot_writes_for_the_business_only_as_telegram_allows(sandbox: Sa
     sandbox.disconnect_business(connection.id)
     off = await call(sandbox, "sendMessage", chat_id=CUSTOMER, text="x", **business)
     assert off[1]["description"] == "Bad Request: BUSINESS_CONNECTION_NOT_ALLOWED"
-    assert sandbox.business_text(connection.id, CUSTOMER, "hello?") is None  # a disconnected bot hears nothing
+    assert sandbox.business_text(connection.id, CUSTOMER, "hello?") is None  # the bot hears nothing
     status, described = await call(sandbox, "getBusinessConnection", business_connection_id=connection.id)
     assert described["result"]["is_enabled"] is False and described["result"]["user"]["id"] == OWNER
 
