@@ -293,6 +293,8 @@ async def _close(
             )
         except TelegramForbiddenError:
             desk.say(conversation, desk.t("handoff.staff.blocked"))
+        except BusinessChatClosed as closed:
+            desk.say(conversation, desk.t(f"business.staff.{closed.reason.value}"))
     # Said first, closed after: the queue posts these lines before it closes the topic.
     desk.say(conversation, closed_line)
     await desk.close_topic(conversation)
@@ -374,6 +376,9 @@ async def canned_command(
         await bot.send_message(customer.telegram_id, esc(text))
     except TelegramForbiddenError:
         handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
+        return
+    except BusinessChatClosed as closed:
+        handoff_desk.say(conversation, handoff_desk.t(f"business.staff.{closed.reason.value}"))
         return
     service.add_transcript(
         session,

@@ -55,6 +55,16 @@ async def handled(harness: BotHarness, update: dict | None) -> None:
     await eventually(done)
 
 
+async def age(harness: BotHarness, connection_id: str, user_id: int, *, hours: float) -> None:
+    """The customer's last message to the brand's account is ``hours`` older, for Telegram (the
+    sandbox) and for us alike."""
+    harness.sandbox.age_business_chat(connection_id, user_id, hours * 3600)
+    async with harness.db.session() as session:
+        chat = (await session.exec(select(BusinessChat).where(BusinessChat.chat_id == user_id))).one()
+        chat.last_incoming_at = datetime.now(UTC) - timedelta(hours=hours)
+        await session.commit()
+
+
 def _last_id(sandbox: Sandbox, connection_id: str, user_id: int) -> int:
     return max((m["message_id"] for m in sandbox.business_messages(connection_id, user_id)), default=0)
 
@@ -204,11 +214,7 @@ async def test_outside_the_24_hours_nothing_is_sent(shop: BotHarness) -> None:
 
     # ...a day later it is skipped with its reason, and the bot does not even ask Telegram.
     sends = len(sandbox.send_log)
-    sandbox.age_business_chat(connection_id, 1506, 25 * 3600)
-    async with shop.db.session() as session:
-        chat = (await session.exec(select(BusinessChat).where(BusinessChat.chat_id == 1506))).one()
-        chat.last_incoming_at = datetime.now(UTC) - timedelta(hours=25)
-        await session.commit()
+    await age(shop, connection_id, 1506, hours=25)
     late = await staff_reply("Are you still there?")
     assert (late.status, late.reason) == ("skipped", "business_chat_closed")
     assert await sender_of(shop).drain_once() == 0
@@ -234,6 +240,13 @@ async def test_staff_answer_from_the_topic_goes_through_the_connection(
             connection_id, 1507, predicate=lambda m: "Sending a new one" in (m.get("text") or ""))
         assert answer["from"]["id"] == OWNER  # the customer sees the brand's account answering
         assert emulator.messages(1507) == []
+
+        # A day later the chat is closed: staff are told why, in words, and nothing is sent.
+        await age(harness, connection_id, 1507, hours=25)
+        sends = len(emulator.send_log)
+        emulator.staff_post(GROUP, STAFF, "Did it arrive?", message_thread_id=thread)
+        await topic_text(emulator, thread, t("en", "business.staff.business_window_closed"))
+        assert [r for r in emulator.send_log[sends:] if r.chat_id == 1507] == []
     finally:
         await harness.close()
 

@@ -18,9 +18,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from touchpoint.business.models import BusinessChat, BusinessConnection
-from touchpoint.checks import saved_id
+from touchpoint.checks import present, saved_id
 from touchpoint.clock import utcnow
 from touchpoint.customers.models import Customer
+from touchpoint.customers.service import insert_ignoring_conflicts
 
 # Telegram's rule: a business bot may reply only in chats with an incoming message this recent.
 REPLY_WINDOW = timedelta(hours=24)
@@ -46,13 +47,14 @@ class ConnectionFacts:
 
 async def record_connection(session: AsyncSession, facts: ConnectionFacts,
                             at: datetime | None = None) -> BusinessConnection:
-    """A ``business_connection`` update (or getBusinessConnection's answer): the latest word wins."""
+    """A ``business_connection`` update (or getBusinessConnection's answer): the latest word wins.
+    Safe when the update and a first business message record it at the same time."""
     now = at or utcnow()
-    connection = await session.get(BusinessConnection, facts.id)
-    if connection is None:
-        connection = BusinessConnection(id=facts.id, owner_user_id=facts.owner_user_id, connected_at=now,
-                                        updated_at=now)
-        session.add(connection)
+    await session.exec(insert_ignoring_conflicts(session, BusinessConnection).values(
+        id=facts.id, owner_user_id=facts.owner_user_id, owner_name="", can_reply=False, is_enabled=True,
+        connected_at=now, updated_at=now))
+    connection = present(await session.get(BusinessConnection, facts.id, populate_existing=True),
+                         "the business connection just recorded")
     connection.owner_user_id = facts.owner_user_id
     connection.owner_name = facts.owner_name[:128]
     connection.owner_username = facts.owner_username
@@ -65,15 +67,17 @@ async def record_connection(session: AsyncSession, facts: ConnectionFacts,
 
 async def _chat(session: AsyncSession, connection_id: str, customer: Customer, now: datetime, *,
                 new_customer: bool) -> BusinessChat:
-    chat = (await session.exec(select(BusinessChat).where(
-        BusinessChat.connection_id == connection_id, BusinessChat.chat_id == customer.telegram_id))).first()
+    """The customer's chat with the account, recorded on first sight (safe across processes)."""
+    query = select(BusinessChat).where(BusinessChat.connection_id == connection_id,
+                                       BusinessChat.chat_id == customer.telegram_id)
+    chat = (await session.exec(query)).first()
     if chat is not None:
         return chat
     bot_chat = not new_customer and await _has_bot_chat(session, saved_id(customer))
-    chat = BusinessChat(connection_id=connection_id, chat_id=customer.telegram_id,
-                        customer_id=saved_id(customer), created_at=now, bot_chat=bot_chat)
-    session.add(chat)
-    return chat
+    await session.exec(insert_ignoring_conflicts(session, BusinessChat).values(
+        connection_id=connection_id, chat_id=customer.telegram_id, customer_id=saved_id(customer),
+        created_at=now, bot_chat=bot_chat))
+    return present((await session.exec(query)).first(), "the business chat just recorded")
 
 
 async def _has_bot_chat(session: AsyncSession, customer_id: int) -> bool:
