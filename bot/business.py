@@ -208,26 +208,25 @@ async def attach_routing(bot: Bot, db: Database) -> None:
         bot.session.middleware(BusinessRouting(db))
 
 
-async def copy_to_customer(bot: Bot, chat_id: int, message: Message) -> None:
+async def copy_to_customer(bot: Bot, session: AsyncSession, chat_id: int, message: Message) -> None:
     """A staff member's message, copied to the customer. Telegram copies nothing through a business
-    connection, so for a business-only customer the text or photo is sent anew (routed as any send)."""
-    if not await _business_only(bot, chat_id):
+    connection, so for a business-only customer the text, photo or document is sent anew there."""
+    route = await business.route_for(session, chat_id)
+    if route is None:
         await bot.copy_message(chat_id, message.chat.id, message.message_id)
         return
+    send: TelegramMethod[Any]
+    caption = message.html_text or None
     if message.photo:
-        await bot.send_photo(chat_id, message.photo[-1].file_id, caption=message.html_text or None)
+        send = SendPhoto(chat_id=chat_id, photo=message.photo[-1].file_id, caption=caption)
     elif message.document:
-        await bot.send_document(chat_id, message.document.file_id, caption=message.html_text or None)
+        send = SendDocument(chat_id=chat_id, document=message.document.file_id, caption=caption)
     else:
-        await bot.send_message(chat_id, message.html_text)
-
-
-async def _business_only(bot: Bot, chat_id: int) -> bool:
-    routing = next((m for m in bot.session.middleware if isinstance(m, BusinessRouting)), None)
-    if routing is None:
-        return False
-    async with routing.db.session() as session:
-        return await business.route_for(session, chat_id) is not None
+        send = SendMessage(chat_id=chat_id, text=message.html_text)
+    if route.closed is not None:
+        raise BusinessChatClosed(send, route.closed)
+    send.business_connection_id = route.connection_id
+    await bot(send)
 
 
 async def _customer_behind(session: AsyncSession, user: User, settings: Settings) -> tuple[Customer, bool]:

@@ -244,7 +244,7 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
         handoff_desk.say_closed(conversation, handoff_desk.t("handoff.staff.closed_topic"))
         return
     try:
-        await copy_to_customer(bot, customer.telegram_id, message)
+        await copy_to_customer(bot, session, customer.telegram_id, message)
     except TelegramForbiddenError:
         handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
         return
