@@ -9,8 +9,9 @@
   a send to a business-only customer goes through the connection of the chat they last wrote in,
   whatever path made it (a handler, the staff topic, the outbox sender); a closed chat is refused
   before Telegram is asked.
-* The router takes ``business_connection`` and the updates the gate passed on: the owner's own
-  lines (transcript + quiet time), customers' lines while the bot stays out, edits and deletions.
+* The router takes ``business_connection`` and the business messages the gate passed on: the
+  owner's own lines (transcript + quiet time) and customers' lines while the bot stays out. Edits and
+  deletions are not asked for: the transcript keeps what was said, as in the bot's own chat.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from aiogram.types import (
     BusinessConnection as TelegramConnection,
 )
 from aiogram.types import (
-    BusinessMessagesDeleted,
     CallbackQuery,
     Message,
     TelegramObject,
@@ -269,18 +269,8 @@ async def business_line(message: Message, session: AsyncSession, bot: Bot, setti
     add_transcript(session, saved_id(customer), "in", body, kind=kind, telegram_message_id=message.message_id)
 
 
-async def business_edit(edited_business_message: Message) -> None:
-    """An edit in a business chat: the transcript keeps what was said first, as with the bot's chat."""
-
-
-async def business_deletion(deleted_business_messages: BusinessMessagesDeleted) -> None:
-    """Messages deleted in a business chat: the transcript keeps them, as with the bot's chat."""
-
-
 def create_router() -> Router:
     router = Router(name="business")
     router.business_connection.register(connection_changed)
     router.business_message.register(business_line)
-    router.edited_business_message.register(business_edit)
-    router.deleted_business_messages.register(business_deletion)
     return router
