@@ -44,6 +44,19 @@ async def business_say(harness: BotHarness, connection_id: str, user_id: int, te
     return reply
 
 
+async def business_press(harness: BotHarness, connection_id: str, user_id: int, message: dict,
+                         label: str) -> dict:
+    """The customer taps an inline button in the business chat; returns the edited or next message."""
+    pressed, edits = message["message_id"], message["_edits"]
+    after = _last_id(harness.sandbox, connection_id, user_id)
+    harness.sandbox.business_press(connection_id, user_id, pressed, button_data(message, label))
+    reply = await harness.sandbox.wait_for_business_message(
+        connection_id, user_id, after_message_id=min(pressed - 1, after),
+        predicate=lambda m: m["_edits"] > edits if m["message_id"] == pressed else m["message_id"] > after)
+    await harness.settled()
+    return reply
+
+
 async def handled(harness: BotHarness, update: dict | None) -> None:
     """The bot has handled (and committed) this update, answer or not."""
     assert update is not None
@@ -99,13 +112,16 @@ async def test_customer_is_answered_through_the_connection_in_their_language(sho
         [connection] = (await session.exec(select(BusinessConnection))).all()
     assert (connection.owner_user_id, connection.can_reply, connection.is_enabled) == (OWNER, True, True)
 
-    # Inline buttons work in business messages: the catalogue opens in the same chat.
-    products = button_data(menu, t("ru", "menu.products"))
-    sandbox.business_press(connection_id, 1501, menu["message_id"], products)
-    await sandbox.wait_for_business_message(
-        connection_id, 1501, after_message_id=menu["message_id"] - 1,
-        predicate=lambda m: m["message_id"] > menu["message_id"] or m["_edits"] > menu["_edits"])
-    await shop.settled()
+    # Inline buttons work in business messages: referrals, returns and the catalogue, in this chat.
+    invite = await business_press(shop, connection_id, 1501, menu, t("ru", "menu.invite"))
+    assert "ref_" in invite["text"]  # the customer's own invite link
+    menu = await business_press(shop, connection_id, 1501, invite, t("ru", "button.menu"))
+    assert menu["text"] == t("ru", "menu.title")
+    returns = await business_press(shop, connection_id, 1501, menu, t("ru", "menu.returns"))
+    assert t("ru", "aftersales.button.new") in button_texts(returns)
+    menu = await business_press(shop, connection_id, 1501, returns, t("ru", "button.menu"))
+    await business_press(shop, connection_id, 1501, menu, t("ru", "menu.products"))
+    assert sandbox.messages(1501) == []
     # Loop guard: the bot's own messages came back as business updates and got no answer (nor
     # were they taken for the owner taking over: the customer is still answered).
     own = [u for u in sandbox.updates if (u.get("business_message") or {}).get("sender_business_bot")]
