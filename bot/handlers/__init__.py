@@ -6,6 +6,7 @@ attached to one dispatcher only, and tests build many dispatchers in one process
 
 from aiogram import Router
 
+from bot import business
 from bot.handlers import (
     aftersales,
     assistant,
@@ -37,4 +38,7 @@ def all_routers() -> list[Router]:
         notifications.create_router(),
         questions.create_router(),  # last: free text no feature took
     ]
-    return [errors.create_router(), *features, common.create_router(), fallback.create_router()]
+    return [
+        errors.create_router(), business.create_router(), *features, common.create_router(),
+        fallback.create_router(),
+    ]

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.assistant_desk import for_customer, for_staff, offer_draft
+from bot.business import BusinessChatClosed, copy_to_customer
 from bot.handlers.common import _edit_or_send, send_to
 from bot.handoff_desk import HandoffCallback, StaffDesk
 from bot.keyboards import Keyboard, MenuCallback
@@ -258,11 +259,14 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
                                      message.text) if message.text else None
     try:
         if translation is None:
-            await bot.copy_message(customer.telegram_id, message.chat.id, message.message_id)
+            await copy_to_customer(bot, session, customer.telegram_id, message)
         else:
             await bot.send_message(customer.telegram_id, esc(translation[0]))
     except TelegramForbiddenError:
         handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
+        return
+    except BusinessChatClosed as closed:
+        handoff_desk.say(conversation, handoff_desk.t(f"business.staff.{closed.reason.value}"))
         return
     if translation is not None:
         key = "assistant.staff.sent_as" if translation[1] else "assistant.staff.untranslated"
@@ -315,6 +319,8 @@ async def _close(
             )
         except TelegramForbiddenError:
             desk.say(conversation, desk.t("handoff.staff.blocked"))
+        except BusinessChatClosed as closed:
+            desk.say(conversation, desk.t(f"business.staff.{closed.reason.value}"))
     # Said first, closed after: the queue posts these lines before it closes the topic.
     desk.say(conversation, closed_line)
     await desk.close_topic(conversation)
@@ -396,6 +402,9 @@ async def canned_command(
         await bot.send_message(customer.telegram_id, esc(text))
     except TelegramForbiddenError:
         handoff_desk.say(conversation, handoff_desk.t("handoff.staff.blocked"))
+        return
+    except BusinessChatClosed as closed:
+        handoff_desk.say(conversation, handoff_desk.t(f"business.staff.{closed.reason.value}"))
         return
     service.add_transcript(
         session,

@@ -160,6 +160,10 @@ class Settings(BaseSettings):
         default_factory=lambda: {"hello": {}, "wait": {}, "thanks": {}}
     )
 
+    # --- business (the brand's own Telegram account, connected to the bot) ---
+    # The owner typed in a customer's chat: the bot stays quiet there this long (a human took over).
+    business_owner_quiet_minutes: int = Field(default=30, ge=0)
+
     # --- referrals ---
     referral_join_window_days: int = Field(default=7, ge=0)  # a code counts only this soon after joining
     referral_min_order_minor: int = Field(default=2000, ge=0)  # the first order must reach this…

@@ -21,6 +21,7 @@ TEMPLATE_MODULES: list[str] = [
 VETO_MODULES: list[str] = [
     "touchpoint.aftersales.service",
     "touchpoint.handoff.service",
+    "touchpoint.business.rules",
 ]
 # Modules that subscribe to applied store events (events_api.hooks) when imported.
 LISTENER_MODULES: list[str] = [

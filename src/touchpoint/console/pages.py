@@ -18,6 +18,7 @@ from sqlmodel import col, select
 
 from touchpoint.aftersales import service as aftersales
 from touchpoint.aftersales.models import Ticket
+from touchpoint.business import service as business
 from touchpoint.catalog import service as catalog
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
@@ -621,6 +622,19 @@ async def customer_page(request: web.Request) -> dict[str, Any]:
         kind = ""
     return {"customer": customer, "timeline": items, "card": card, "locale": locale, "kind": kind,
             "kinds": queries.TIMELINE_KINDS}
+
+
+# --- business accounts (managers) ---
+
+@routes.get("/business")
+@manager_only
+@aiohttp_jinja2.template("business.html")
+async def business_page(request: web.Request) -> dict[str, Any]:
+    """The brand's Telegram accounts connected to the bot (Telegram Business): whose, with which
+    rights, and whether the bot may answer there now."""
+    async with _db(request).session() as session:
+        connections = await business.connections(session)
+    return {"connections": connections}
 
 
 # --- journeys (managers) ---

@@ -2,6 +2,7 @@
 
 from touchpoint.aftersales.models import AftersalesDraft, Ticket, TicketEvent, WarrantyRegistration
 from touchpoint.assistant.models import AssistantAnswer, AssistantSwitch, Translation, TranslationSetting
+from touchpoint.business.models import BusinessChat, BusinessConnection
 from touchpoint.catalog.models import Category, FaqEntry, Product, Reservation, Stock, Store
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting, StaffAccount
@@ -25,8 +26,8 @@ from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, Ref
 
 __all__ = [
     "AftersalesDraft", "AssistantAnswer", "AssistantSwitch",
-    "BehaviourEvent", "Campaign", "Cart", "Category", "ConnectorDelivery",
-    "ConnectorResource", "ConsoleNote",
+    "BehaviourEvent", "BusinessChat", "BusinessConnection", "Campaign", "Cart", "Category",
+    "ConnectorDelivery", "ConnectorResource", "ConsoleNote",
     "Conversation", "Customer", "Delivery", "Enrolment", "FaqEntry", "JourneyCursor",
     "JourneySetting", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
     "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral",
