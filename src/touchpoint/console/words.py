@@ -31,6 +31,7 @@ GROUPS = {
     "role": ("console.ui.role.",),
     "conversation_status": ("console.ui.conv_status.",),
     "held": ("console.ui.held.",),  # why a campaign did not reach a customer (the contact rules' reasons)
+    "outbox_reason": ("console.ui.held.",),  # why one message waits or was skipped: the same reasons
 }
 _DECORATION = re.compile(r"^[^\w(«\"]+", re.UNICODE)  # a button's leading emoji
 
