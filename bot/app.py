@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Awaitable, Callable
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher, methods
@@ -18,6 +18,7 @@ from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.i18n import I18n
 
+from bot.business import BusinessGate, attach_routing
 from bot.commands import BOT_COMMANDS
 from bot.handlers import all_routers, outage
 from bot.handlers.journeys import TrackClicks
@@ -33,6 +34,7 @@ from bot.middlewares import (
 )
 from bot.replies import EditsNotModified, InteractiveReplies, PatientReplies
 from bot.transcript import CaptureReplies, RecordTranscript
+from touchpoint.assistant.service import Assistant
 from touchpoint.channels.flood import FloodGate, MemoryFloodGate
 from touchpoint.channels.redis_flood import RedisFloodGate
 from touchpoint.config import SUPPORTED_LOCALES, TELEGRAM_API_BASE, Settings
@@ -109,17 +111,21 @@ def create_dispatcher(
             settings.flood_max_callbacks, settings.flood_window_s, settings.flood_mute_s
         )
     desk = StaffDesk(settings, db)
+    assistant = Assistant(settings)
     dp = Dispatcher(
         storage=storage, events_isolation=isolation, settings=settings, db=db, i18n=i18n,
-        handoff_desk=desk,
+        handoff_desk=desk, assistant=assistant,
     )
     dp.startup.register(desk.start)
+    dp.startup.register(partial(attach_routing, db=db))
     dp.shutdown.register(desk.stop)
+    dp.shutdown.register(assistant.close)
     outage.register(dp)
     # Outer middlewares run in registration order for every update.
     dp.update.outer_middleware(ObserveUpdates())
     dp.update.outer_middleware(SerializePerChat())
     dp.update.outer_middleware(UpdateTransaction(db, settings))
+    dp.update.outer_middleware(BusinessGate(settings))
     dp.update.outer_middleware(KnownCustomer(settings))
     dp.update.outer_middleware(FloodControl(gate, i18n, button_gate))
     dp.update.outer_middleware(CustomerI18n(i18n))

@@ -162,6 +162,12 @@ _CUSTOMER_WITH_STATE = select(
 ).where(Customer.telegram_id == bindparam("telegram_id"))
 
 
+# A customer's business message arrives here as a plain message (bot/business.py); what stays a
+# business update is the owner's or Telegram's, and has no customer behind it.
+BUSINESS_UPDATE_TYPES = frozenset({"business_connection", "business_message", "edited_business_message",
+                                   "deleted_business_messages"})
+
+
 class KnownCustomer(BaseMiddleware):
     """Upserts the customer behind a private chat and works out their locale."""
 
@@ -175,7 +181,9 @@ class KnownCustomer(BaseMiddleware):
         data["locale"] = resolve_locale(
             None, user.language_code if user else None, self.settings.default_locale
         )
-        if user is not None and not user.is_bot and (chat is None or chat.type == "private"):
+        if user is not None and not user.is_bot and (chat is None or chat.type == "private") and not (
+            isinstance(event, Update) and event.event_type in BUSINESS_UPDATE_TYPES
+        ):
             chat_user = ChatUser(user.id, user.first_name, user.username, user.language_code)
             data["chat_user"] = chat_user  # kept by the transaction even if the handler fails
             customer, data["customer_state"] = await self._load(data["session"], chat_user, event)

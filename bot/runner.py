@@ -93,6 +93,8 @@ async def run_demo(settings: Settings) -> None:
     sandbox = Sandbox(state_dir=home / "sandbox" if home is not None else None)
     staff_chat_id = settings.staff_chat_id or DEMO_STAFF_CHAT_ID
     _ensure_staff_group(sandbox, staff_chat_id)
+    if not sandbox.business_connections:  # the brand's own Telegram account, lent to the bot
+        sandbox.connect_business(DEMO_BUSINESS_OWNER_ID, DEMO_BUSINESS_NAME)
     overrides: dict[str, object] = {"bot_token": SecretStr(SANDBOX_TOKEN), "staff_chat_id": staff_chat_id}
     overrides.update({k: v for k, v in DEMO_ALWAYS_OPEN.items() if k not in settings.model_fields_set})
     settings = settings.model_copy(update=overrides)
@@ -128,6 +130,7 @@ async def run_demo(settings: Settings) -> None:
             "", "  Touchpoint demo is up.",
             f"  Customer chat: {base_url}/",
             f"  Staff group:   {base_url}/staff (post as {DEMO_STAFF_USER_NAME}, user {DEMO_STAFF_USER_ID})",
+            f"  Business:      on the chat page, write to \"{DEMO_BUSINESS_NAME}\" (\"Writing to\")",
         ]
         if settings.events_api_enabled:
             lines.append(f"  Store events:  {events_url} (secret in {secret_at})")
@@ -147,6 +150,9 @@ async def run_demo(settings: Settings) -> None:
     finally:
         await sandbox.stop()
 
+
+DEMO_BUSINESS_OWNER_ID = 4242
+DEMO_BUSINESS_NAME = "Brewhaus (business account)"
 
 # What the seeded customer Sophie says on a fresh demo, through the sandbox like any customer.
 DEMO_HANDOFF_CHAT = ("/start", "Do you have the Brazil Santos beans in a 1 kg bag?", "/human")

@@ -39,9 +39,11 @@ class TranscriptRecorder:
         self.conversation_id: int | None = None
         self._inbound_written = False
 
-    def receive(self, body: str, kind: str, telegram_message_id: int | None = None) -> None:
+    def receive(self, body: str, kind: str, telegram_message_id: int | None = None,
+                file: tuple[str | None, str] = (None, "")) -> None:
         self.inbound = transcript_row(
-            self.customer_id, "in", body, kind=kind, telegram_message_id=telegram_message_id
+            self.customer_id, "in", body, kind=kind, telegram_message_id=telegram_message_id,
+            file_id=file[0], file_name=file[1],
         )
 
     def attach(self, conversation_id: int) -> None:
@@ -79,6 +81,16 @@ def describe(message: Message) -> tuple[str, str]:
     return kind, message.caption or ""
 
 
+def attachment(message: Message) -> tuple[str | None, str]:
+    """(file id, file name) of a photo (its largest size) or a document; (None, "") otherwise.
+    The console shows them in the conversation, fetched through the Bot API."""
+    if message.photo:
+        return message.photo[-1].file_id, ""
+    if message.document is not None:
+        return message.document.file_id, message.document.file_name or ""
+    return None, ""
+
+
 def button_label(query: CallbackQuery) -> str:
     """The label of the pressed button (what the customer saw), not its callback data."""
     markup = getattr(query.message, "reply_markup", None)
@@ -112,7 +124,7 @@ class RecordTranscript(BaseMiddleware):
         recorder = TranscriptRecorder(customer)
         if event.message is not None:
             kind, body = describe(event.message)
-            recorder.receive(body, kind, event.message.message_id)
+            recorder.receive(body, kind, event.message.message_id, attachment(event.message))
         elif event.callback_query is not None and (label := button_label(event.callback_query)):
             recorder.receive(label, "button")
         data["transcript"] = recorder

@@ -3,14 +3,15 @@ sandbox Bot API emulator and a webhook-mode bot against it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.databases import SqliteTemplate, postgres_database
+from tests.databases import PostgresTemplate, SqliteTemplate
 from tests.production import WebhookBot, free_port, webhook_settings
-from touchpoint.db import Database, upgrade_database
+from touchpoint.db import Database
 from touchpoint.sandbox import Sandbox
 from touchpoint.understanding.embeddings import warm_up
 from touchpoint.wiring import load_all_templates
@@ -33,6 +34,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
     return SqliteTemplate(tmp_path_factory.mktemp("template"))
 
 
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[PostgresTemplate]:
+    template = PostgresTemplate()
+    yield template
+    asyncio.run(template.drop())
+
+
 @pytest.fixture
 async def sqlite_url(sqlite_template: SqliteTemplate, tmp_path: Path) -> str:
     """A migrated SQLite database of this test's own."""
@@ -40,13 +48,13 @@ async def sqlite_url(sqlite_template: SqliteTemplate, tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=BACKENDS)
-async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, sqlite_url: str,
+                       postgres_template: PostgresTemplate) -> AsyncIterator[str]:
     """A migrated database on each backend in turn."""
     if request.param == "sqlite":
         yield sqlite_url
         return
-    async with postgres_database() as url:
-        await upgrade_database(url)
+    async with postgres_template.clone() as url:
         yield url
 
 

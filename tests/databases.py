@@ -39,28 +39,73 @@ def _plain_dsn(url: str, database: str | None = None) -> str:
 
 
 @asynccontextmanager
-async def postgres_database(prefix: str = "tp_test") -> AsyncIterator[str]:
-    """Create a fresh PostgreSQL database, yield its SQLAlchemy URL, drop it afterwards."""
+async def postgres_database(prefix: str = "tp_test", template: str | None = None) -> AsyncIterator[str]:
+    """Create a fresh PostgreSQL database (empty, or a copy of ``template``), yield its SQLAlchemy
+    URL, drop it afterwards."""
+    name = await _create(prefix, template)
+    try:
+        yield _sqlalchemy_url(name)
+    finally:
+        await _drop(name)
+
+
+class PostgresTemplate:
+    """Migrating takes seconds: migrate one database per test session and clone it per test
+    (CREATE DATABASE ... TEMPLATE copies files, far faster than running the migrations)."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    @asynccontextmanager
+    async def clone(self) -> AsyncIterator[str]:
+        if self.name is None:
+            name = await _create("tp_template")
+            try:
+                await upgrade_database(_sqlalchemy_url(name))  # disposes its engine: nothing blocks a copy
+            except BaseException:
+                await _drop(name)
+                raise
+            self.name = name
+        async with postgres_database(template=self.name) as url:
+            yield url
+
+    async def drop(self) -> None:
+        if self.name is not None:
+            await _drop(self.name)
+            self.name = None
+
+
+async def _create(prefix: str, template: str | None = None) -> str:
     if not POSTGRES_URL:
         unavailable("PostgreSQL", "TOUCHPOINT_TEST_POSTGRES_URL is not set")
-    assert POSTGRES_URL is not None
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
-        admin = await asyncpg.connect(_plain_dsn(POSTGRES_URL), timeout=5)
+        admin = await asyncpg.connect(_plain_dsn(_server_url()), timeout=5)
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         unavailable("PostgreSQL", str(exc))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     finally:
         await admin.close()
+    return name
+
+
+async def _drop(name: str) -> None:
+    admin = await asyncpg.connect(_plain_dsn(_server_url()), timeout=5)
     try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        admin = await asyncpg.connect(_plain_dsn(POSTGRES_URL), timeout=5)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await admin.close()
+
+
+def _server_url() -> str:
+    if POSTGRES_URL is None:
+        raise RuntimeError("TOUCHPOINT_TEST_POSTGRES_URL is not set")
+    return POSTGRES_URL
+
+
+def _sqlalchemy_url(database: str) -> str:
+    return _server_url().rsplit("/", 1)[0] + "/" + database
 
 
 class SqliteTemplate:

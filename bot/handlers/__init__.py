@@ -6,8 +6,10 @@ attached to one dispatcher only, and tests build many dispatchers in one process
 
 from aiogram import Router
 
+from bot import business
 from bot.handlers import (
     aftersales,
+    assistant,
     common,
     errors,
     fallback,
@@ -25,6 +27,7 @@ from bot.handlers import (
 def all_routers() -> list[Router]:
     """Feature routers go between errors and common: they answer their own menu buttons first."""
     features: list[Router] = [
+        assistant.create_router(),  # its own buttons and /translate, before the handoff's catch-alls
         handoff.create_router(),  # first: during a handoff the customer's messages go to staff
         orders.create_router(),
         aftersales.create_router(),
@@ -35,4 +38,7 @@ def all_routers() -> list[Router]:
         notifications.create_router(),
         questions.create_router(),  # last: free text no feature took
     ]
-    return [errors.create_router(), *features, common.create_router(), fallback.create_router()]
+    return [
+        errors.create_router(), business.create_router(), *features, common.create_router(),
+        fallback.create_router(),
+    ]

@@ -19,13 +19,16 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.assistant_desk import for_customer, for_staff, offer_draft
+from bot.business import BusinessChatClosed, copy_to_customer
 from bot.handlers.common import _edit_or_send, send_to
 from bot.handoff_desk import HandoffCallback, StaffDesk
 from bot.keyboards import Keyboard, MenuCallback
 from bot.middlewares import CustomerState
-from bot.transcript import TranscriptRecorder
+from bot.transcript import TranscriptRecorder, attachment
 from touchpoint.aftersales.policy import KINDS
 from touchpoint.aftersales.service import awaits_words, create_ticket_from_conversation
+from touchpoint.assistant.service import Assistant, keep_original
 from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.handoff import service
@@ -150,8 +153,10 @@ async def relay_to_staff(
     conversation: Conversation,
     handoff_desk: StaffDesk,
     transcript: TranscriptRecorder,
+    assistant: Assistant,
 ) -> None:
-    """The customer's message goes to their topic; the bot itself stays quiet."""
+    """The customer's message goes to their topic (translated too, when staff read another
+    language; a suggested reply follows when drafts are on); the bot itself stays quiet."""
     if conversation.id is None:
         return
     transcript.attach(conversation.id)
@@ -159,8 +164,13 @@ async def relay_to_staff(
     if topic_id is None or conversation.staff_chat_id is None:
         return  # kept in the transcript: the card shows it once the topic exists
     if message.text:
-        post = StaffPost(conversation.staff_chat_id, topic_id, [message.html_text],
-                         coalesce_key=f"c{customer.id}", conversation_id=conversation.id)
+        parts = [message.html_text]
+        translated = await for_staff(assistant, session, handoff_desk, conversation, customer, message.text)
+        if translated:
+            parts.append(handoff_desk.t("assistant.staff.translation", text=esc(translated)))
+        post = StaffPost(conversation.staff_chat_id, topic_id, parts, coalesce_key=f"c{customer.id}",
+                         conversation_id=conversation.id)
+        offer_draft(assistant, handoff_desk, conversation.id, message.text)
     else:
         post = StaffPost(conversation.staff_chat_id, topic_id,
                          copy_from=(message.chat.id, message.message_id), conversation_id=conversation.id)
@@ -224,8 +234,11 @@ async def _customer(session: AsyncSession, conversation: Conversation) -> Custom
     return await session.get(Customer, conversation.customer_id)
 
 
-async def staff_message(message: Message, session: AsyncSession, bot: Bot, handoff_desk: StaffDesk) -> None:
-    """Staff write in the topic: relayed to the customer, unless it is an internal note."""
+async def staff_message(message: Message, session: AsyncSession, bot: Bot, handoff_desk: StaffDesk,
+                        assistant: Assistant) -> None:
+    """Staff write in the topic: relayed to the customer (in the customer's language when the
+    group has translation on; the transcript keeps the words as written), unless it is an
+    internal note."""
     conversation = await _topic_conversation(message, session)
     if conversation is None or conversation.id is None or message.from_user is None:
         return
@@ -244,12 +257,27 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
     if conversation.status != "open" or customer is None:
         handoff_desk.say_closed(session, conversation, handoff_desk.t("handoff.staff.closed_topic"))
         return
+    translation = await for_customer(assistant, session, handoff_desk, message.chat.id, customer,
+                                     message.text) if message.text else None
     try:
-        await bot.copy_message(customer.telegram_id, message.chat.id, message.message_id)
+        if translation is None:
+            await copy_to_customer(bot, session, customer.telegram_id, message)
+        else:
+            await bot.send_message(customer.telegram_id, esc(translation[0]))
     except TelegramForbiddenError:
         handoff_desk.say(session, conversation, handoff_desk.t("handoff.staff.blocked"))
         return
+    except BusinessChatClosed as closed:
+        handoff_desk.say(session, conversation, handoff_desk.t(f"business.staff.{closed.reason.value}"))
+        return
+    if translation is not None:
+        key = "assistant.staff.sent_as" if translation[1] else "assistant.staff.untranslated"
+        handoff_desk.say(session, conversation, handoff_desk.t(key, text=esc(translation[0])))
+        if translation[1]:
+            keep_original(session, conversation, message.from_user.first_name, body)
+            body = translation[0]  # the transcript shows what the customer got
     kind = "text" if message.text else (message.content_type or "media")
+    file_id, file_name = attachment(message)
     service.add_transcript(
         session,
         customer.id or 0,
@@ -259,6 +287,8 @@ async def staff_message(message: Message, session: AsyncSession, bot: Bot, hando
         author=message.from_user.first_name,
         conversation_id=conversation.id,
         telegram_message_id=message.message_id,
+        file_id=file_id,
+        file_name=file_name,
     )
     service.record_staff_reply(session, conversation)
 
@@ -291,6 +321,8 @@ async def _close(
             )
         except TelegramForbiddenError:
             desk.say(session, conversation, desk.t("handoff.staff.blocked"))
+        except BusinessChatClosed as closed:
+            desk.say(session, conversation, desk.t(f"business.staff.{closed.reason.value}"))
     # Said first, closed after: the staff lane posts these lines before it closes the topic.
     desk.say(session, conversation, closed_line)
     desk.close_topic(session, conversation)
@@ -372,6 +404,9 @@ async def canned_command(
         await bot.send_message(customer.telegram_id, esc(text))
     except TelegramForbiddenError:
         handoff_desk.say(session, conversation, handoff_desk.t("handoff.staff.blocked"))
+        return
+    except BusinessChatClosed as closed:
+        handoff_desk.say(session, conversation, handoff_desk.t(f"business.staff.{closed.reason.value}"))
         return
     service.add_transcript(
         session,

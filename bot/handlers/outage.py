@@ -13,34 +13,25 @@ from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent, User
 from aiogram.utils.i18n import I18n
-from asyncpg.exceptions import CannotConnectNowError, ConnectionDoesNotExistError, PostgresConnectionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from touchpoint.db.faults import cause_chain, means_database_unavailable
 from touchpoint.i18n import resolve_locale
 
 log = logging.getLogger("touchpoint.outage")
 
-OUTAGE_ERRORS = (
-    OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, TimeoutError,
-    RedisConnectionError, RedisTimeoutError,
-    ConnectionDoesNotExistError, PostgresConnectionError, CannotConnectNowError,
-)
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
 def is_outage(exc: BaseException) -> bool:
-    """A storage service is down (as opposed to a bug): walks the cause chain."""
-    seen: BaseException | None = exc
-    while seen is not None:
+    """A storage service is down or too slow (as opposed to a bug): the database, by the same rule
+    as the events API's 503 (a server statement_timeout included), or Redis."""
+    for seen in cause_chain(exc):
         if isinstance(seen, TelegramAPIError):  # Telegram's trouble, not ours: the apology handles it
             return False
-        if isinstance(seen, OUTAGE_ERRORS):
+        if isinstance(seen, REDIS_ERRORS) or means_database_unavailable(seen):
             return True
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
-        seen = seen.__cause__ or seen.__context__
     return False
 
 

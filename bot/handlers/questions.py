@@ -1,6 +1,7 @@
 """Free text no feature took: understood once (``touchpoint.understanding``), then answered by
 what it asks for — an FAQ answer, a product or store card, an order, the returns flow, a person,
-or an honest "I don't know" with a way on."""
+or an honest "I don't know" with a way on. When the matcher is not sure and the optional assistant
+is on, a grounded answer from the model comes first (``bot.handlers.assistant``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.handlers import aftersales, handoff, orders
+from bot.handlers.assistant import answer_with_assistant
 from bot.handlers.presale import (
     CategoryCb,
     FaqCb,
@@ -27,6 +29,7 @@ from bot.handlers.presale import (
 )
 from bot.handoff_desk import StaffDesk
 from bot.keyboards import Keyboard, MenuCallback, fixed, main_menu
+from touchpoint.assistant.service import Assistant
 from touchpoint.catalog import service as catalog
 from touchpoint.catalog.models import Category, Store
 from touchpoint.config import Settings
@@ -41,7 +44,7 @@ FLOW_BUTTONS = (("orders", "orders", "menu.orders"), ("returns", "returns", "men
 
 async def question(
     message: Message, session: AsyncSession, customer: Customer, settings: Settings, locale: str,
-    state: FSMContext, handoff_desk: StaffDesk,
+    state: FSMContext, handoff_desk: StaffDesk, assistant: Assistant,
 ) -> None:
     text = (message.text or "").strip()
     understood, misses = await understand_message(session, customer.id or 0, text,
@@ -66,6 +69,9 @@ async def question(
                              reply_markup=not_sold_keyboard())
     elif intent in ("answer", "product"):
         await send_answer(message, session, understood, locale, settings)
+    elif intent in ("suggest", "none") and await answer_with_assistant(message, session, customer, locale,
+                                                                         assistant):
+        return  # the matcher was not sure; the model answered from the shop's own sources
     elif intent == "suggest":
         await send_suggestions(message, session, understood.match, locale)
     else:

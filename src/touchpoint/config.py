@@ -10,10 +10,13 @@ import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from touchpoint.orders.status import OrderStatus
 
 SUPPORTED_LOCALES = ("en", "ru", "zh")
 TELEGRAM_API_BASE = "https://api.telegram.org"
@@ -24,6 +27,7 @@ EVENTS_SECRET_MIN_LENGTH = 32
 EVENTS_SECRET_MIN_BITS = 128
 # Values printed in documentation over the years: known to everyone, so never accepted.
 DOCUMENTED_EVENTS_SECRETS = frozenset({"demo-events-secret-not-for-production"})
+LLM_KEY_MIN_LENGTH = 20
 _PLACEHOLDER_WORDS = ("not-for-production", "changeme", "change-me", "example", "placeholder")
 
 
@@ -156,6 +160,10 @@ class Settings(BaseSettings):
         default_factory=lambda: {"hello": {}, "wait": {}, "thanks": {}}
     )
 
+    # --- business (the brand's own Telegram account, connected to the bot) ---
+    # The owner typed in a customer's chat: the bot stays quiet there this long (a human took over).
+    business_owner_quiet_minutes: int = Field(default=30, ge=0)
+
     # --- referrals ---
     referral_join_window_days: int = Field(default=7, ge=0)  # a code counts only this soon after joining
     referral_min_order_minor: int = Field(default=2000, ge=0)  # the first order must reach this…
@@ -218,6 +226,19 @@ class Settings(BaseSettings):
     console_password_workers: int = Field(default=1, ge=1, le=16)
     console_password_queue: int = Field(default=8, ge=0)
 
+    # --- assistant (optional; everything off while `llm_base_url` is unset) ---
+    # Any OpenAI-compatible chat-completions endpoint: OpenAI, vLLM, Ollama (".../v1").
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None  # a self-hosted model may need none
+    llm_timeout_s: float = Field(default=15.0, gt=0)  # one request, streaming included
+    llm_max_retries: int = Field(default=2, ge=0, le=5)  # with exponential back-off
+    llm_max_concurrency: int = Field(default=4, ge=1)  # requests in flight per process
+    llm_breaker_failures: int = Field(default=5, ge=1)  # failures in a row open the breaker ...
+    llm_breaker_cooldown_s: float = Field(default=60.0, gt=0)  # ... for this long (offline answers)
+    llm_max_sources: int = Field(default=4, ge=1, le=10)  # FAQ entries and products per prompt
+    llm_max_tokens: int = Field(default=400, ge=16)
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:
@@ -237,8 +258,6 @@ class Settings(BaseSettings):
     @field_validator("woocommerce_completed_status")
     @classmethod
     def _known_status(cls, value: str) -> str:
-        from touchpoint.orders.models import OrderStatus
-
         if value not in set(OrderStatus):
             raise ValueError(f"unknown order status {value} (known: {', '.join(OrderStatus)})")
         return value
@@ -246,8 +265,6 @@ class Settings(BaseSettings):
     @field_validator("orders_attention_statuses", "orders_urgent_statuses")
     @classmethod
     def _known_statuses(cls, value: list[str]) -> list[str]:
-        from touchpoint.orders.models import OrderStatus  # the models import the settings' package
-
         unknown = [status for status in value if status not in set(OrderStatus)]
         if unknown:
             raise ValueError(f"unknown order status {', '.join(unknown)} "
@@ -270,6 +287,32 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value.strip()):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:11434/v1")
+        return value.strip().rstrip("/") if value else value
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url)
+
+    def llm_key(self) -> str:
+        """The model endpoint's API key; a placeholder or a short key is refused (a self-hosted
+        model without one gets a dummy the client needs, sent to that endpoint only)."""
+        key = self.llm_api_key.get_secret_value().strip() if self.llm_api_key else ""
+        if not key:
+            return "none"
+        if any(word in key.lower() for word in _PLACEHOLDER_WORDS) or len(key) < LLM_KEY_MIN_LENGTH:
+            raise ConfigError(f"TOUCHPOINT_LLM_API_KEY looks like a placeholder (at least "
+                              f"{LLM_KEY_MIN_LENGTH} characters of a real key are needed); unset it "
+                              "for a model that needs no key")
+        if not _private_http_or_https(self.llm_base_url or ""):
+            raise ConfigError("TOUCHPOINT_LLM_BASE_URL: the API key would cross the network unencrypted; "
+                              "use https:// (plain http only to this machine or a private network)")
+        return key
 
     @property
     def is_sqlite(self) -> bool:
@@ -326,6 +369,21 @@ class Settings(BaseSettings):
             return self.webhook_secret.get_secret_value()
         digest = hashlib.sha256(b"touchpoint-webhook:" + self.require_bot_token().encode()).hexdigest()
         return digest[:48]
+
+
+def _private_http_or_https(url: str) -> bool:
+    """https, or plain http to a loopback or private address (a model served next to the bot)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
 
 
 def _estimated_bits(secret: str) -> float:

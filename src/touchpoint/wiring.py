@@ -21,10 +21,15 @@ TEMPLATE_MODULES: list[str] = [
 VETO_MODULES: list[str] = [
     "touchpoint.aftersales.service",
     "touchpoint.handoff.service",
+    "touchpoint.business.rules",
+]
+# Modules that subscribe to applied store events (events_api.hooks) when imported.
+LISTENER_MODULES: list[str] = [
+    "touchpoint.journeys.listener",
 ]
 
 
 def load_all_templates() -> None:
-    """The template registry complete and every contact veto registered."""
-    for module in (*TEMPLATE_MODULES, *VETO_MODULES):
+    """The template registry complete, every contact veto and store-event listener registered."""
+    for module in (*TEMPLATE_MODULES, *VETO_MODULES, *LISTENER_MODULES):
         importlib.import_module(module)

@@ -3,11 +3,12 @@ conversation's forum topic (the real bot and its desk polling the sandbox, the c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.channel import TelegramChannel
 from tests.console_helpers import log_in, make_handoff, make_staff
@@ -15,10 +16,12 @@ from tests.e2e.harness import BotHarness, eventually
 from tests.e2e.test_handoff_flow import ALWAYS_OPEN, GROUP, STAFF, conversations, topic_of, topic_text
 from tests.e2e.test_handoff_staff import desk_of, started
 from touchpoint.console import create_console_app
-from touchpoint.handoff.models import Conversation, TopicPost
+from touchpoint.customers.models import Customer
+from touchpoint.handoff.models import Conversation, TopicPost, TranscriptMessage
 from touchpoint.i18n import get_translator
 from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.sandbox import Sandbox
+from touchpoint.sandbox.files import TINY_PNG
 
 t = get_translator()
 
@@ -137,3 +140,79 @@ async def _topic_closed(harness: BotHarness, thread: int) -> bool:
 async def _waiting(harness: BotHarness) -> list[TopicPost]:
     async with harness.db.session() as session:
         return list((await session.exec(select(TopicPost))).all())
+
+
+async def test_files_both_ways_and_a_console_claim_reach_the_topic(
+    staff_bot: BotHarness, console: TestClient
+) -> None:
+    """A customer's photo and document show in the console (through it, signed in only); a file
+    staff attach reaches the customer's chat; taking the conversation is said in the topic."""
+    sandbox = staff_bot.sandbox
+    sandbox.user(1204, first_name="Noa", language_code="en")
+    await staff_bot.say(1204, "/human")
+    thread = topic_of(sandbox, "Noa")
+    sandbox.send_photo(1204, TINY_PNG, caption="the broken lid")
+    sandbox.send_document(1204, b"%PDF-1.4\n%receipt\n", file_name="receipt.pdf")
+    [conversation] = await conversations(staff_bot)
+
+    async def files_in_transcript() -> list[TranscriptMessage]:
+        async with staff_bot.db.session() as session:
+            rows = (await session.exec(select(TranscriptMessage).where(
+                col(TranscriptMessage.file_id).is_not(None)))).all()
+        return list(rows)
+
+    await eventually(lambda: _count_is(files_in_transcript, 2))
+    photo, document = await files_in_transcript()
+    async with TestClient(TestServer(create_console_app(staff_bot.settings, staff_bot.db))) as stranger:
+        refused = await stranger.get(f"/inbox/{conversation.id}/files/{photo.id}", allow_redirects=False)
+        assert refused.status == 302 and "/login" in refused.headers["Location"]
+    token = await log_in(console)
+    page = await (await console.get(f"/inbox/{conversation.id}")).text()
+    assert f"/inbox/{conversation.id}/files/{photo.id}" in page and "receipt.pdf" in page
+    shown = await console.get(f"/inbox/{conversation.id}/files/{photo.id}")
+    assert shown.status == 200 and await shown.read() == TINY_PNG
+    download = await console.get(f"/inbox/{conversation.id}/files/{document.id}")
+    assert await download.read() == b"%PDF-1.4\n%receipt\n"
+    assert "receipt.pdf" in download.headers["Content-Disposition"]
+
+    # Staff attach a PDF with a caption: it reaches the customer's chat and the console's transcript.
+    sent = await console.post(f"/inbox/{conversation.id}/attach", data={
+        "csrf_token": token, "text": "Your invoice",
+        "file": FilePart(b"%PDF-1.7\n%invoice\n", "invoice.pdf")})
+    assert t("en", "console.ui.flash.file_sent") in await sent.text()
+    arrived = await sandbox.wait_for_bot_message(1204, predicate=lambda m: "document" in m)
+    assert arrived["document"]["file_name"] == "invoice.pdf" and "Your invoice" in arrived["caption"]
+    page = await (await console.get(f"/inbox/{conversation.id}")).text()
+    assert "invoice.pdf" in page
+
+    # A file that is not a photo or PDF is refused in words, and nothing is sent or kept.
+    before = len(sandbox.bot_messages(1204))
+    refused_page = await console.post(f"/inbox/{conversation.id}/attach", data={
+        "csrf_token": token, "file": FilePart(b"MZ\x90\x00 not a picture", "photo.jpg")})
+    assert t("en", "console.ui.file.err.type") in await refused_page.text()
+    assert len(sandbox.bot_messages(1204)) == before and len(await files_in_transcript()) == 3
+
+    # Taking it in the console is said in the staff topic (as /claim there shows in the console).
+    await console.post(f"/inbox/{conversation.id}/claim", data={"csrf_token": token})
+    await topic_text(sandbox, thread, t("en", "handoff.staff.claimed", name="Alice"))
+    await topic_text(sandbox, thread, "📎 invoice.pdf Your invoice")
+
+    # A customer who blocked the bot: said in words, nothing kept, no more nudges for them.
+    sandbox.block(1204)
+    blocked = await console.post(f"/inbox/{conversation.id}/attach", data={
+        "csrf_token": token, "file": FilePart(TINY_PNG, "photo.png")})
+    assert t("en", "console.ui.file.err.blocked") in await blocked.text()
+    assert len(await files_in_transcript()) == 3
+    async with staff_bot.db.session() as session:
+        customer = await session.get(Customer, conversation.customer_id)
+    assert customer is not None and not customer.reachable
+
+
+async def _count_is(read: Callable[[], Awaitable[list[TranscriptMessage]]], n: int) -> bool:
+    return len(await read()) == n
+
+
+def FilePart(data: bytes, name: str) -> io.BytesIO:
+    part = io.BytesIO(data)
+    part.name = name
+    return part

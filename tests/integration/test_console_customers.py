@@ -15,6 +15,7 @@ from touchpoint.config import load_settings
 from touchpoint.console import create_console_app
 from touchpoint.customers.models import BehaviourEvent, StoreCustomer
 from touchpoint.db import Database
+from touchpoint.messaging.models import OutboxMessage
 
 settings = load_settings(_env_file=None)
 
@@ -54,3 +55,17 @@ async def test_search_by_store_name_phone_email_and_order_number(client: TestCli
     assert "Reserved in a store" in timeline and "via=" not in timeline and "reservation_id" not in timeline
     orders_only = await (await client.get(f"/customers/{anna.id}?kind=order")).text()
     assert "A-5001" in orders_only and "Reserved in a store" not in orders_only
+
+
+async def test_why_a_message_waited_or_was_skipped_reads_as_words(client: TestClient, db: Database) -> None:
+    async with db.session() as session:
+        anna = await make_linked_customer(session, 803, first_name="Anna")
+        for reason, status in (("business_only", "skipped"), ("quiet_hours", "pending")):
+            session.add(OutboxMessage(customer_id=anna.id, chat_id=803, lane="marketing",
+                                      template="journeys.nudge", params={}, status=status, reason=reason,
+                                      due_at=utcnow(), created_at=utcnow()))
+    await log_in(client)
+    timeline = await (await client.get(f"/customers/{anna.id}")).text()
+    assert "brand&#39;s Telegram account" in timeline or "brand's Telegram account" in timeline
+    assert "in their quiet hours" in timeline
+    assert "Business only" not in timeline and "Quiet hours" not in timeline

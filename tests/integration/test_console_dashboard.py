@@ -15,6 +15,9 @@ from touchpoint.clock import utcnow
 from touchpoint.config import load_settings
 from touchpoint.console import create_console_app, queries
 from touchpoint.db import Database
+from touchpoint.handoff.models import Conversation
+from touchpoint.journeys.models import Enrolment
+from touchpoint.messaging.models import OutboxMessage
 from touchpoint.orders.models import Order, OrderStatus
 from touchpoint.seed.demo import seed_demo
 from touchpoint.understanding.service import understand_message
@@ -97,3 +100,70 @@ async def test_funnel_counts_only_orders_the_customer_kept(client: TestClient, d
     await log_in(client)
     page = await (await client.get("/?days=7")).text()
     assert "purchased: 2" in page and "repeat: 1" in page
+
+
+async def test_revenue_is_attributed_to_the_journey_that_wrote_last_within_its_window(
+    client: TestClient, db: Database
+) -> None:
+    """An order counts for the latest journey message before it, if it came within that journey's
+    conversion window (browse abandonment: 3 days); a refunded order or one after the window does not."""
+    now = utcnow()
+
+    def sent(customer_id: int, journey: str, days_ago: float) -> OutboxMessage:
+        at = now - timedelta(days=days_ago)
+        return OutboxMessage(customer_id=customer_id, chat_id=1, lane="marketing", template="t",
+                             journey_key=journey, status="sent", due_at=at, created_at=at, sent_at=at)
+
+    def order(store_id: str, number: str, days_ago: float, total: int, status: str = "delivered",
+              currency: str = "EUR") -> Order:
+        at = now - timedelta(days=days_ago)
+        return Order(number=number, store_customer_id=store_id, status=status, total_minor=total,
+                     currency=currency, created_at=at, updated_at=at)
+
+    async with db.session() as session:
+        ana = await make_customer(session, 901, store_customer_id="A")
+        ben = await make_customer(session, 902, store_customer_id="B")
+        cy = await make_customer(session, 903, store_customer_id="C")
+        session.add_all([
+            sent(ana.id or 0, "abandoned_cart", 6), sent(ana.id or 0, "browse_abandonment", 2),
+            order("A", "A-1", 1, 12_000),  # after both: the browse reminder wrote last
+            order("A", "A-2", 5, 3_000),  # after the cart reminder only
+            order("A", "A-3", 0.5, 9_900, status="refunded"),  # not kept: no revenue
+            sent(ben.id or 0, "browse_abandonment", 10), order("B", "B-1", 5, 7_000),  # 5 days: too late
+            sent(cy.id or 0, "win_back", 20), order("C", "C-1", 2, 4_500, currency="GBP"),  # 30-day window
+        ])
+    async with db.session() as session:
+        revenue = await queries.journey_revenue(session, settings, now - timedelta(days=30))
+    assert revenue == {"browse_abandonment": {"EUR": 12_000}, "abandoned_cart": {"EUR": 3_000},
+                       "win_back": {"GBP": 4_500}}
+
+    await log_in(client)
+    page = await (await client.get("/?days=30")).text()
+    assert "€120.00" in page and "€30.00" in page and "£45.00" in page
+    assert "Revenue from journeys" in page
+
+
+async def test_weekly_series_count_conversations_tickets_conversions_and_ratings(
+    client: TestClient, db: Database
+) -> None:
+    now = utcnow()
+    async with db.session() as session:
+        customer = await make_customer(session, 910)
+        cid = customer.id or 0
+        for days_ago, csat in ((0.5, 5), (1, 4), (10, 2)):  # away from the weeks' edges
+            at = now - timedelta(days=days_ago)
+            session.add(Conversation(customer_id=cid, status="closed", opened_at=at, closed_at=at, csat=csat))
+        for holdout in (False, True):  # the control group's conversion is a comparison, not a result
+            session.add(Enrolment(journey_key="abandoned_cart", customer_id=cid, occurrence_key=str(holdout),
+                                  holdout=holdout, status="exited", enrolled_at=now - timedelta(days=2),
+                                  converted_at=now - timedelta(days=1)))
+    async with db.session() as session:
+        since = now - timedelta(days=14)
+        weekly = await queries.weekly_counts(session, since, now)
+        trend = await queries.csat_trend(session, since, now)
+    assert [counts for _, counts in weekly] == [[1, 0, 0], [2, 0, 1], [0, 0, 0]]
+    assert [(average, count) for _, average, count in trend] == [(2.0, 1), (4.5, 2), (None, 0)]
+
+    await log_in(client)
+    page = await (await client.get("/?days=30")).text()
+    assert "4.5 (2)" in page and "conversions" in page

@@ -4,6 +4,7 @@ that says what it did."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,7 +16,7 @@ from touchpoint.config import load_settings
 from touchpoint.console import create_console_app
 from touchpoint.db import Database
 from touchpoint.handoff import service as handoff
-from touchpoint.handoff.models import Conversation
+from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.i18n import get_translator
 from touchpoint.messaging.models import OutboxMessage
 from touchpoint.wiring import load_all_templates
@@ -95,3 +96,21 @@ async def test_close_asks_first_and_says_what_happened(client: TestClient, db: D
     assert t("en", "console.ui.flash.closed") in await closed.text()
     again = await client.post(f"/inbox/{conversation.id}/close", data={"csrf_token": token})
     assert t("en", "console.ui.flash.already_closed") in await again.text()
+
+
+async def test_a_file_too_big_or_a_big_form_is_refused_in_words(client: TestClient, db: Database) -> None:
+    """Only a reply's attachment may exceed a form's size; past 10 MB it is refused in the staff
+    member's words, and nothing reaches the transcript."""
+    _, conversation = await make_handoff(db, 904, "Ida")
+    token = await log_in(client)
+    big = io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"0" * (10 * 1024 * 1024 + 70 * 1024))
+    big.name = "huge.png"
+    refused = await client.post(f"/inbox/{conversation.id}/attach", data={"csrf_token": token, "file": big})
+    assert refused.status == 413 and t("en", "console.ui.file.err.too_large", mb=10) in await refused.text()
+    note = await client.post(f"/inbox/{conversation.id}/note",
+                             data={"csrf_token": token, "text": "x" * (70 * 1024)})
+    assert note.status == 413 and t("en", "console.ui.err.too_large") in await note.text()
+    async with db.session() as session:
+        lines = (await session.exec(select(TranscriptMessage).where(
+            TranscriptMessage.conversation_id == conversation.id))).all()
+    assert [line.direction for line in lines] == ["in"]  # only the customer's first message

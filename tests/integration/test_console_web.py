@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,6 +19,7 @@ from touchpoint.console.actions import campaign_journey_key
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting
 from touchpoint.customers.models import BehaviourEvent
 from touchpoint.db import Database
+from touchpoint.formatting import format_datetime
 from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.i18n import get_translator
 from touchpoint.messaging.models import OutboxMessage
@@ -269,7 +270,7 @@ async def test_campaign_preview_in_each_language_then_schedule(client: TestClien
     )
 
     done = await (await client.post("/campaigns", data=form)).text()
-    assert "Campaign scheduled: 1 of 1" in done
+    assert "queued for 1 of 2 customers in the segment" in done and "not opted in to offers: 1" in done
     [row] = await outbox(db, "console.campaign")
     assert row.chat_id == 505 and row.lane == "marketing"
     async with db.session() as session:
@@ -343,3 +344,54 @@ async def test_console_speaks_the_staff_members_language(client: TestClient, db:
     response = await client.post(f"/inbox/{conversation.id}/note", data={"text": "x", "csrf_token": token})
     assert "Заметка добавлена" in await response.text()
     assert "Эта страница только для менеджеров." in await (await client.get("/journeys")).text()
+
+
+async def test_campaign_in_some_languages_at_shop_time_with_a_test_to_me_and_reasons_held_back(
+    client: TestClient, db: Database
+) -> None:
+    """Written in Russian and Chinese only: English readers get the nearest written text; the time is
+    the shop's wall clock; "send a test to me" reaches the manager's own chat at once (once they set
+    their Telegram id) and queues nothing; after queueing, who was held back and why, in words."""
+    token = await log_in(client)
+    async with db.session() as session:
+        reader = await make_customer(session, 601, locale="en")
+        await make_customer(session, 602, locale="ru", marketing_consent=False)
+        await make_customer(session, 603, locale="zh", nudges_paused=True)
+        await make_customer(session, 604, locale="ru", reachable=False)
+        talking = await make_customer(session, 605, locale="ru")
+        session.add(Conversation(customer_id=talking.id or 0, opened_at=utcnow()))
+        me = await make_customer(session, 777, locale="ru", marketing_consent=False)
+    form = {"csrf_token": token, "name": "Spring", "segment": "everyone", "when": "2031-03-01T10:00",
+            "text_en": "", "text_ru": "Весенняя распродажа", "text_zh": "春季促销"}
+    preview = await (await client.post("/campaigns/preview", data=form)).text()
+    assert "Весенняя распродажа" in preview and "春季促销" in preview
+    assert "Not written in this language: they get the Russian text." in preview  # English readers
+    # 10:00 in Berlin on 1 March is 09:00 UTC: shown back in the manager's (the shop's) time.
+    assert format_datetime(datetime(2031, 3, 1, 9, 0, tzinfo=UTC), "en", "Europe/Berlin") in preview
+
+    refused = await client.post("/campaigns/preview", data={**form, "text_ru": "", "text_zh": ""})
+    assert refused.status == 400 and "at least one language" in await refused.text()
+    assert "2026-12-01T10:00" in await (await client.post("/campaigns/preview",
+                                                           data={**form, "when": "next friday"})).text()
+
+    no_id = await (await client.post("/campaigns/test", data=form)).text()
+    assert "add your Telegram user id in My settings first" in no_id
+    await client.post("/me", data={"csrf_token": token, "telegram_id": "999"})
+    assert "start a chat with the bot" in await (await client.post("/campaigns/test", data=form)).text()
+    await client.post("/me", data={"csrf_token": token, "telegram_id": str(me.telegram_id)})
+    sent = await (await client.post("/campaigns/test", data=form)).text()
+    assert "Test sent to your Telegram chat." in sent and "Весенняя распродажа" in sent
+    [test] = await outbox(db, "console.campaign")
+    assert (test.chat_id, test.status, test.journey_key) == (777, "pending", None)  # right away, no stats
+
+    done = await (await client.post("/campaigns", data=form)).text()
+    assert "queued for 1 of 6 customers in the segment" in done
+    for words in ("not opted in to offers: 2", "turned reminders off: 1", "talking to staff right now: 1",
+                  "blocked the bot or have no chat: 1"):
+        assert words in done, words
+    rows = [row for row in await outbox(db, "console.campaign")
+            if row.journey_key and row.status == "pending"]
+    assert [(row.chat_id, row.due_at.replace(tzinfo=UTC)) for row in rows] == [
+        (reader.telegram_id, datetime(2031, 3, 1, 9, 0, tzinfo=UTC))]
+    listed = await (await client.get("/campaigns")).text()
+    assert "Not reached now:" in listed and "talking to staff right now: 1" in listed

@@ -104,4 +104,4 @@ async def test_csat_trend_counts_handoff_and_ticket_ratings(db: Database, clock:
                            created_at=NOON, updated_at=NOON, closed_at=NOON, csat=5))
     async with db.session() as session:
         trend = await queries.csat_trend(session, NOON - timedelta(days=3), NOON + timedelta(days=1))
-    assert [score for _, score in trend] == [3.5]  # (2 + 5) / 2: both kinds of rating
+    assert [(score, count) for _, score, count in trend] == [(3.5, 2)]  # (2 + 5) / 2: both kinds

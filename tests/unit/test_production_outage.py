@@ -24,6 +24,9 @@ def chained(outer: BaseException, cause: BaseException) -> BaseException:
     (ConnectionRefusedError(), True),
     (RedisConnectionError("Connection refused"), True),
     (chained(RuntimeError("wrapped"), ConnectionResetError()), True),
+    # A role's statement_timeout: the customer hears "try again", as the events API answers 503.
+    (chained(DBAPIError("SELECT 1", {}, Exception("canceled")),
+             QueryCanceledError("canceling statement due to statement timeout")), True),
     (IntegrityError("INSERT", {}, Exception("duplicate key")), False),
     (RuntimeError("a bug"), False),
     (chained(TelegramNetworkError(GetMe(), "unreachable"), ConnectionRefusedError()), False),

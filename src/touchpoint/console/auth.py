@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+from zoneinfo import available_timezones
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -26,6 +27,7 @@ from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console.models import ROLES, ConsoleSession, StaffAccount
 from touchpoint.console.passwords import PasswordWorker, hash_password_off_loop
+from touchpoint.console.telegram_files import MAX_ATTACHMENT_BYTES
 from touchpoint.console.throttle import LoginThrottle, Network
 from touchpoint.console.throttle import client_address as _client_address
 from touchpoint.console.words import Words, staff_words
@@ -112,6 +114,29 @@ async def set_staff_role(session: AsyncSession, username: str, role: str) -> Sta
     if account is None:
         raise ValueError(f"no staff account {username.strip().lower()!r}")
     account.role = role
+    session.add(account)
+    return account
+
+
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    """Every IANA time zone name this machine knows (for pickers), sorted."""
+    return tuple(sorted(zone for zone in available_timezones() if "/" in zone or zone == "UTC"))
+
+
+async def set_staff_preferences(
+    session: AsyncSession, username: str, *, timezone: str, telegram_id: int | None,
+) -> StaffAccount:
+    """The account's time zone (empty: the shop's) and own Telegram user id (None: not linked).
+    Raises ValueError and changes nothing for an unknown zone, a bad id or an unknown account."""
+    if timezone and timezone not in time_zones():
+        raise ValueError("unknown time zone")
+    if telegram_id is not None and not 0 < telegram_id < 2**52:
+        raise ValueError("not a Telegram user id")
+    account = await find_staff(session, username)
+    if account is None:
+        raise ValueError(f"no staff account {username.strip().lower()!r}")
+    account.timezone, account.telegram_id = timezone, telegram_id
     session.add(account)
     return account
 
@@ -246,6 +271,8 @@ async def current_staff(request: web.Request) -> StaffAccount | None:
 # --- requests ---
 
 PUBLIC_PATHS = ("/login", "/static/")
+FORM_BYTES = 64 * 1024  # any form but an upload
+UPLOAD_SUFFIX = "/attach"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
@@ -279,7 +306,9 @@ async def error_pages_middleware(request: web.Request, handler: Handler) -> web.
         if exc.status < 400:
             raise
         text = exc.text or ""
-        if _DEFAULT_ERROR_TEXT.match(text):
+        if exc.status == 413 and request.path.endswith(UPLOAD_SUFFIX):  # aiohttp's own words otherwise
+            text = ui(request, "console.ui.file.err.too_large", mb=MAX_ATTACHMENT_BYTES // 2**20)
+        elif _DEFAULT_ERROR_TEXT.match(text) or exc.status == 413:
             text = ui(request, _ERROR_WORDS.get(exc.status, "console.ui.err.generic"))
         return await _error_page(request, exc.status, text, exc.headers)
     except Exception:
@@ -313,8 +342,11 @@ async def _error_page(request: web.Request, status: int, text: str,
 
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CSRF on every unsafe request, a live staff session on every page but log-in."""
+    """CSRF on every unsafe request, a live staff session on every page but log-in. Only a reply's
+    attachment may be bigger than a form (the app's ``client_max_size`` caps that)."""
     if request.method in UNSAFE_METHODS:
+        if (request.content_length or 0) > FORM_BYTES and not request.path.endswith(UPLOAD_SUFFIX):
+            raise web.HTTPRequestEntityTooLarge(FORM_BYTES, request.content_length or 0)
         session = await get_session(request)
         form = await request.post()
         sent = str(form.get("csrf_token", "")) or request.headers.get("X-CSRF-Token", "")
@@ -370,12 +402,12 @@ def ui(request: web.Request, key: str, /, **params: object) -> str:
 
 def staff_words_for(request: web.Request) -> Words:
     """Words, dates and money for this request's staff member: their language (the default locale
-    before log-in) and the staff's time zone (``handoff_timezone``: the desk's working hours)."""
+    before log-in) and their time zone (unless they chose one: the shop's, ``handoff_timezone``)."""
     settings = request.app[SETTINGS]
     staff = request.get(STAFF)
     locale = staff.locale if staff is not None else settings.default_locale
-    return staff_words(get_translator(settings.locales_dir, settings.default_locale), locale,
-                       settings.handoff_timezone)
+    zone = staff.timezone if staff is not None and staff.timezone else settings.handoff_timezone
+    return staff_words(get_translator(settings.locales_dir, settings.default_locale), locale, zone)
 
 
 def client_address(request: web.Request) -> str:

@@ -57,35 +57,42 @@ def _fit(label: str, room: int) -> str:
     return label
 
 
-def bars(items: list[tuple[str, float]], title: str, unit: str = "") -> Markup:
+def bars(
+    items: list[tuple[str, float]], title: str, unit: str = "", shown: list[str] | None = None
+) -> Markup:
     """Horizontal bars, one per item, in the order given; each label on its own line above its bar,
-    so long questions (in any script) are never cut at the front or run into each other."""
+    so long questions (in any script) are never cut at the front or run into each other. ``shown``:
+    each value as the reader reads it (e.g. money in their locale), else the number."""
     width, label_h, row, gap = 360, 18, 16, 10
     top = max((value for _, value in items), default=0) or 1
+    texts = shown or [f"{value:g}{unit}" for _, value in items]
+    longest = max((len(text) for text in texts), default=0)
+    room = width - 12 - 8 * longest  # the value fits beside the longest bar
     body: list[str] = []
     for index, (label, value) in enumerate(items):
         y = index * (label_h + row + gap)
-        bar = max((width - 50) * value / top, 2)
+        bar = max(room * value / top, 2)
         body.append(
             _text(0, y + 13, _fit(label, 52), "label")
             + f'<rect x="0" y="{y + label_h}" width="{bar:.1f}" height="{row}" rx="4" fill="{PALETTE[1]}"/>'
-            + _text(bar + 6, y + label_h + 13, f"{value:g}{unit}", "label")
+            + _text(bar + 6, y + label_h + 13, texts[index], "label")
         )
-    description = ", ".join(f"{label}: {value:g}{unit}" for label, value in items)
+    description = ", ".join(f"{label}: {text}" for (label, _), text in zip(items, texts, strict=True))
     return _svg(width, max(len(items), 1) * (label_h + row + gap), title, description, body)
 
 
 def grouped_bars(groups: list[tuple[str, list[int]]], series: list[str], title: str) -> Markup:
     """Per group (a journey) its name on a line of its own, then one thin horizontal bar per series
     (sent, delivered, clicked, converted) with its number: as readable on a phone as on a desk."""
-    width, label_h, bar_h, gap, legend_w = 360, 20, 12, 14, 84
+    width, label_h, bar_h, gap = 360, 20, 12, 14
+    legend_w = width // min(max(len(series), 1), 4)  # up to four names side by side, as wide as fits
     top = max((v for _, values in groups for v in values), default=0) or 1
     body: list[str] = []
     y = 0.0
     for s_index, name in enumerate(series):  # the legend, once, on top
         x = (s_index % 4) * legend_w
         body.append(f'<rect x="{x}" y="{y + 2}" width="10" height="10" fill="{PALETTE[s_index % 6]}"/>'
-                    + _text(x + 14, y + 11, _fit(name, 12), "small"))
+                    + _text(x + 14, y + 11, _fit(name, (legend_w - 18) // 7), "small"))
     y += 24
     for label, values in groups:
         body.append(_text(0, y + 14, _fit(label, 52), "label"))
@@ -104,8 +111,10 @@ def grouped_bars(groups: list[tuple[str, list[int]]], series: list[str], title: 
     return _svg(width, int(y), title, description, body)
 
 
-def line(points: list[tuple[str, float | None]], title: str, low: float = 1, high: float = 5) -> Markup:
-    """A line over time (e.g. weekly CSAT on a 1–5 scale); gaps where there is no data."""
+def line(points: list[tuple[str, float | None]], title: str, low: float = 1, high: float = 5,
+         counts: list[int] | None = None) -> Markup:
+    """A line over time (e.g. weekly CSAT on a 1–5 scale); gaps where there is no data. ``counts``:
+    how many answers each point rests on, printed in brackets beside its value."""
     width, height, left, bottom = 360, 210, 28, 180
     step = (width - left - 20) / max(len(points) - 1, 1)
     every = max(1, -(-len(points) // 5))  # at most five dates under the axis: they never run together
@@ -124,8 +133,11 @@ def line(points: list[tuple[str, float | None]], title: str, low: float = 1, hig
             continue
         y = bottom - (bottom - 20) * (value - low) / (high - low)
         path.append(f"{x:.1f},{y:.1f}")
+        shown = f"{value:.1f}" + (f" ({counts[index]})" if counts else "")
         body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{PALETTE[0]}"><title>{escape(label)}: '
-                    f"{value:.2f}</title></circle>" + _text(x, y - 10, f"{value:.1f}", "small", "middle"))
+                    f"{escape(shown)}</title></circle>"
+                    # Up to six points there is room for the count beside each value.
+                    + _text(x, y - 10, shown if len(points) <= 6 else f"{value:.1f}", "small", "middle"))
     segment: list[str] = []
     for point in [*path, ""]:
         if point:
@@ -135,5 +147,5 @@ def line(points: list[tuple[str, float | None]], title: str, low: float = 1, hig
             body.insert(1, f'<polyline points="{" ".join(segment)}" fill="none" stroke="{PALETTE[0]}" '
                            'stroke-width="2"/>')
         segment = []
-    description = ", ".join(f"{label}: {'no data' if v is None else f'{v:.2f}'}" for label, v in points)
+    description = ", ".join(f"{label}: {'—' if v is None else f'{v:.2f}'}" for label, v in points)
     return _svg(width, height, title, description, body)

@@ -7,7 +7,7 @@ from sqlalchemy import Index
 from sqlmodel import Field
 
 from touchpoint.db.base import SQLModel
-from touchpoint.db.types import json_field, utc_field
+from touchpoint.db.types import bigint_field, json_field, utc_field
 
 # The journey pause switch is the journeys' own table (the console flips it).
 from touchpoint.journeys.models import JourneySetting
@@ -26,6 +26,9 @@ class StaffAccount(SQLModel, table=True):
     password_hash: str  # argon2id, never the password
     role: str = Field(default="agent", max_length=16)  # agent | manager
     locale: str = Field(default="en", max_length=8)  # the console's language for this person
+    timezone: str = Field(default="", max_length=64)  # IANA name; empty: the shop's (handoff_timezone)
+    # Their own Telegram user id (a private chat with the bot): where "send a test to me" goes.
+    telegram_id: int | None = bigint_field(default=None, nullable=True)
     active: bool = True
     # Made by `touchpoint demo` with a published password: logs in only while the demo runs.
     is_demo: bool = False
@@ -57,6 +60,7 @@ class Campaign(SQLModel, table=True):
     status: str = Field(default="scheduled", max_length=16)
     scheduled_at: datetime = utc_field()
     recipients: int = 0
+    held_back: dict[str, Any] = json_field()  # {reason: customers} not queued, e.g. {"quiet_hours": 3}
     created_by: str = Field(default="", max_length=64)
     created_at: datetime = utc_field()
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
+from aiohttp.web_request import FileField
 from aiohttp_session import get_session
 from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
@@ -17,13 +18,16 @@ from sqlmodel import col, select
 
 from touchpoint.aftersales import service as aftersales
 from touchpoint.aftersales.models import Ticket
+from touchpoint.business import service as business
 from touchpoint.catalog import service as catalog
 from touchpoint.clock import utcnow
 from touchpoint.config import SUPPORTED_LOCALES, Settings
 from touchpoint.console import actions, charts, queries
+from touchpoint.console import assistant as console_assistant
 from touchpoint.console.auth import (
     DB,
     DEMO_MODE,
+    FORM_BYTES,
     MIN_PASSWORD_LENGTH,
     PASSWORDS,
     POKE_SENDER,
@@ -45,17 +49,28 @@ from touchpoint.console.auth import (
     security_headers,
     security_middleware,
     session_key,
+    set_staff_preferences,
     set_staff_role,
     staff_words_for,
     start_staff_session,
+    time_zones,
     ui,
 )
 from touchpoint.console.models import ROLES, Campaign, StaffAccount
 from touchpoint.console.passwords import PasswordWorkBusy, PasswordWorker
+from touchpoint.console.telegram_files import (
+    MAX_ATTACHMENT_BYTES,
+    AttachmentRefused,
+    SendFailed,
+    accept_attachment,
+    content_disposition,
+    fetch_file,
+)
+from touchpoint.console.templates import campaign_language
 from touchpoint.console.throttle import LoginThrottle, MemoryCounters, RedisCounters, parse_networks
 from touchpoint.customers.models import Customer
 from touchpoint.db import Database
-from touchpoint.handoff.models import Conversation
+from touchpoint.handoff.models import Conversation, TranscriptMessage
 from touchpoint.i18n import get_translator, resolve_locale
 from touchpoint.messaging.broadcast import estimate_broadcast
 from touchpoint.messaging.templates import render
@@ -66,13 +81,15 @@ from touchpoint.wiring import load_all_templates
 HERE = Path(__file__).parent
 PERIODS = {"7": 7, "30": 30, "90": 90}
 MAX_TEXT = 4000
+MAX_CAPTION = 900  # Telegram's 1024 for a caption, with room for the "💬 name:" line
 routes = web.RouteTableDef()
 
 
 def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = False) -> web.Application:
     """``demo_mode``: only `touchpoint demo` passes True; the demo's own account logs in only then."""
     load_all_templates()
-    app = web.Application(client_max_size=64 * 1024)
+    # Forms are small; a reply's attachment may be bigger (``security_middleware`` keeps the rest small).
+    app = web.Application(client_max_size=MAX_ATTACHMENT_BYTES + FORM_BYTES)
     app[SETTINGS], app[DB], app[DEMO_MODE] = settings, db, demo_mode
     app[PASSWORDS] = PasswordWorker(settings.console_password_workers, settings.console_password_queue)
     app[TRUSTED_PROXIES] = parse_networks(settings.console_trusted_proxies)
@@ -92,6 +109,7 @@ def create_console_app(settings: Settings, db: Database, *, demo_mode: bool = Fa
     env.filters["minutes"] = _minutes
     env.globals["money"] = _money
     app.router.add_routes(routes)
+    console_assistant.setup(app)
     app.router.add_static("/static", HERE / "static", append_version=True)
     return app
 
@@ -237,23 +255,34 @@ async def dashboard(request: web.Request) -> dict[str, Any]:
         csat_average, csat_count = await queries.csat_summary(session, since)
         weekly = await queries.weekly_counts(session, since, now, words.day)
         gaps = await queries.content_gaps(session, since)
+        revenue = await queries.journey_revenue(session, _settings(request), since)
         staff = request[STAFF]
         faq = await queries.faq_choices(session, staff.locale) if staff.role == "manager" else []
     series = [ui(request, f"console.ui.col.{name}") for name in ("sent", "delivered", "clicked", "converted")]
     labelled = [(ui(request, f"console.ui.stage.{stage}"), count) for stage, count in stages]
+    # One bar per journey and currency, the largest first, each amount in the reader's locale.
+    earned = sorted(((words.journey(key), amount, currency) for key, amounts in revenue.items()
+                     for currency, amount in amounts.items()), key=lambda row: (-row[1], row[0]))
+    weekly_series = [ui(request, f"console.ui.dash.{name}")
+                     for name in ("conversations", "tickets", "conversions")]
     return {
         "days": days, "periods": PERIODS, "stages": stages, "journeys": journeys, "times": times,
         "gaps": gaps, "faq": faq, "flash": await _pop_flash(request),
-        "csat_average": csat_average, "csat_count": csat_count,
-        "weekly_chart": charts.grouped_bars(
-            weekly, [ui(request, "console.ui.dash.conversations"), ui(request, "console.ui.dash.tickets")],
-            ui(request, "console.ui.dash.weekly")) if any(sum(v) for _, v in weekly) else None,
+        "csat_average": csat_average, "csat_count": csat_count, "earned": earned,
+        "weekly_chart": charts.grouped_bars(weekly, weekly_series,
+                                            ui(request, "console.ui.dash.weekly_activity"))
+        if any(sum(v) for _, v in weekly) else None,
+        "revenue_chart": charts.bars([(name, float(amount)) for name, amount, _ in earned],
+                                     ui(request, "console.ui.dash.revenue"),
+                                     shown=[words.money(amount, currency) for _, amount, currency in earned])
+        if earned else None,
         "funnel": charts.funnel(labelled, ui(request, "console.ui.dash.funnel")),
         "journey_chart": charts.grouped_bars(
             [(words.journey(j.key), [j.sent, j.delivered, j.clicked, j.converted]) for j in journeys], series,
             ui(request, "console.ui.nav.journeys")) if journeys else None,
-        "csat_chart": charts.line(csat, ui(request, "console.ui.dash.csat"))
-        if any(v for _, v in csat) else None,
+        "csat_chart": charts.line([(label, average) for label, average, _ in csat],
+                                  ui(request, "console.ui.dash.csat"), counts=[count for _, _, count in csat])
+        if any(count for _, _, count in csat) else None,
         "gaps_chart": charts.bars([(gap.text, float(gap.total)) for gap in gaps],
                                   ui(request, "console.ui.dash.gaps"))
         if gaps else None,
@@ -330,11 +359,15 @@ async def conversation_page(request: web.Request) -> dict[str, Any]:
         card = await queries.context_card(session, customer)
         view = _view(request)
         rows = await _inbox_rows(request, session, view)
+        assistant = await console_assistant.conversation_panel(request, session, conversation, customer,
+                                                               messages)
     canned = _canned(request, card.locale)
-    return {"conversation": conversation, "customer": customer, "messages": messages, "card": card,
+    return {**assistant,
+            "conversation": conversation, "customer": customer, "messages": messages, "card": card,
             "claimed_by": queries.claimed_by(messages), "flash": await _pop_flash(request),
             "last_id": messages[-1].id if messages else 0, "rows": rows, "view": view,
-            "views": queries.INBOX_VIEWS, "current": conversation.id, "now": utcnow(), "canned": canned}
+            "views": queries.INBOX_VIEWS, "current": conversation.id, "now": utcnow(), "canned": canned,
+            "attachment_mb": MAX_ATTACHMENT_BYTES // 2**20, "max_caption": MAX_CAPTION}
 
 
 def _canned(request: web.Request, locale: str) -> list[tuple[str, str]]:
@@ -373,7 +406,11 @@ async def conversation_feed(request: web.Request) -> web.Response:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
         messages = await queries.transcript(session, conversation, after_id=after)
-    html = aiohttp_jinja2.render_string("transcript_items.html", request, {"messages": messages})
+        translations = await console_assistant.customer_words_translated(request, session,
+                                                                         conversation.customer_id, messages)
+    html = aiohttp_jinja2.render_string("transcript_items.html", request,
+                                        {"messages": messages, "translations": translations,
+                                         "conversation": conversation})
     body = {"html": html, "last_id": messages[-1].id if messages else after, "status": conversation.status}
     return web.json_response(body)
 
@@ -401,11 +438,58 @@ async def conversation_note(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
 
+@routes.post("/inbox/{id}/attach")
+async def conversation_attach(request: web.Request) -> web.StreamResponse:
+    """A photo or document (with an optional caption) for the customer: checked, sent to their chat,
+    then kept in the transcript; a refused file changes nothing and is explained."""
+    form = await request.post()
+    upload, caption = form.get("file"), str(form.get("text", "")).strip()
+    problem: str | None = None
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        if conversation.status != "open":
+            raise web.HTTPConflict(text=ui(request, "console.ui.err.closed"))
+        try:
+            if len(caption) > MAX_CAPTION:
+                raise AttachmentRefused("caption")
+            attachment = accept_attachment(upload.file.read() if isinstance(upload, FileField) else b"",
+                                           upload.filename if isinstance(upload, FileField) else "")
+            await actions.send_staff_attachment(session, _settings(request), conversation, request[STAFF],
+                                                attachment, caption)
+        except (AttachmentRefused, SendFailed) as exc:
+            problem = exc.code  # nothing was sent or kept (a customer who blocked the bot is marked so)
+    await _flash(request, f"console.ui.file.err.{problem}" if problem else "console.ui.flash.file_sent",
+                 mb=MAX_ATTACHMENT_BYTES // 2**20, max=MAX_CAPTION)
+    raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
+
+
+@routes.get("/inbox/{id}/files/{message}")
+async def conversation_file(request: web.Request) -> web.StreamResponse:
+    """A photo or document of this conversation, fetched through the Bot API for signed-in staff
+    (Telegram keeps the file; the console never stores it or hands out its address)."""
+    async with _db(request).session() as session:
+        conversation = await _conversation(request, session)
+        message = await session.get(TranscriptMessage, _int(request.match_info["message"]))
+    settings = _settings(request)
+    if message is None or message.customer_id != conversation.customer_id or not message.file_id \
+            or settings.bot_token is None:
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_file"))
+    token = settings.bot_token.get_secret_value()
+    data = await fetch_file(settings.telegram_api_base, token, message.file_id)
+    if data is None:
+        raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_file"))
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if message.kind == "photo":
+        return web.Response(body=data, content_type="image/jpeg", headers=headers)
+    headers["Content-Disposition"] = content_disposition(message.file_name or "file")
+    return web.Response(body=data, content_type="application/octet-stream", headers=headers)
+
+
 @routes.post("/inbox/{id}/claim")
 async def conversation_claim(request: web.Request) -> web.StreamResponse:
     async with _db(request).session() as session:
         conversation = await _conversation(request, session)
-        actions.claim_conversation(session, conversation, request[STAFF])
+        actions.claim_conversation(session, _settings(request), conversation, request[STAFF])
     await _flash(request, "console.ui.flash.taken")
     raise web.HTTPSeeOther(f"/inbox/{conversation.id}")
 
@@ -501,23 +585,12 @@ async def ticket_photo(request: web.Request) -> web.StreamResponse:
     settings = _settings(request)
     if settings.bot_token is None or not 0 <= index < len(ticket.photos):
         raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_photo"))
-    data = await telegram_file(settings.telegram_api_base, settings.bot_token.get_secret_value(),
-                               ticket.photos[index])
+    data = await fetch_file(settings.telegram_api_base, settings.bot_token.get_secret_value(),
+                            ticket.photos[index])
     if data is None:
         raise web.HTTPNotFound(text=ui(request, "console.ui.err.no_photo"))
     return web.Response(body=data, content_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=3600"})
-
-
-async def telegram_file(api_base: str, token: str, file_id: str) -> bytes | None:
-    timeout = ClientTimeout(total=20)
-    async with ClientSession(timeout=timeout) as client:
-        async with client.post(f"{api_base}/bot{token}/getFile", json={"file_id": file_id}) as response:
-            answer = await response.json()
-        if not answer.get("ok"):
-            return None
-        async with client.get(f"{api_base}/file/bot{token}/{answer['result']['file_path']}") as response:
-            return await response.read() if response.status == 200 else None
 
 
 # --- customers ---
@@ -549,6 +622,19 @@ async def customer_page(request: web.Request) -> dict[str, Any]:
         kind = ""
     return {"customer": customer, "timeline": items, "card": card, "locale": locale, "kind": kind,
             "kinds": queries.TIMELINE_KINDS}
+
+
+# --- business accounts (managers) ---
+
+@routes.get("/business")
+@manager_only
+@aiohttp_jinja2.template("business.html")
+async def business_page(request: web.Request) -> dict[str, Any]:
+    """The brand's Telegram accounts connected to the bot (Telegram Business): whose, with which
+    rights, and whether the bot may answer there now."""
+    async with _db(request).session() as session:
+        connections = await business.connections(session)
+    return {"connections": connections}
 
 
 # --- journeys (managers) ---
@@ -596,72 +682,142 @@ async def _set_paused(request: web.Request, paused: bool) -> web.StreamResponse:
 async def campaigns_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         rows = await queries.campaigns(session)
-    return {"rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": {},
-            "error": None, "flash": await _pop_flash(request)}
+    return _campaigns_context(request, rows, {}, None, await _pop_flash(request))
 
 
-def _campaign_form(form: Any) -> tuple[dict[str, str], str | None]:
+def _campaigns_context(request: web.Request, rows: list[Campaign], form: dict[str, str], error: str | None,
+                       flash: str | None) -> dict[str, Any]:
+    words = staff_words_for(request)
+    return {"rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": form,
+            "error": error, "flash": flash, "shop_zone": _settings(request).handoff_timezone,
+            "held": {c.id: words.held_back(c.held_back) for c in rows}}
+
+
+def _texts(values: dict[str, str]) -> dict[str, str]:
+    """The languages the campaign is written in (any subset), with their texts."""
+    return {locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES if values[f"text_{locale}"]}
+
+
+def _campaign_form(form: Any, zone: str) -> tuple[dict[str, str], str | None]:
     values = {name: str(form.get(name, "")).strip() for name in ("name", "segment", "when")}
     values |= {f"text_{locale}": str(form.get(f"text_{locale}", "")).strip() for locale in SUPPORTED_LOCALES}
     if not values["name"] or len(values["name"]) > 120:
         return values, "console.ui.camp.err.name"
     if values["segment"] not in queries.SEGMENTS:
         return values, "console.ui.camp.err.segment"
-    if any(not values[f"text_{locale}"] or len(values[f"text_{locale}"]) > 3500
-           for locale in SUPPORTED_LOCALES):
-        return values, "console.ui.camp.err.texts"
+    if not _texts(values) or any(len(values[f"text_{locale}"]) > 3500 for locale in SUPPORTED_LOCALES):
+        return values, "console.ui.camp.err.some_text"
     try:
-        actions.parse_when(values["when"], utcnow())
+        actions.parse_when(values["when"], utcnow(), zone)
     except ValueError:
-        return values, "console.ui.camp.err.when"
+        return values, "console.ui.camp.err.when_local"
     return values, None
+
+
+async def _preview(request: web.Request, values: dict[str, str], notice: str | None = None) -> web.Response:
+    """The message as each language's customers will see it (text and buttons, the "no more offers"
+    one), which written language they get, the audience, and how long sending takes."""
+    settings = _settings(request)
+    async with _db(request).session() as session:
+        audience = await queries.segment_customers(session, values["segment"], utcnow())
+    translate = get_translator(settings.locales_dir, settings.default_locale)
+    texts = _texts(values)
+    previews = {locale: (render(translate, locale, "console.campaign", {"texts": texts}),
+                         campaign_language(texts, locale)) for locale in SUPPORTED_LOCALES}
+    when = actions.parse_when(values["when"], utcnow(), settings.handoff_timezone)
+    estimate = estimate_broadcast(len(audience), settings.send_rate_per_s, settings.paid_broadcast_rate)
+    return aiohttp_jinja2.render_template("campaign_preview.html", request, {
+        "form": values, "previews": previews, "audience": len(audience), "when": when,
+        "segment_label": queries.SEGMENTS[values["segment"]], "estimate": estimate, "notice": notice,
+        "free_rate": settings.send_rate_per_s, "paid_rate": settings.paid_broadcast_rate})
+
+
+async def _checked_form(request: web.Request) -> tuple[dict[str, str], web.Response | None]:
+    """The campaign form and, if something needs fixing, the form page again saying what (400):
+    then nothing is queued or sent."""
+    values, error = _campaign_form(await request.post(), _settings(request).handoff_timezone)
+    if not error:
+        return values, None
+    async with _db(request).session() as session:
+        rows = await queries.campaigns(session)
+    words = ui(request, error, zone=_settings(request).handoff_timezone)
+    return values, aiohttp_jinja2.render_template(
+        "campaigns.html", request, _campaigns_context(request, rows, values, words, None), status=400)
 
 
 @routes.post("/campaigns/preview")
 @manager_only
 async def campaign_preview(request: web.Request) -> web.StreamResponse:
     """Show the message as each language's customers will see it before anything is queued."""
-    values, error = _campaign_form(await request.post())
+    values, refused = await _checked_form(request)
+    return refused or await _preview(request, values)
+
+
+@routes.post("/campaigns/test")
+@manager_only
+async def campaign_test(request: web.Request) -> web.StreamResponse:
+    """The campaign to the manager's own Telegram chat, then the preview again (nothing is queued)."""
+    values, refused = await _checked_form(request)
+    if refused:
+        return refused
     async with _db(request).session() as session:
-        if error:
-            rows = await queries.campaigns(session)
-            return aiohttp_jinja2.render_template("campaigns.html", request, {
-                "rows": rows, "segments": queries.SEGMENTS, "locales": SUPPORTED_LOCALES, "form": values,
-                "error": ui(request, error), "flash": None}, status=400)
-        audience = await queries.segment_customers(session, values["segment"], utcnow())
-    translate = get_translator(_settings(request).locales_dir, _settings(request).default_locale)
-    texts = {locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES}
-    # The message as the customer will see it: text and buttons (the "no more offers" one).
-    previews = {locale: render(translate, locale, "console.campaign", {"texts": texts})
-                for locale in SUPPORTED_LOCALES}
-    when = actions.parse_when(values["when"], utcnow())
-    settings = _settings(request)
-    estimate = estimate_broadcast(len(audience), settings.send_rate_per_s, settings.paid_broadcast_rate)
-    return aiohttp_jinja2.render_template("campaign_preview.html", request, {
-        "form": values, "previews": previews, "audience": len(audience), "when": when,
-        "segment_label": queries.SEGMENTS[values["segment"]], "estimate": estimate,
-        "free_rate": settings.send_rate_per_s, "paid_rate": settings.paid_broadcast_rate})
+        problem = await actions.send_campaign_test(session, _settings(request), request[STAFF],
+                                                   _texts(values))
+    _poke_sender(request)
+    return await _preview(request, values, ui(request, f"console.ui.camp.test_{problem or 'sent'}"))
 
 
 @routes.post("/campaigns")
 @manager_only
 async def campaign_create(request: web.Request) -> web.StreamResponse:
-    values, error = _campaign_form(await request.post())
-    if error:
-        raise web.HTTPBadRequest(text=ui(request, error))
+    values, refused = await _checked_form(request)
+    if refused:
+        return refused
     now = utcnow()
     staff = request[STAFF]
     campaign = Campaign(
         name=values["name"], segment=values["segment"], created_by=actions.author_name(staff)[:64],
-        texts={locale: values[f"text_{locale}"] for locale in SUPPORTED_LOCALES},
-        scheduled_at=max(actions.parse_when(values["when"], now), now), created_at=now,
+        texts=_texts(values), created_at=now,
+        scheduled_at=max(actions.parse_when(values["when"], now, _settings(request).handoff_timezone), now),
     )
     async with _db(request).session() as session:
-        audience = await queries.segment_customers(session, campaign.segment, now)
-        queued = await actions.schedule_campaign(session, _settings(request), campaign, audience)
+        # Everyone in the segment: the contact rules say who is held back, and why.
+        segment = await queries.segment_customers(session, campaign.segment, now, marketable_only=False)
+        queued = await actions.schedule_campaign(session, _settings(request), campaign, segment)
     _poke_sender(request)
-    await _flash(request, "console.ui.flash.campaign", queued=queued, total=len(audience))
+    words = staff_words_for(request)
+    await _flash(request, "console.ui.flash.campaign_queued", queued=words.number(queued),
+                 total=words.number(len(segment)),
+                 held=words.held_back(campaign.held_back) or ui(request, "console.ui.none"))
     raise web.HTTPSeeOther("/campaigns")
+
+
+# --- my settings (everyone) ---
+
+@routes.get("/me")
+@aiohttp_jinja2.template("me.html")
+async def my_settings(request: web.Request) -> dict[str, Any]:
+    return {"zones": time_zones(), "shop_zone": _settings(request).handoff_timezone,
+            "flash": await _pop_flash(request), "now": utcnow()}
+
+
+@routes.post("/me")
+async def my_settings_save(request: web.Request) -> web.StreamResponse:
+    """Each staff member's own time zone (every console time is shown in it) and Telegram user id."""
+    form = await request.post()
+    telegram = str(form.get("telegram_id", "")).strip()
+    try:
+        if telegram and not telegram.isdigit():
+            raise ValueError("not a Telegram user id")
+        async with _db(request).session() as session:
+            await set_staff_preferences(session, request[STAFF].username,
+                                        timezone=str(form.get("timezone", "")).strip(),
+                                        telegram_id=int(telegram) if telegram else None)
+    except ValueError:
+        await _flash(request, "console.ui.me.err")
+        raise web.HTTPSeeOther("/me") from None
+    await _flash(request, "console.ui.me.saved")
+    raise web.HTTPSeeOther("/me")
 
 
 # --- staff list (managers) ---
@@ -672,11 +828,12 @@ async def campaign_create(request: web.Request) -> web.StreamResponse:
 async def staff_page(request: web.Request) -> dict[str, Any]:
     async with _db(request).session() as session:
         accounts = (await session.exec(select(StaffAccount).order_by(col(StaffAccount.username)))).all()
-    return {"accounts": accounts, "roles": ROLES, "locales": SUPPORTED_LOCALES,
+    return {"accounts": accounts, "roles": ROLES, "locales": SUPPORTED_LOCALES, "zones": time_zones(),
+            "shop_zone": _settings(request).handoff_timezone,
             "flash": await _pop_flash(request), "min_password": MIN_PASSWORD_LENGTH}
 
 
-STAFF_ACTIONS = ("add", "role", "password", "disable", "logout")
+STAFF_ACTIONS = ("add", "role", "password", "disable", "logout", "timezone")
 
 
 @routes.post("/staff")
@@ -715,10 +872,14 @@ async def staff_action(request: web.Request) -> web.StreamResponse:
                 await set_staff_role(session, username, role)
             elif action == "disable":
                 await disable_staff(session, username)
+            elif action == "timezone" and existing is not None:
+                await set_staff_preferences(session, username, timezone=str(form.get("timezone", "")).strip(),
+                                            telegram_id=existing.telegram_id)
             else:
                 await logout_staff(session, username)
-        except ValueError:  # checked before anything is written: a short password, a bad name
-            await _flash(request, "console.ui.staff.err.invalid", min=MIN_PASSWORD_LENGTH)
+        except ValueError:  # checked before anything is written: a short password, a bad name or zone
+            await _flash(request, "console.ui.staff.err.zone" if action == "timezone"
+                         else "console.ui.staff.err.invalid", min=MIN_PASSWORD_LENGTH)
             raise web.HTTPSeeOther("/staff") from None
     await _flash(request, f"console.ui.staff.done.{action}", name=username)
     raise web.HTTPSeeOther("/staff")

@@ -427,9 +427,9 @@ async def journey_numbers(session: AsyncSession, since: datetime | None = None) 
 
 async def csat_trend(
     session: AsyncSession, since: datetime, now: datetime, label: Callable[[datetime], str] | None = None,
-) -> list[tuple[str, float | None]]:
-    """Average CSAT (1–5) per week of the period: rated tickets and rated handoff conversations.
-    ``label`` names each week's first day (the console passes the staff member's date format)."""
+) -> list[tuple[str, float | None, int]]:
+    """Average CSAT (1–5) and how many ratings, per week of the period: rated tickets and rated
+    handoff conversations. ``label`` names each week's first day (the staff member's date format)."""
     rows = list((await session.exec(select(Ticket.closed_at, Ticket.updated_at, Ticket.csat).where(
         col(Ticket.csat).is_not(None), col(Ticket.updated_at) >= since))).all())
     rated = select(Conversation.closed_at, Conversation.opened_at, Conversation.csat).where(
@@ -442,22 +442,26 @@ async def csat_trend(
         week = min(weeks - 1, ((closed_at or updated_at) - since).days // 7)
         scores[week].append(csat)
     name = label or (lambda day: day.date().isoformat())
-    return [(name(since + timedelta(weeks=w)),
-             round(statistics.fmean(scores[w]), 2) if scores[w] else None) for w in range(weeks)]
+    return [(name(since + timedelta(weeks=w)), round(statistics.fmean(scores[w]), 2) if scores[w] else None,
+             len(scores[w])) for w in range(weeks)]
 
 
 async def weekly_counts(
     session: AsyncSession, since: datetime, now: datetime, label: Callable[[datetime], str] | None = None,
 ) -> list[tuple[str, list[int]]]:
-    """Per week of the period (named by its first day): handoff conversations opened, tickets opened."""
+    """Per week of the period (named by its first day): handoff conversations opened, tickets opened,
+    journey conversions (messaged customers only: the holdout's are the comparison, not a result)."""
     weeks = max(1, min(26, (now - since).days // 7 + 1))
     opened_query = select(Conversation.opened_at).where(col(Conversation.opened_at) >= since)
     opened = (await session.exec(opened_query)).all()
     tickets = (await session.exec(select(Ticket.created_at).where(col(Ticket.created_at) >= since))).all()
-    counts = [[0, 0] for _ in range(weeks)]
-    for index, moments in enumerate((opened, tickets)):
+    converted = (await session.exec(select(Enrolment.converted_at).where(
+        col(Enrolment.converted_at) >= since, col(Enrolment.holdout).is_(False)))).all()
+    counts = [[0, 0, 0] for _ in range(weeks)]
+    for index, moments in enumerate((opened, tickets, converted)):
         for moment in moments:
-            counts[min(weeks - 1, (moment - since).days // 7)][index] += 1
+            if moment is not None:
+                counts[min(weeks - 1, (moment - since).days // 7)][index] += 1
     name = label or (lambda day: day.date().isoformat())
     return [(name(since + timedelta(weeks=w)), counts[w]) for w in range(weeks)]
 
@@ -471,6 +475,50 @@ async def csat_summary(session: AsyncSession, since: datetime) -> tuple[float | 
         func.coalesce(Conversation.closed_at, Conversation.opened_at) >= since))).all()
     values = [int(score) for score in scores if score is not None]
     return (round(statistics.fmean(values), 2) if values else None), len(values)
+
+
+DEFAULT_ATTRIBUTION = timedelta(days=7)  # a journey without a conversion goal (and every campaign)
+
+
+def attribution_windows(settings: Settings) -> dict[str, timedelta]:
+    """How long after a journey's message an order still counts for it: its conversion goals' window."""
+    windows: dict[str, timedelta] = {}
+    for key, journey in load_journey_specs(settings).items():
+        goals = [goal.within for goal in journey.exit if goal.conversion]
+        windows[key] = max(goals) if goals else DEFAULT_ATTRIBUTION
+    return windows
+
+
+async def journey_revenue(
+    session: AsyncSession, settings: Settings, since: datetime,
+) -> dict[str, dict[str, int]]:
+    """Money of kept orders placed in the period by a customer within a journey's attribution window
+    after that journey messaged them, by journey and currency. Each order counts once, for the latest
+    journey message before it (the last touch); customers held out get no messages, so none count."""
+    windows = attribution_windows(settings)
+    longest = max([DEFAULT_ATTRIBUTION, *windows.values()])
+    orders = (await session.exec(select(Order.store_customer_id, Order.created_at, Order.total_minor,
+                                        Order.currency).where(
+        col(Order.created_at) >= since, col(Order.store_customer_id).is_not(None),
+        col(Order.status).not_in(NOT_SPENT)))).all()
+    if not orders:
+        return {}
+    touches: dict[str, list[tuple[datetime, str]]] = defaultdict(list)  # store account → (sent, journey)
+    for store_id, sent_at, key in (await session.exec(
+        select(Customer.store_customer_id, OutboxMessage.sent_at, OutboxMessage.journey_key)
+        .join(Customer, col(Customer.id) == OutboxMessage.customer_id)
+        .where(col(OutboxMessage.journey_key).is_not(None), OutboxMessage.status == "sent",
+               col(OutboxMessage.sent_at) >= since - longest, col(Customer.store_customer_id).is_not(None))
+    )).all():
+        if store_id and sent_at and key:
+            touches[store_id].append((sent_at, key))
+    revenue: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for store_id, placed_at, total, currency in orders:
+        before = [(sent, key) for sent, key in touches.get(store_id or "", ())
+                  if sent <= placed_at and placed_at - sent <= windows.get(key, DEFAULT_ATTRIBUTION)]
+        if before:
+            revenue[max(before)[1]][currency] += total
+    return {key: dict(amounts) for key, amounts in revenue.items()}
 
 
 @dataclass
@@ -612,10 +660,16 @@ SEGMENTS = {
 }
 
 
-async def segment_customers(session: AsyncSession, segment: str, now: datetime) -> list[Customer]:
-    """Customers in a segment who may get marketing at all (consent, reachable, not paused)."""
-    query = select(Customer).where(Customer.marketing_consent, Customer.reachable,
-                                   col(Customer.nudges_paused).is_(False))
+async def segment_customers(
+    session: AsyncSession, segment: str, now: datetime, *, marketable_only: bool = True,
+) -> list[Customer]:
+    """Customers in a segment; with ``marketable_only`` only those who may get marketing at all
+    (consent, reachable, not paused) — without it, everyone, so a campaign can say who was held back
+    and why (the contact rules decide that per customer)."""
+    query = select(Customer)
+    if marketable_only:
+        query = query.where(Customer.marketing_consent, Customer.reachable,
+                            col(Customer.nudges_paused).is_(False))
     buyers = select(Order.store_customer_id).where(col(Order.store_customer_id).is_not(None),
                                                    col(Order.status).not_in(NOT_SPENT))
     if segment == "buyers":

@@ -30,6 +30,8 @@ GROUPS = {
     "segment": ("console.ui.segment.",),
     "role": ("console.ui.role.",),
     "conversation_status": ("console.ui.conv_status.",),
+    "held": ("console.ui.held.",),  # why a campaign did not reach a customer (the contact rules' reasons)
+    "outbox_reason": ("console.ui.held.",),  # why one message waits or was skipped: the same reasons
 }
 _DECORATION = re.compile(r"^[^\w(«\"]+", re.UNICODE)  # a button's leading emoji
 
@@ -120,6 +122,14 @@ class Words:
             return self("console.ui.campaign_named", name=humanize(name) if name else number)
         return self.label("journey", key)
 
+
+    def held_back(self, held: dict[str, int]) -> str:
+        """Why a campaign did not reach customers, most first: "not opted in to offers: 3; in their
+        quiet hours: sent when they end: 2" (empty when nobody was held back)."""
+        parts = sorted(held.items(), key=lambda item: (-item[1], item[0]))
+        return self("console.ui.jd.separator").join(
+            self("console.ui.camp.held_item", reason=self.label("held", reason), n=self.number(count))
+            for reason, count in parts)
 
     def span(self, value: timedelta | None) -> str:
         minutes = value.total_seconds() / 60 if value is not None else None

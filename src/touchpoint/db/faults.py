@@ -4,6 +4,8 @@ server statement_timeout, SQLite's lock wait running out."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from asyncpg.exceptions import (
     CannotConnectNowError,
     ConnectionDoesNotExistError,
@@ -19,15 +21,21 @@ UNAVAILABLE_ERRORS = (
 )
 
 
-def is_database_unavailable(exc: BaseException) -> bool:
-    """Walks the cause chain: SQLAlchemy wraps the driver's error, which may wrap a socket's."""
+def cause_chain(exc: BaseException, max_hops: int = 20) -> Iterator[BaseException]:
+    """The error, then what caused it: SQLAlchemy wraps the driver's error, which may wrap a socket's."""
     seen: BaseException | None = exc
-    hops = 0
-    while seen is not None and hops < 20:
-        if isinstance(seen, UNAVAILABLE_ERRORS):
-            return True
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
+    for _ in range(max_hops):
+        if seen is None:
+            return
+        yield seen
         seen = seen.__cause__ or seen.__context__
-        hops += 1
-    return False
+
+
+def means_database_unavailable(error: BaseException) -> bool:
+    """This one error (not its causes) says the database is away or too slow."""
+    return isinstance(error, UNAVAILABLE_ERRORS) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    return any(means_database_unavailable(seen) for seen in cause_chain(exc))

@@ -1,6 +1,8 @@
 """Imports every model so the metadata (and alembic) sees the whole schema."""
 
 from touchpoint.aftersales.models import AftersalesDraft, Ticket, TicketEvent, WarrantyRegistration
+from touchpoint.assistant.models import AssistantAnswer, AssistantSwitch, Translation, TranslationSetting
+from touchpoint.business.models import BusinessChat, BusinessConnection
 from touchpoint.catalog.models import Category, FaqEntry, Product, Reservation, Stock, Store
 from touchpoint.channels.models import ProcessedUpdate
 from touchpoint.console.models import Campaign, ConsoleNote, JourneySetting, StaffAccount
@@ -23,12 +25,14 @@ from touchpoint.orders.models import (
 from touchpoint.referrals.models import LedgerEntry, Referral, ReferralCode, ReferralReward, Voucher
 
 __all__ = [
-    "AftersalesDraft", "BehaviourEvent", "Campaign", "Cart", "Category", "ConnectorDelivery",
-    "ConnectorResource", "ConsoleNote",
+    "AftersalesDraft", "AssistantAnswer", "AssistantSwitch",
+    "BehaviourEvent", "BusinessChat", "BusinessConnection", "Campaign", "Cart", "Category",
+    "ConnectorDelivery", "ConnectorResource", "ConsoleNote",
     "Conversation", "Customer", "Delivery", "Enrolment", "FaqEntry", "JourneyCursor",
     "JourneySetting", "LedgerEntry", "LinkToken", "LookupAttempt", "Order", "OrderItem",
     "OrderStatus", "OutboxMessage", "ProcessedStoreEvent", "ProcessedUpdate", "Product", "Referral",
     "ReferralCode", "ReferralReward", "Reservation", "ShipmentEvent", "StaffAccount", "Stock", "Store",
-    "StoreCustomer", "Ticket", "TicketEvent", "TopicPost", "TranscriptMessage", "Voucher",
+    "StoreCustomer", "Ticket", "TicketEvent", "TopicPost", "TranscriptMessage",
+    "Translation", "TranslationSetting", "Voucher",
     "WarrantyRegistration", "metadata",
 ]

@@ -28,13 +28,14 @@ from touchpoint import untrusted_json
 from touchpoint.config import Settings
 from touchpoint.db import Database
 from touchpoint.db.faults import is_database_unavailable
-from touchpoint.events_api.hooks import notify_listeners
+from touchpoint.events_api.connectors.http import add_connectors
+from touchpoint.events_api.hooks import after_batch
 from touchpoint.events_api.openapi import openapi_document
 from touchpoint.events_api.schemas import EventError, EventErrors, Id, parse_events
 from touchpoint.events_api.service import apply_events
 from touchpoint.events_api.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from touchpoint.journeys.listener import evaluate_store_events
 from touchpoint.orders.service import issue_link_token
+from touchpoint.wiring import load_all_templates
 
 log = logging.getLogger(__name__)
 APPLY_ATTEMPTS = 5
@@ -107,11 +108,8 @@ async def post_events(request: web.Request) -> web.Response:
     else:
         return _error(503, "busy", retry_after_s=1)
     # Journeys react to store events at once (abandoned cart, check-in, back in stock, exits), not at
-    # the next tick.
-    await evaluate_store_events(db, result.applied)
-    await notify_listeners(db, result.applied)
-    if result.applied and POKE_SENDER in request.app:  # order updates go out now, not at the next poll
-        request.app[POKE_SENDER]()
+    # the next tick, and order updates go out now, not at the sender's next poll.
+    await after_batch(db, result.applied, request.app.get(POKE_SENDER))
     applied = sum(r["status"] == "applied" for r in result.results)
     return web.json_response({"applied": applied, "duplicates": len(result.results) - applied,
                               "results": result.results})
@@ -170,6 +168,7 @@ def create_events_app(settings: Settings, db: Database, *, secret: str | None = 
                       poke_sender: Callable[[], None] | None = None) -> web.Application:
     """``secret`` overrides the configured one (the demo's fixed secret); ``poke_sender`` wakes the
     outbox sender of this process after a batch is applied."""
+    load_all_templates()  # the capabilities' store-event listeners subscribed
     app = web.Application(middlewares=[_responses_as_values],
                           client_max_size=settings.events_max_body_bytes + 1)
     app[SETTINGS], app[DATABASE], app[CLOCK] = settings, db, clock
@@ -182,8 +181,6 @@ def create_events_app(settings: Settings, db: Database, *, secret: str | None = 
     app.router.add_get("/healthz", health)
     # POST /webhooks/shopify and /webhooks/woocommerce: the platforms' own signed webhooks, queued
     # and applied in the background (events_api/connectors/).
-    from touchpoint.events_api.connectors.http import add_connectors
-
     add_connectors(app, settings, db, demo=secret is not None, poke_sender=poke_sender)
     return app
 

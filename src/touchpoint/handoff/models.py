@@ -42,6 +42,9 @@ class TranscriptMessage(SQLModel, table=True):
     kind: str = Field(default="text", max_length=16)
     text: str = ""
     telegram_message_id: int | None = None
+    # A photo or document: its Telegram file id (the console fetches it through the Bot API).
+    file_id: str | None = Field(default=None, max_length=256)
+    file_name: str = Field(default="", max_length=255)
     created_at: datetime = utc_field()
 
 

@@ -244,6 +244,31 @@ async def send_staff_reply(
     return entry
 
 
+def record_staff_file(
+    session: AsyncSession, conversation: Conversation, author: str, kind: str, caption: str, *,
+    file_id: str, file_name: str, telegram_message_id: int,
+) -> TranscriptMessage:
+    """A photo or document staff sent from outside the topic (the console sends it to the
+    customer's chat itself: the outbox carries text only): kept in the transcript, counted as the
+    first response, named in the staff topic."""
+    entry = add_transcript(session, conversation.customer_id, "staff", caption, kind=kind, author=author,
+                           conversation_id=conversation.id, telegram_message_id=telegram_message_id,
+                           file_id=file_id, file_name=file_name)
+    record_staff_reply(session, conversation)
+    _post_to_topic(session, conversation, "reply", author, " ".join(filter(None, ("📎", file_name, caption))))
+    return entry
+
+
+def announce_claim(
+    session: AsyncSession, settings: Settings, conversation: Conversation, author: str
+) -> None:
+    """A colleague took the conversation outside the topic (the console): the topic hears it in the
+    words of the desk's own claim line (posted with the console's other lines)."""
+    t = get_translator(settings.locales_dir, settings.default_locale)
+    _post_to_topic(session, conversation, "reply", author,
+                   t(settings.default_locale, "handoff.staff.claimed", name=author))
+
+
 async def close_and_ask_csat(
     session: AsyncSession,
     settings: Settings,
@@ -346,13 +371,16 @@ def transcript_row(
     author: str = "",
     conversation_id: int | None = None,
     telegram_message_id: int | None = None,
+    file_id: str | None = None,
+    file_name: str = "",
 ) -> dict[str, Any]:
-    """The column values of a transcript line (direction in | out | staff | note; text capped,
-    media by kind only), for ``add_transcript`` or a plain INSERT."""
+    """The column values of a transcript line (direction in | out | staff | note; text capped; a
+    photo or document by its Telegram file id), for ``add_transcript`` or a plain INSERT."""
     return {
         "customer_id": customer_id, "conversation_id": conversation_id, "direction": direction,
         "author": author[:64], "kind": kind[:16], "text": body[:TRANSCRIPT_TEXT_LIMIT],
-        "telegram_message_id": telegram_message_id, "created_at": utcnow(),
+        "telegram_message_id": telegram_message_id, "file_id": file_id[:256] if file_id else None,
+        "file_name": file_name[:255], "created_at": utcnow(),
     }
 
 

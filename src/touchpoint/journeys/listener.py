@@ -7,7 +7,7 @@ later, which is harmless: enrolments are unique per occurrence and exit goals ar
 from __future__ import annotations
 
 from touchpoint.db import Database
-from touchpoint.events_api.hooks import AppliedEvent
+from touchpoint.events_api.hooks import AppliedEvent, on_batch_applied
 from touchpoint.journeys.engine import EventRecord, get_engine
 
 
@@ -22,3 +22,6 @@ async def evaluate_store_events(db: Database, applied: list[AppliedEvent]) -> No
         return
     async with db.session() as session:
         await engine.evaluate(session, events)
+
+
+on_batch_applied.append(evaluate_store_events)

@@ -49,20 +49,33 @@ VetoCheck = Callable[[AsyncSession, set[int]], Awaitable[set[int]]]
 
 @dataclass(frozen=True, slots=True)
 class Veto:
-    """A capability's reason to keep marketing away from a customer (``name`` is the skip reason)."""
+    """A capability's reason to keep messages away from a customer (``name`` is the skip reason)."""
 
     name: str
     check: VetoCheck
     rank: int  # lower is reported first when several apply
+    lanes: frozenset[Lane] = frozenset({Lane.MARKETING})  # the lanes it silences
+    spares: frozenset[str] = frozenset()  # templates it lets through all the same
+
+    def covers(self, lane: Lane, template: str) -> bool:
+        return lane in self.lanes and template not in self.spares
 
 
 _VETOES: dict[str, Veto] = {}
 
 
-def register_veto(name: str, check: VetoCheck, *, rank: int = 100) -> None:
-    """Silence marketing to the customers ``check`` returns; the skip is recorded as ``name``.
+def register_veto(name: str, check: VetoCheck, *, rank: int = 100,
+                  lanes: Collection[Lane] = (Lane.MARKETING,), spares: Collection[str] = ()) -> None:
+    """Silence messages of ``lanes`` (marketing unless told), except the ``spares`` templates, to the
+    customers ``check`` returns; the skip is recorded as ``name``. Replies are never vetoed.
     Registering the same name again replaces it (a module reloaded in tests)."""
-    _VETOES[name] = Veto(name, check, rank)
+    if Lane.REPLY in lanes:
+        raise ValueError("a reply to the customer's own message is never vetoed")
+    _VETOES[name] = Veto(name, check, rank, frozenset(lanes), frozenset(spares))
+
+
+def _vetoes_covering(lane: Lane, template: str) -> list[Veto]:
+    return [veto for veto in registered_vetoes() if veto.covers(lane, template)]
 
 
 def registered_vetoes() -> list[Veto]:
@@ -173,10 +186,14 @@ def _judge(settings: Settings, question: ContactQuestion, at: datetime,
             return Verdict("skip", "opted_out")
         if lane is Lane.MARKETING and not customer.marketing_consent:
             return Verdict("skip", "no_consent")
+    if facts is None and (lane is not Lane.TRANSACTIONAL or _vetoes_covering(lane, question.template)):
+        return None
+    if facts is not None and (vetoed := [name for name in facts.vetoes
+                                         if _VETOES[name].covers(lane, question.template)]):
+        return Verdict("skip", vetoed[0])
+    if lane is not Lane.TRANSACTIONAL:
         if facts is None:
             return None
-        if lane is Lane.MARKETING and facts.vetoes:
-            return Verdict("skip", facts.vetoes[0])
 
         def count(window: timedelta, **match: str) -> int:
             return _count(facts.planned, at, window, question.exclude_outbox_id, **match)
@@ -211,8 +228,6 @@ def _count(planned: Collection[Planned], at: datetime, window: timedelta, exclud
 async def _load_facts(session: AsyncSession, settings: Settings, questions: Sequence[ContactQuestion],
                       at: datetime) -> dict[int | None, ContactFacts]:
     customer_ids = {q.customer.id for q in questions if q.customer.id is not None}
-    marketing_ids = {q.customer.id for q in questions
-                     if q.lane is Lane.MARKETING and q.customer.id is not None}
     window = timedelta(days=max(7, settings.repeat_template_days))
     query = select(OutboxMessage.customer_id, OutboxMessage.id, OutboxMessage.lane,
                    OutboxMessage.template, OutboxMessage.due_at).where(
@@ -226,9 +241,12 @@ async def _load_facts(session: AsyncSession, settings: Settings, questions: Sequ
     for customer_id, *fields in (await session.exec(query)).all():
         planned.setdefault(customer_id, []).append(Planned(*fields))
     vetoed: dict[int, list[str]] = {}
-    if marketing_ids:
-        for veto in registered_vetoes():
-            for customer_id in await veto.check(session, set(marketing_ids)):
+    for veto in registered_vetoes():
+        # Each veto asks only about the customers it could silence here.
+        covered = {q.customer.id for q in questions
+                   if q.customer.id is not None and veto.covers(q.lane, q.template)}
+        if covered:
+            for customer_id in await veto.check(session, covered):
                 vetoed.setdefault(customer_id, []).append(veto.name)
     return {customer_id: ContactFacts(tuple(vetoed.get(customer_id, ()) if customer_id else ()),
                                       tuple(planned.get(customer_id, ())))

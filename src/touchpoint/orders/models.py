@@ -1,28 +1,13 @@
 """Orders, their items and the shipment timeline, as pushed by the store."""
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlmodel import Field
 
 from touchpoint.db.base import SQLModel
 from touchpoint.db.types import bigint_field, json_field, utc_field
-
-
-class OrderStatus(StrEnum):
-    PLACED = "placed"
-    PAID = "paid"
-    PACKED = "packed"
-    SHIPPED = "shipped"
-    OUT_FOR_DELIVERY = "out_for_delivery"
-    DELIVERED = "delivered"
-    DELIVERY_PROBLEM = "delivery_problem"  # the carrier could not deliver; the customer must act
-    READY_FOR_PICKUP = "ready_for_pickup"
-    PICKED_UP = "picked_up"
-    CANCELLED = "cancelled"
-    RETURNED = "returned"
-    REFUNDED = "refunded"
+from touchpoint.orders.status import OrderStatus
 
 
 class Order(SQLModel, table=True):

@@ -7,10 +7,12 @@ the send through ``SandboxState.admit_send`` (faults, log), then changes state,
 so a refused call never leaves half a message behind.
 
 Only the methods Touchpoint's bot calls are served (an unknown method answers 404 "Not Found",
-as Telegram does): getMe, getUpdates, set/delete/getWebhook(Info), sendMessage, sendPhoto,
+as Telegram does): getMe, getUpdates, set/delete/getWebhook(Info), sendMessage, sendMessageDraft, sendPhoto,
 sendDocument, copyMessage, editMessageText/Caption/ReplyMarkup, deleteMessage,
 answerCallbackQuery, setMyCommands, create/close/reopen/deleteForumTopic, getChat,
-getChatMember and getFile.
+getChatMember, getFile and getBusinessConnection. Sends and edits with ``business_connection_id``
+go to the customer's chat with that business account, under Telegram's rules (see
+``SandboxState.business_chat_for_bot``).
 """
 
 from __future__ import annotations
@@ -124,10 +126,15 @@ class BotApi:
 
     # ---------------------------------------------------------------- helpers
 
-    def _chat(self, params: Params, name: str = "chat_id") -> SandboxChat:
+    def _chat(self, params: Params, name: str = "chat_id", *, sending: bool = False) -> SandboxChat:
+        """The chat a call names; with ``business_connection_id``, the customer's chat with that
+        business account (``sending``: a new message, held to the 24-hour rule)."""
         value = params.values.get(name)
         if value in (None, ""):
             raise bad_request(f"{name} is empty")
+        connection_id = params.text("business_connection_id")
+        if connection_id and name == "chat_id":
+            return self.state.business_chat_for_bot(connection_id, value, sending=sending)
         return self.state.resolve_chat(value)
 
     def _message(self, chat: SandboxChat, params: Params, what: str) -> JsonDict:
@@ -228,16 +235,27 @@ class BotApi:
         reply_to = self._reply_to(chat, call.params)
         if call.params.flag("protect_content"):
             content = {**content, "has_protected_content": True}
+        sender = call.bot
+        if chat.business_connection_id is not None:
+            # Sent on the owner's behalf: from the business account, signed by the bot.
+            _refuse_web_apps(markup)
+            connection = self.state.business_connections[chat.business_connection_id]
+            sender = self.state.users[connection.owner_id].as_user()
+            content = {**content, "business_connection_id": connection.id, "sender_business_bot": call.bot}
         self.state.admit_send(chat, method_name, new_message=True)
-        return self.state.add_message(
+        message = self.state.add_message(
             chat,
-            sender=call.bot,
+            sender=sender,
             from_bot=True,
             content=content,
             thread_id=thread_id,
             reply_markup=markup,
             reply_to=reply_to,
         )
+        if chat.business_connection_id is not None:
+            # Telegram tells the bot about every new message in a business chat, its own too.
+            self.state.emit_update("business_message", public(message))
+        return message
 
     def _media(self, params: Params, kind: str) -> StoredFile:
         given = params.file(kind)
@@ -255,7 +273,7 @@ class BotApi:
         return stored
 
     async def _send_media(self, call: Call, kind: str) -> JsonDict:
-        chat = self._chat(call.params)
+        chat = self._chat(call.params, sending=True)
         stored = self._media(call.params, kind)
         content: JsonDict = {
             kind: stored.as_media(
@@ -310,7 +328,7 @@ class BotApi:
             "can_join_groups": True,
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
-            "can_connect_to_business": False,
+            "can_connect_to_business": True,
             "has_main_web_app": False,
         }
 
@@ -392,12 +410,28 @@ class BotApi:
 
     @method("sendMessage")
     async def send_message(self, call: Call) -> JsonDict:
-        chat = self._chat(call.params)
+        chat = self._chat(call.params, sending=True)
         content = self._text_content(call.params)
         preview = call.params.obj("link_preview_options")
         if preview:
             content["link_preview_options"] = preview
         return public(self._deliver(call, chat, "sendMessage", content))
+
+    @method("sendMessageDraft")
+    async def send_message_draft(self, call: Call) -> bool:
+        """Bot API 9.3: a partial message streamed into a private chat (a 30-second preview that
+        the bot's next message replaces); an empty text shows "Thinking…"."""
+        chat = self._chat(call.params)
+        if chat.is_group:
+            raise bad_request("message drafts can be sent only to private chats")
+        draft_id = call.params.required_int("draft_id", "draft_id is not specified")
+        if draft_id == 0:
+            raise bad_request("draft_id must be non-zero")
+        formatted = self._formatted(call.params, "text", "entities", limit=4096)
+        self.state.admit_send(chat, "sendMessageDraft", new_message=False)
+        self.state.message_drafts.setdefault(chat.id, []).append(
+            {"draft_id": draft_id, "text": formatted[0] if formatted else ""})
+        return True
 
     @method("sendPhoto")
     async def send_photo(self, call: Call) -> JsonDict:
@@ -585,6 +619,13 @@ class BotApi:
         }
         return info
 
+    @method("getBusinessConnection")
+    async def get_business_connection(self, call: Call) -> JsonDict:
+        connection = self.state.business_connections.get(call.params.text("business_connection_id") or "")
+        if connection is None:
+            raise bad_request("BUSINESS_CONNECTION_INVALID")
+        return connection.as_json(self.state.users[connection.owner_id])
+
     @method("getChatMember")
     async def get_chat_member(self, call: Call) -> JsonDict:
         chat = self._chat(call.params)
@@ -608,6 +649,14 @@ def _commands_key(params: Params) -> tuple[str, str]:
     parts = [str(scope.get("type", "default"))]
     parts += [str(scope[key]) for key in ("chat_id", "user_id") if key in scope]
     return ":".join(parts), params.text("language_code") or ""
+
+
+def _refuse_web_apps(markup: JsonDict | None) -> None:
+    """Telegram allows inline keyboards in business messages, but no web-app buttons."""
+    for row in (markup or {}).get("inline_keyboard", []):
+        for button in row:
+            if "web_app" in button:
+                raise bad_request("BUTTON_TYPE_INVALID")
 
 
 def _validate_inline_keyboard(rows: Any) -> None:

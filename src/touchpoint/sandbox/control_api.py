@@ -32,6 +32,20 @@ POST     /sandbox/api/faults/{kind}                  retry_after {chat_id, retry
                                                      per_seconds} | chaos {probability,
                                                      retry_after, seed?} | latency {seconds}
                                                      → {ok: true}
+GET      /sandbox/api/business                       → {connections: [{id, owner, can_reply,
+                                                     is_enabled}]}
+POST     /sandbox/api/business                       {owner_id?, owner_name?, can_reply?}
+                                                     → {connection} (connects, or re-enables)
+POST     /sandbox/api/business/{id}/disconnect       → {update}
+POST     /sandbox/api/business/{id}/chats/{user_id}/text
+                                                     {text, as_owner?} → {update} (the customer
+                                                     writes to the business account, or its owner
+                                                     writes in that chat)
+POST     /sandbox/api/business/{id}/chats/{user_id}/press
+                                                     {message_id, data} → {update}
+GET      /sandbox/api/business/{id}/chats/{user_id}/messages
+                                                     ?since=<rev> → {rev, messages,
+                                                     callback_answers}
 GET      /sandbox/api/log                            → {send_log, callback_answers, webhook,
                                                      commands, pending_updates}
 GET      /sandbox/api/files/{file_id}                → the file's bytes
@@ -59,6 +73,7 @@ if TYPE_CHECKING:
 
 PREFIX = "/sandbox/api"
 FIRST_USER_ID = 1001
+BUSINESS_OWNER_ID = 4242  # the demo brand's own Telegram account
 
 Route = Callable[[web.Request], Awaitable[Any]]
 
@@ -136,6 +151,12 @@ class ControlApi:
             ("POST", "/groups/{chat_id}/post", self.group_post),
             ("POST", "/groups/{chat_id}/photo", self.group_photo),
             ("POST", "/faults/{kind}", self.fault),
+            ("GET", "/business", self.list_business),
+            ("POST", "/business", self.connect_business),
+            ("POST", "/business/{connection_id}/disconnect", self.disconnect_business),
+            ("POST", "/business/{connection_id}/chats/{user_id}/text", self.business_text),
+            ("POST", "/business/{connection_id}/chats/{user_id}/press", self.business_press),
+            ("GET", "/business/{connection_id}/chats/{user_id}/messages", self.business_messages),
             ("GET", "/log", self.log),
             ("GET", "/files/{file_id}", self.file),
         ]
@@ -167,6 +188,9 @@ class ControlApi:
             "phone_number": user.phone_number,
             "blocked": chat.blocked,
             "is_staff": is_staff,
+            "is_business_owner": any(
+                c.owner_id == user_id for c in self.sandbox.business_connections.values()
+            ),
         }
 
     def _group_json(self, chat_id: int) -> JsonDict:
@@ -364,6 +388,61 @@ class ControlApi:
         else:
             raise NotFound(f"unknown fault {kind!r}")
         return {"ok": True}
+
+    def _connection_id(self, request: web.Request) -> str:
+        connection_id = request.match_info["connection_id"]
+        if connection_id not in self.sandbox.business_connections:
+            raise NotFound(f"unknown business connection {connection_id}")
+        return connection_id
+
+    def _connection_json(self, connection_id: str) -> JsonDict:
+        connection = self.sandbox.business_connections[connection_id]
+        return connection.as_json(self.sandbox.users[connection.owner_id])
+
+    @_json_route
+    async def list_business(self, request: web.Request) -> JsonDict:
+        return {"connections": [self._connection_json(c) for c in self.sandbox.business_connections]}
+
+    @_json_route
+    async def connect_business(self, request: web.Request) -> JsonDict:
+        body = await _body(request)
+        connection = self.sandbox.connect_business(
+            _optional_int(body.get("owner_id")) or BUSINESS_OWNER_ID,
+            str(body.get("owner_name") or "Brewhaus (business account)"),
+            can_reply=_flag(body.get("can_reply"), default=True),
+        )
+        return {"connection": self._connection_json(connection.id)}
+
+    @_json_route
+    async def disconnect_business(self, request: web.Request) -> JsonDict:
+        return {"update": self.sandbox.disconnect_business(self._connection_id(request))}
+
+    @_json_route
+    async def business_text(self, request: web.Request) -> JsonDict:
+        connection_id, user_id = self._connection_id(request), self._user_id(request)
+        body = await _body(request)
+        text = str(body.get("text") or "")
+        if not text.strip():
+            raise ValueError("text is required")
+        write = self.sandbox.owner_text if _flag(body.get("as_owner"), False) else self.sandbox.business_text
+        return {"update": write(connection_id, user_id, text)}
+
+    @_json_route
+    async def business_press(self, request: web.Request) -> JsonDict:
+        connection_id, user_id = self._connection_id(request), self._user_id(request)
+        body = await _body(request)
+        return {"update": self.sandbox.business_press(
+            connection_id, user_id, _int(body.get("message_id"), "message_id"), str(body.get("data") or ""))}
+
+    @_json_route
+    async def business_messages(self, request: web.Request) -> JsonDict:
+        connection_id, user_id = self._connection_id(request), self._user_id(request)
+        since = int(request.query.get("since") or 0)
+        chat = self.sandbox.business_chat(connection_id, user_id)
+        messages = [copy.deepcopy(m) for m in chat.messages.values() if m["_rev"] > since]
+        answers = [answer for answer in self.sandbox.callback_answers
+                   if answer["chat_id"] == user_id and answer["_rev"] > since]
+        return {"rev": self.sandbox.rev, "messages": messages, "callback_answers": answers}
 
     @_json_route
     async def log(self, request: web.Request) -> JsonDict:

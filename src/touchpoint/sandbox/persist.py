@@ -1,8 +1,9 @@
 """The sandbox's world on disk, so a restarted demo carries on where it stopped.
 
-``<state_dir>/sandbox.json`` holds people, chats (messages, topics), file records and the
-update counter; ``<state_dir>/files/`` holds the uploaded bytes. Written atomically (a temp file
-renamed over the old one) whenever something changed, at most about once a second, and on stop.
+``<state_dir>/sandbox.json`` holds people, chats (messages, topics), business connections and
+business chats, file records and the update counter; ``<state_dir>/files/`` holds the uploaded
+bytes. Written atomically (a temp file renamed over the old one) whenever something changed, at
+most about once a second, and on stop.
 Pending updates, fault injectors and logs are not kept: they belong to one run.
 """
 
@@ -15,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from touchpoint.sandbox.files import StoredFile
-from touchpoint.sandbox.state import JsonDict, SandboxChat, SandboxState, SandboxUser, Topic
+from touchpoint.sandbox.state import (
+    BusinessConnection,
+    JsonDict,
+    SandboxChat,
+    SandboxState,
+    SandboxUser,
+    Topic,
+)
 
 STATE_FILE = "sandbox.json"
 FILES_DIR = "files"
@@ -25,7 +33,8 @@ FORMAT = 1
 def signature(state: SandboxState) -> tuple[int, ...]:
     """Changes whenever something worth saving changed (cheap: no hashing of contents)."""
     return (state.rev, state.last_update_id, len(state.users), len(state.chats), len(state.files),
-            sum(len(chat.topics) for chat in state.chats.values()), state.user_edits)
+            sum(len(chat.topics) for chat in state.chats.values()), state.user_edits,
+            state.business_edits, len(state.business_chats))
 
 
 def save(state: SandboxState, state_dir: Path) -> None:
@@ -47,6 +56,8 @@ def save(state: SandboxState, state_dir: Path) -> None:
         "users": [asdict(user) for user in state.users.values()],
         "chats": [_chat_to_json(chat) for chat in state.chats.values()],
         "files": files,
+        "business_connections": [asdict(c) for c in state.business_connections.values()],
+        "business_chats": [_chat_to_json(chat) for chat in state.business_chats.values()],
     }
     _atomic_write(state_dir / STATE_FILE, json.dumps(document, ensure_ascii=False).encode("utf-8"))
 
@@ -64,6 +75,13 @@ def load(state: SandboxState, state_dir: Path) -> bool:
     for raw in document["chats"]:
         chat = _chat_from_json(raw, state.users)
         state.chats[chat.id] = chat
+    state.business_connections = {
+        raw["id"]: BusinessConnection(**raw) for raw in document.get("business_connections", [])
+    }
+    state.business_chats = {}
+    for raw in document.get("business_chats", []):
+        chat = _chat_from_json(raw, state.users)
+        state.business_chats[(chat.business_connection_id or "", chat.id)] = chat
     state.files, state.files_by_path = {}, {}
     for record in document["files"]:
         blob = state_dir / FILES_DIR / record["file_id"]

@@ -45,6 +45,7 @@ from touchpoint.sandbox.control_api import ControlApi
 from touchpoint.sandbox.files import TINY_OGG, TINY_PNG, StoredFile
 from touchpoint.sandbox.formatting import detect_entities
 from touchpoint.sandbox.state import (
+    BusinessConnection,
     IssuedCallback,
     JsonDict,
     SandboxChat,
@@ -368,6 +369,114 @@ class Sandbox(SandboxState):
             raise ValueError(f"unknown chat {chat_id}; call user() or create_group() first")
         return chat
 
+    # ------------------------------------------------------------- business
+
+    def connect_business(
+        self, owner_id: int, owner_name: str = "Brewhaus (business account)", *,
+        connection_id: str | None = None, can_reply: bool = True, language_code: str = "en",
+    ) -> BusinessConnection:
+        """The owner of a business account connects the bot to it (Telegram Business > Chatbots);
+        the bot gets a ``business_connection`` update. Connecting again re-enables it."""
+        owner = self.users.get(owner_id) or self.user(owner_id, owner_name, language_code)
+        connection_id = connection_id or f"bc-{owner.id}"
+        connection = self.business_connections.get(connection_id)
+        if connection is None:
+            connection = BusinessConnection(connection_id, owner.id, int(self.clock()))
+            self.business_connections[connection_id] = connection
+        connection.can_reply, connection.is_enabled = can_reply, True
+        self._business_changed(connection)
+        return connection
+
+    def disconnect_business(self, connection_id: str) -> JsonDict:
+        """The owner disconnects the bot: ``business_connection`` with ``is_enabled`` false."""
+        connection = self._connection(connection_id)
+        connection.is_enabled = False
+        return self._business_changed(connection)
+
+    def _business_changed(self, connection: BusinessConnection) -> JsonDict:
+        self.business_edits += 1
+        return self.emit_update("business_connection", connection.as_json(self.users[connection.owner_id]))
+
+    def _connection(self, connection_id: str) -> BusinessConnection:
+        connection = self.business_connections.get(connection_id)
+        if connection is None:
+            raise ValueError(f"unknown business connection {connection_id}")
+        return connection
+
+    def business_chat(self, connection_id: str, customer_id: int) -> SandboxChat:
+        """The customer's chat with the business account (created on first use)."""
+        self._connection(connection_id)
+        customer = self.known_user(customer_id)
+        key = (connection_id, customer.id)
+        if key not in self.business_chats:
+            self.business_chats[key] = SandboxChat(
+                id=customer.id, type="private", user=customer, business_connection_id=connection_id
+            )
+        return self.business_chats[key]
+
+    def business_text(self, connection_id: str, customer_id: int, text: str) -> JsonDict | None:
+        """The customer writes to the business account. The bot hears of it while connected."""
+        chat = self.business_chat(connection_id, customer_id)
+        chat.last_incoming_at = self.clock()
+        return self._business_says(chat, self.users[customer_id], _text_content(text))
+
+    def owner_text(self, connection_id: str, customer_id: int, text: str) -> JsonDict | None:
+        """The owner types in the customer's chat themselves (a person, not the bot)."""
+        chat = self.business_chat(connection_id, customer_id)
+        owner = self.users[self._connection(connection_id).owner_id]
+        return self._business_says(chat, owner, _text_content(text))
+
+    def _business_says(self, chat: SandboxChat, sender: SandboxUser, content: JsonDict) -> JsonDict | None:
+        connection = self._connection(chat.business_connection_id or "")
+        message = self.add_message(chat, sender=sender.as_user(), from_bot=False,
+                                   content={**content, "business_connection_id": connection.id})
+        if not connection.is_enabled:
+            return None  # a disconnected bot hears nothing
+        return self.emit_update("business_message", public(message))
+
+    def business_press(self, connection_id: str, customer_id: int, message_id: int,
+                       callback_data: str) -> JsonDict:
+        """The customer presses an inline button under a bot message in the business chat."""
+        chat = self.business_chat(connection_id, customer_id)
+        message = chat.message(message_id)
+        if message is None:
+            raise ValueError(f"no message {message_id} in the business chat with {customer_id}")
+        self._callback_counter += 1
+        query_id = str(4_000_000_000_000_000 + self._callback_counter)
+        self.issued_callbacks[query_id] = IssuedCallback(chat.id, customer_id, message_id)
+        return self.emit_update("callback_query", {
+            "id": query_id, "from": self.users[customer_id].as_user(), "message": public(message),
+            "chat_instance": f"{connection_id}:{chat.id}", "data": callback_data,
+        })
+
+    def age_business_chat(self, connection_id: str, customer_id: int, seconds: float) -> None:
+        """Move the customer's latest message ``seconds`` into the past (the 24-hour rule)."""
+        chat = self.business_chat(connection_id, customer_id)
+        if chat.last_incoming_at is not None:
+            chat.last_incoming_at -= seconds
+
+    def business_messages(self, connection_id: str, customer_id: int) -> list[JsonDict]:
+        """The business chat as the customer sees it, in order."""
+        chat = self.business_chat(connection_id, customer_id)
+        return [copy.deepcopy(m) for m in chat.messages.values() if not m.get("_deleted")]
+
+    async def wait_for_business_message(
+        self, connection_id: str, customer_id: int, *, after_message_id: int = 0,
+        timeout: float = 5.0, predicate: Callable[[JsonDict], bool] | None = None,
+    ) -> JsonDict:
+        """First message the bot sent in the business chat after ``after_message_id``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for message in self.business_messages(connection_id, customer_id):
+                if (message["message_id"] > after_message_id and message["_from_bot"]
+                        and (predicate is None or predicate(message))):
+                    return message
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no bot message in the business chat with {customer_id}")
+            await self.messages_changed.wait(remaining)
+
     # --------------------------------------------------------------- faults
 
     def inject_retry_after(self, chat_id: int, retry_after: int, times: int = 1) -> None:
@@ -400,6 +509,10 @@ class Sandbox(SandboxState):
     def messages(self, chat_id: int, thread_id: int | None = None) -> list[JsonDict]:
         """Bot and people messages in order, as they are now (edited, not deleted)."""
         return [copy.deepcopy(m) for m in self.iter_messages(chat_id, thread_id)]
+
+    def drafts(self, chat_id: int) -> list[JsonDict]:
+        """What the bot streamed into a private chat with sendMessageDraft, in order."""
+        return copy.deepcopy(self.message_drafts.get(chat_id, []))
 
     def bot_messages(self, chat_id: int, thread_id: int | None = None) -> list[JsonDict]:
         """Messages the bot sent (topic service messages excluded)."""
@@ -472,6 +585,13 @@ class Sandbox(SandboxState):
             for record in self.send_log
             if record.chat_id == chat_id and (outcome is None or record.outcome == outcome)
         ]
+
+
+def _text_content(text: str) -> JsonDict:
+    content: JsonDict = {"text": text}
+    if entities := detect_entities(text):
+        content["entities"] = entities
+    return content
 
 
 def file_response(stored: StoredFile) -> web.StreamResponse:

@@ -36,8 +36,14 @@ DEFAULT_UPDATE_TYPES = frozenset(
         "poll_answer",
         "my_chat_member",
         "chat_join_request",
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
     }
 )
+#: Telegram's rule: a business bot may write only in chats with an incoming message this recent.
+BUSINESS_REPLY_WINDOW_S = 24 * 3600
 TOPIC_ICON_COLOR = 0x6FB9F0
 
 
@@ -163,6 +169,9 @@ class SandboxChat:
     messages: dict[int, JsonDict] = field(default_factory=dict)
     last_message_id: int = 0
     topics: dict[int, Topic] = field(default_factory=dict)
+    #: A customer's chat with a business account (the owner's side of it), not with the bot.
+    business_connection_id: str | None = None
+    last_incoming_at: float | None = None  # the customer's latest message (the 24-hour rule)
 
     @property
     def is_group(self) -> bool:
@@ -189,6 +198,28 @@ class SandboxChat:
     def all_members(self) -> list[int]:
         ordered = ([self.creator] if self.creator is not None else []) + self.admins + self.members
         return list(dict.fromkeys(ordered))
+
+
+@dataclass
+class BusinessConnection:
+    """A business account (``owner_id``, a person) lent to the bot."""
+
+    id: str
+    owner_id: int
+    date: int
+    can_reply: bool = True
+    is_enabled: bool = True
+
+    def as_json(self, owner: SandboxUser) -> JsonDict:
+        return {
+            "id": self.id,
+            "user": owner.as_user(),
+            "user_chat_id": owner.id,
+            "date": self.date,
+            "can_reply": self.can_reply,
+            "rights": {"can_reply": True, "can_read_messages": True} if self.can_reply else {},
+            "is_enabled": self.is_enabled,
+        }
 
 
 @dataclass
@@ -253,8 +284,15 @@ class SandboxState:
 
         self.send_log: list[SendRecord] = []
         self.callback_answers: list[JsonDict] = []
+        #: sendMessageDraft calls per private chat, in order: {"draft_id", "text"} (ephemeral in
+        #: Telegram, kept here so tests can see what streamed before the final message).
+        self.message_drafts: dict[int, list[JsonDict]] = {}
         self.issued_callbacks: dict[str, IssuedCallback] = {}
         self.commands: dict[tuple[str, str], list[JsonDict]] = {}
+        self.business_connections: dict[str, BusinessConnection] = {}
+        #: (connection id, customer id) → the customer's chat with that business account.
+        self.business_chats: dict[tuple[str, int], SandboxChat] = {}
+        self.business_edits = 0  # bumped when a connection changes (worth saving)
 
         self.latency = 0.0
         self._retry_after: dict[int, deque[int]] = {}
@@ -317,6 +355,30 @@ class SandboxState:
             chat = None
         if chat is None:
             raise bad_request("chat not found")
+        return chat
+
+    def business_chat_for_bot(self, connection_id: str, chat_id: int | str, *, sending: bool) -> SandboxChat:
+        """The business chat a bot call names, refused the way Telegram refuses it: an unknown or
+        disabled connection, no right to reply, and (for new messages) no message from the
+        customer within the last 24 hours."""
+        connection = self.business_connections.get(connection_id)
+        if connection is None:
+            raise bad_request("BUSINESS_CONNECTION_INVALID")
+        if not connection.is_enabled:
+            raise bad_request("BUSINESS_CONNECTION_NOT_ALLOWED")
+        if not connection.can_reply:
+            raise BotApiError(403, "Forbidden: the bot has no right to reply in this business account")
+        try:
+            chat = self.business_chats.get((connection_id, int(chat_id)))
+        except ValueError:
+            chat = None
+        if chat is None:
+            raise bad_request("chat not found")
+        recent = chat.last_incoming_at is not None and (
+            self.clock() - chat.last_incoming_at < BUSINESS_REPLY_WINDOW_S
+        )
+        if sending and not recent:
+            raise bad_request("BUSINESS_PEER_USAGE_MISSING")
         return chat
 
     # ----------------------------------------------------------------- messages

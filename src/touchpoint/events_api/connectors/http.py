@@ -28,8 +28,8 @@ from touchpoint.config import Settings
 from touchpoint.db import Database
 from touchpoint.events_api.connectors import shopify, woocommerce
 from touchpoint.events_api.connectors.common import base64_hmac_valid
-from touchpoint.events_api.connectors.queue import ConnectorWorker, enqueue, notify_applied
-from touchpoint.events_api.hooks import AppliedEvent
+from touchpoint.events_api.connectors.queue import ConnectorWorker, enqueue
+from touchpoint.events_api.hooks import AppliedEvent, after_batch
 from touchpoint.observability import REGISTRY
 from touchpoint.untrusted_json import UntrustedJSONError
 
@@ -132,7 +132,7 @@ def add_connectors(app: web.Application, settings: Settings, db: Database, *, de
     app[CONNECTOR_DB], app[MAX_BODY] = db, settings.events_max_body_bytes
 
     async def after_apply(applied: list[AppliedEvent]) -> None:
-        await notify_applied(db, applied, poke_sender)
+        await after_batch(db, applied, poke_sender)
 
     app[WORKER] = ConnectorWorker(db, settings, after_apply=after_apply)
     for platform in PLATFORMS:

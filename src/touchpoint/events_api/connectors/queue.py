@@ -47,7 +47,7 @@ from touchpoint.events_api.connectors.common import (
     validate_events,
 )
 from touchpoint.events_api.connectors.models import ConnectorDelivery, ConnectorResource, DeliveryStatus
-from touchpoint.events_api.hooks import AppliedEvent, notify_listeners
+from touchpoint.events_api.hooks import AppliedEvent
 from touchpoint.events_api.models import ProcessedStoreEvent
 from touchpoint.events_api.schemas import EventError
 from touchpoint.events_api.service import apply_events
@@ -429,14 +429,3 @@ async def requeue(db: Database, statuses: Sequence[str], platform: str | None = 
             query = query.where(col(ConnectorDelivery.platform) == platform)
         result = await session.execute(query)
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def notify_applied(db: Database, applied: list[AppliedEvent],
-                         poke_sender: Callable[[], None] | None = None) -> None:
-    """What the events API does after a batch: journeys at once, then the subscribed listeners."""
-    from touchpoint.journeys.listener import evaluate_store_events  # journeys import this package
-
-    await evaluate_store_events(db, applied)
-    await notify_listeners(db, applied)
-    if poke_sender is not None:
-        poke_sender()

@@ -67,12 +67,51 @@ class ChatView {
     this.threadId = null;
     this.rev = 0;
     this.nodes = new Map();
+    this.business = null;  // a business connection id: the customer writes to the brand's account
+    this.connections = [];
     document.getElementById("composer").addEventListener("submit", (event) => this.send(event));
+  }
+
+  // Telegram Business: the customer may write to the bot or to the brand's own account.
+  async loadBusiness() {
+    this.connections = (await api("/business")).connections;
+    const picker = document.getElementById("talk-to");
+    const options = [element("option", { value: "" }, "the bot itself"),
+      ...this.connections.filter((c) => c.is_enabled || c.id === this.business).map((c) =>
+        element("option", { value: c.id }, c.user.first_name + (c.is_enabled ? "" : " (disconnected)")))];
+    picker.replaceChildren(...options);
+    picker.value = this.business || "";
+    const current = this.connections.find((c) => c.id === this.business);
+    document.getElementById("as-owner-box").hidden = !current;
+    document.getElementById("business-toggle").textContent = current && current.is_enabled
+      ? "Disconnect the bot from this account" : "Connect a business account";
+  }
+
+  chatPath() {
+    return this.business ? `/business/${this.business}/chats/${this.chatId}` : `/users/${this.chatId}`;
+  }
+
+  async toggleBusiness() {
+    const current = this.connections.find((c) => c.id === this.business);
+    if (current && current.is_enabled) await api(`/business/${current.id}/disconnect`, {});
+    else {
+      const { connection } = await api("/business", current ? { owner_id: current.user.id } : {});
+      this.business = connection.id;
+    }
+    await this.loadBusiness();
+    this.select(this.chatId);
   }
 
   async start() {
     if (this.mode === "customer") {
       document.getElementById("new-person").addEventListener("submit", (event) => this.addPerson(event));
+      document.getElementById("talk-to").addEventListener("change", (event) => {
+        this.business = event.target.value || null;
+        this.loadBusiness();
+        this.select(this.chatId);
+      });
+      document.getElementById("business-toggle").addEventListener("click", () => this.toggleBusiness().catch((e) => toast(e.message)));
+      await this.loadBusiness();
       await this.loadPeople();
     } else {
       document.getElementById("new-group").addEventListener("submit", (event) => this.addGroup(event));
@@ -112,7 +151,7 @@ class ChatView {
   }
 
   async loadPeople() {
-    const users = (await api("/users")).users.filter((user) => !user.is_staff);
+    const users = (await api("/users")).users.filter((user) => !user.is_staff && !user.is_business_owner);
     const list = document.getElementById("people");
     list.replaceChildren(...users.map((user) => element("button", {
       class: "pick" + (user.id === this.chatId ? " active" : ""), "data-testid": `person-${user.id}`,
@@ -173,7 +212,9 @@ class ChatView {
   async poll() {
     if (this.chatId === null) return;
     const thread = this.threadId === null ? "" : `&thread_id=${this.threadId}`;
-    const data = await api(`/chats/${this.chatId}/messages?since=${this.rev}${thread}`);
+    const data = this.mode === "customer" && this.business
+      ? await api(`${this.chatPath()}/messages?since=${this.rev}`)
+      : await api(`/chats/${this.chatId}/messages?since=${this.rev}${thread}`);
     for (const message of data.messages) this.render(message);
     if (data.messages.length) this.showHint();
     for (const answer of data.callback_answers) if (answer.text) toast(answer.text);
@@ -189,11 +230,14 @@ class ChatView {
   render(message) {
     const old = this.nodes.get(message.message_id);
     if (message._deleted) { old?.remove(); this.nodes.delete(message.message_id); return; }
-    const mine = this.mode === "customer" ? !message._from_bot : message.from && !message.from.is_bot;
+    const mine = this.mode === "customer" ? !message._from_bot && message.from?.id === this.chatId
+      : message.from && !message.from.is_bot;
     const node = element("div", { class: "msg" + (mine ? " mine" : "") + (message._service ? " service-msg" : ""),
                                   "data-testid": "message",
                                   "data-message-id": message.message_id, "data-from-bot": message._from_bot });
     if (this.mode === "staff" && message.from && !message._service) node.append(element("div", { class: "meta" }, message.from.first_name));
+    if (this.business && !mine) node.append(element("div", { class: "meta" }, message.from.first_name
+      + (message.sender_business_bot ? ` · via @${message.sender_business_bot.username}` : " · the owner, in person")));
     const photo = message.photo && message.photo[message.photo.length - 1];
     if (photo) node.append(element("img", { src: `${API}/files/${photo.file_id}`, alt: "photo" }));
     if (message.document) node.append(element("div", {}, `📄 ${message.document.file_name || "document"}`));
@@ -239,7 +283,7 @@ class ChatView {
   }
 
   async press(message, data) {
-    if (this.mode === "customer") await api(`/users/${this.chatId}/press`, { message_id: message.message_id, data });
+    if (this.mode === "customer") await api(`${this.chatPath()}/press`, { message_id: message.message_id, data });
     else {
       const userId = parseInt(document.getElementById("staff-user").value, 10);
       try {
@@ -255,9 +299,12 @@ class ChatView {
     const file = form.photo.files[0];
     try {
       if (this.mode === "customer") {
-        if (file) {
+        if (file && this.business) toast("In the sandbox, photos go to the bot's own chat only.");
+        else if (file) {
           const body = new FormData(); body.append("photo", file); if (text) body.append("caption", text);
           await api(`/users/${this.chatId}/photo`, body);
+        } else if (text && this.business) {
+          await api(`${this.chatPath()}/text`, { text, as_owner: document.getElementById("as-owner").checked });
         } else if (text) await api(`/users/${this.chatId}/text`, { text });
       } else {
         const userId = parseInt(document.getElementById("staff-user").value, 10);
