@@ -17,7 +17,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
@@ -172,6 +173,17 @@ class BusinessGate(BaseMiddleware):
             return True
         await query.answer()  # no spinner left turning; nothing is said through a closed connection
         return False
+
+
+@contextmanager
+def decided_route(chat_id: int, connection_id: str | None) -> Iterator[None]:
+    """Sends within this block to ``chat_id`` go through ``connection_id`` (None: the bot's own chat),
+    decided already (the outbox sender looks a whole batch up at once): no look-up per send."""
+    token = _ROUTE.set(UpdateRoute(chat_id, connection_id))
+    try:
+        yield
+    finally:
+        _ROUTE.reset(token)
 
 
 class BusinessRouting(BaseRequestMiddleware):

@@ -12,6 +12,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from bot.business import decided_route
 from touchpoint.messaging import (
     ChannelBlocked,
     ChannelRejected,
@@ -36,6 +37,16 @@ class TelegramChannel:
         self.bot = bot
 
     async def send(self, message: OutgoingMessage) -> SendResult:
+        if not message.addressed:
+            return await self._send(message)
+        closed = message.extra.get("business_closed")
+        if closed is not None:  # Telegram would refuse it: not asked
+            raise ChannelRejected(f"business chat closed: {closed}")
+        connection_id = message.extra.get("business_connection_id")
+        with decided_route(message.chat_id, connection_id if isinstance(connection_id, str) else None):
+            return await self._send(message)
+
+    async def _send(self, message: OutgoingMessage) -> SendResult:
         try:
             if message.edit_message_id is not None:
                 return await self._edit(message)
@@ -57,7 +68,7 @@ class TelegramChannel:
 
     async def _edit(self, message: OutgoingMessage) -> SendResult:
         if message.edit_message_id is None:
-            return await self.send(message)
+            return await self._send(message)
         try:
             edited = await self.bot.edit_message_text(
                 text=message.text, chat_id=message.chat_id, message_id=message.edit_message_id,
@@ -68,7 +79,7 @@ class TelegramChannel:
                 return SendResult(message.edit_message_id)
             if "not found" in exc.message or "can't be edited" in exc.message:
                 # The card was deleted or is too old to edit: post it afresh.
-                return await self.send(_as_new(message))
+                return await self._send(_as_new(message))
             raise
         return SendResult(edited.message_id if isinstance(edited, Message) else message.edit_message_id)
 

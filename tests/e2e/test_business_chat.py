@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 from sqlmodel import select
 
@@ -269,3 +270,41 @@ async def test_staff_answer_from_the_topic_goes_through_the_connection(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_the_outbox_reaches_a_business_only_customer_through_one_look_up_per_batch(
+    shop: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A staff answer queued in the outbox goes through the connection (or, once the chat closed, is
+    refused without asking Telegram), routed by the sender's batch look-up, not one per send."""
+    sandbox = shop.sandbox
+    connection_id = connect(shop)
+    sandbox.user(1508, first_name="Ola")
+    await business_say(shop, connection_id, 1508, "/start")
+
+    async def no_look_up_per_send(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the route of an outbox send is looked up per batch")
+
+    monkeypatch.setattr("bot.business.business.route_for", no_look_up_per_send)
+
+    async def queue_answer(text: str) -> None:
+        async with shop.db.session() as session:
+            person = await session.merge(await customer(shop, 1508))
+            await enqueue(session, shop.settings, person, "handoff.staff_reply",
+                          {"author": "Mia", "text": text}, lane=Lane.REPLY)
+            await session.commit()
+
+    await queue_answer("Your parcel left today")
+    assert await sender_of(shop).drain_once() == 1
+    await sandbox.wait_for_business_message(
+        connection_id, 1508, predicate=lambda m: "Your parcel left today" in (m.get("text") or ""))
+    assert sandbox.bot_messages(1508) == []
+
+    await age(shop, connection_id, 1508, hours=25)  # the 24 hours are over: the chat is closed
+    sends = len(sandbox.send_log)
+    await queue_answer("Did it arrive?")
+    await sender_of(shop).drain_once()
+    assert [r for r in sandbox.send_log[sends:] if r.chat_id == 1508] == []
+    async with shop.db.session() as session:
+        last = (await session.exec(select(OutboxMessage).order_by(OutboxMessage.id.desc()))).first()  # type: ignore[union-attr]
+    assert last is not None and last.status == "failed" and "business chat closed" in (last.reason or "")

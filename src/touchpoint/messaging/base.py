@@ -28,7 +28,8 @@ class OutgoingMessage:
     edit_message_id: int | None = None  # edit this message in place instead of sending anew
     message_thread_id: int | None = None
     paid_broadcast: bool = False  # may go above the free rate, paid in Stars (allow_paid_broadcast)
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)  # what a Channel needs besides the chat id
+    addressed: bool = False  # ``extra`` holds the registered address lookups' answer (messaging.addresses)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from touchpoint.messaging import (
     OutgoingMessage,
     render,
 )
+from touchpoint.messaging.addresses import addresses
 from touchpoint.messaging.base import Channel
 from touchpoint.messaging.claim import OUTBOX, Claimed, claim_heads
 from touchpoint.messaging.models import Delivery, OutboxMessage
@@ -473,12 +474,14 @@ class OutboxSender:
                 decide(row, "pending", verdict.reason or "delayed", verdict.not_before)
         cards = await self._card_message_ids(
             session, [row for row in rows if row.id not in decided and row.edit_in_place])
+        extras = await addresses(session, {row.chat_id for row in rows if row.id not in decided})
         messages: list[OutgoingMessage | None] = []
         for row in rows:
             message = None
             if row.id not in decided:
                 try:
-                    message = self._render(row, customers.get(row.customer_id), cards, now)
+                    message = self._render(row, customers.get(row.customer_id), cards, now,
+                                           extras.get(row.chat_id, {}))
                 except Exception:  # left "claimed": the lease reaper retries it, as after a crash
                     log.exception("outbox %s: rendering failed", row.id)
             messages.append(message)
@@ -498,7 +501,8 @@ class OutboxSender:
         return messages
 
     def _render(self, row: Claimed, customer: Customer | None,
-                cards: dict[tuple[int, str | None], int | None], now: datetime) -> OutgoingMessage:
+                cards: dict[tuple[int, str | None], int | None], now: datetime,
+                extra: dict[str, object]) -> OutgoingMessage:
         locale = (resolve_locale(customer.locale, customer.language_code, self.settings.default_locale)
                   if customer else self.settings.default_locale)
         rendered = render(self.translate, locale, row.template, row.params)
@@ -509,6 +513,7 @@ class OutboxSender:
             disable_notification=silent or row.edit_in_place,
             edit_message_id=cards.get((row.chat_id, row.card_key)) if row.edit_in_place else None,
             paid_broadcast=self.paid_limiter is not None and row.lane == Lane.MARKETING.value,
+            extra=extra, addressed=True,
         )
 
     @staticmethod
