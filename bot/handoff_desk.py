@@ -342,7 +342,7 @@ class StaffDesk:
 
     async def post_console_lines(self, session: AsyncSession) -> None:
         """What colleagues did in the web console, shown in the conversation's topic: their replies,
-        and a close (which closes the topic as /close does)."""
+        a claim, and a close (which closes the topic as /close does)."""
         taken = await service.take_topic_posts(session)
         if not taken:
             return
@@ -351,6 +351,8 @@ class StaffDesk:
             if line.kind == "reply":
                 self.say(session, conversation, self.t("handoff.staff.console_reply", name=name,
                                                        text=esc(line.text)))
+            elif line.kind == "claim":  # the same words as a /claim in the topic
+                self.say(session, conversation, self.t("handoff.staff.claimed", name=name))
             elif line.kind == "close":
                 self.say(session, conversation, self.t("handoff.staff.console_closed", name=name))
                 self.close_topic(session, conversation)  # unless reopened by then (``_post``)

@@ -194,7 +194,8 @@ async def test_files_both_ways_and_a_console_claim_reach_the_topic(
 
     # Taking it in the console is said in the staff topic (as /claim there shows in the console).
     await console.post(f"/inbox/{conversation.id}/claim", data={"csrf_token": token})
-    await topic_text(sandbox, thread, t("en", "handoff.staff.claimed", name="Alice"))
+    claimed = await topic_text(sandbox, thread, t("en", "handoff.staff.claimed", name="Alice"))
+    assert "(console)" not in claimed["text"]  # a claim, not a line Alice said
     await topic_text(sandbox, thread, "📎 invoice.pdf Your invoice")
 
     # A customer who blocked the bot: said in words, nothing kept, no more nudges for them.

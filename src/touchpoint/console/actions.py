@@ -59,7 +59,7 @@ def claim_conversation(
     """Claiming is recorded as a "claim" note (console staff are not Telegram users) and said in the
     staff topic, as a /claim there is shown here."""
     add_conversation_note(session, conversation, staff, f"claimed by {author_name(staff)}", kind="claim")
-    handoff.announce_claim(session, settings, conversation, author_name(staff)[:64])
+    handoff.announce_claim(session, conversation, author_name(staff)[:64])
 
 
 async def send_staff_attachment(

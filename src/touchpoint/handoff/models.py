@@ -58,7 +58,7 @@ class TopicPost(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversations.id")
-    kind: str = Field(max_length=16)  # reply | close
+    kind: str = Field(max_length=16)  # reply | claim | close
     author: str = Field(default="", max_length=64)
     text: str = ""
     created_at: datetime = utc_field()

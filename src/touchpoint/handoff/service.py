@@ -259,14 +259,10 @@ def record_staff_file(
     return entry
 
 
-def announce_claim(
-    session: AsyncSession, settings: Settings, conversation: Conversation, author: str
-) -> None:
-    """A colleague took the conversation outside the topic (the console): the topic hears it in the
-    words of the desk's own claim line (posted with the console's other lines)."""
-    t = get_translator(settings.locales_dir, settings.default_locale)
-    _post_to_topic(session, conversation, "reply", author,
-                   t(settings.default_locale, "handoff.staff.claimed", name=author))
+def announce_claim(session: AsyncSession, conversation: Conversation, author: str) -> None:
+    """A colleague took the conversation outside the topic (the console): the topic hears it as a
+    claim made there (posted with the console's other lines)."""
+    _post_to_topic(session, conversation, "claim", author)
 
 
 async def close_and_ask_csat(
