@@ -60,6 +60,7 @@ from touchpoint.config import Settings
 from touchpoint.customers.models import Customer
 from touchpoint.customers.service import ChatUser, get_customer_by_telegram_id, upsert_customer
 from touchpoint.db import Database
+from touchpoint.db.faults import is_database_unavailable
 from touchpoint.handoff.service import add_transcript
 
 log = logging.getLogger(__name__)
@@ -205,8 +206,16 @@ class BusinessRouting(BaseRequestMiddleware):
         current = _ROUTE.get()
         if current is not None and current.chat_id == chat_id:
             return current.connection_id  # a reply in the chat the update came from
-        async with self.db.session() as session:
-            route = await business.route_for(session, chat_id)
+        try:
+            async with self.db.session() as session:
+                route = await business.route_for(session, chat_id)
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            # The database is away: the send goes to the chat itself (the bot's own), so that an
+            # "having trouble" answer still reaches a customer who started the bot.
+            log.warning("business routing: database unavailable, sending to the chat itself")
+            return None
         if route is None:
             return None
         if route.closed is not None:
