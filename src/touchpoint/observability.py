@@ -15,6 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from sqlalchemy import func, select
 
 from touchpoint.db import Database
+from touchpoint.handoff.models import Conversation
+from touchpoint.journeys.models import Enrolment
+from touchpoint.messaging.models import Delivery, OutboxMessage
 
 REGISTRY = CollectorRegistry()
 
@@ -60,10 +63,6 @@ DB_UP = Gauge("touchpoint_database_up", "1 if the last metrics query reached the
 
 async def refresh_database_gauges(db: Database) -> None:
     """Gauges that are counts of rows: read at scrape time, so every process reports the same."""
-    from touchpoint.handoff.models import Conversation
-    from touchpoint.journeys.models import Enrolment
-    from touchpoint.messaging.models import Delivery, OutboxMessage
-
     try:
         async with db.session() as session:
             depth = (await session.execute(

@@ -28,6 +28,7 @@ from touchpoint.journeys.engine import (
 from touchpoint.journeys.models import Enrolment
 from touchpoint.journeys.spec import JourneysFile, load_journeys
 from touchpoint.journeys.stats import journey_stats
+from touchpoint.messaging import SendResult
 from touchpoint.messaging.models import OutboxMessage
 from touchpoint.messaging.sender import OutboxSender, Pacing
 from touchpoint.orders.models import Order, OrderItem
@@ -331,7 +332,6 @@ async def test_sender_renders_journey_messages_and_guards_exits(db: Database, cl
             self.sent: list[Any] = []
 
         async def send(self, message: Any) -> Any:
-            from touchpoint.messaging import SendResult
             self.sent.append(message)
             return SendResult(len(self.sent))
 

@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import touchpoint
+from touchpoint.config import Settings
+from touchpoint.customers.models import Customer
 from touchpoint.messaging import rules
+from touchpoint.wiring import load_all_templates
 
 LAYER = Path(touchpoint.__file__).parent / "messaging"
 # What messaging may use: itself, customers, db and the small shared modules at the top.
@@ -34,17 +37,12 @@ def test_messaging_imports_no_capability_and_nothing_inside_functions() -> None:
 
 
 def test_capabilities_register_their_vetoes() -> None:
-    from touchpoint.wiring import load_all_templates
-
     load_all_templates()
     names = [veto.name for veto in rules.registered_vetoes()]
     assert names[:2] == ["open_service_case", "active_handoff"]
 
 
 async def test_a_registered_veto_silences_marketing_only() -> None:
-    from touchpoint.config import Settings
-    from touchpoint.customers.models import Customer
-
     async def everyone(_session: object, ids: set[int]) -> set[int]:
         return set(ids)
 

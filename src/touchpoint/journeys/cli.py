@@ -10,6 +10,12 @@ from pathlib import Path
 import typer
 
 from touchpoint.config import get_settings
+from touchpoint.db import Database
+from touchpoint.journeys.campaign import CampaignError, send_campaign
+from touchpoint.journeys.spec import JourneyFileError, load_journeys
+from touchpoint.journeys.stats import journey_stats
+from touchpoint.messaging.templates import known_templates
+from touchpoint.wiring import load_all_templates
 
 journeys_app = typer.Typer(help="Journeys: check the rules file, show the numbers.", no_args_is_help=True)
 campaign_app = typer.Typer(help="One-off broadcasts through the same rules and outbox.",
@@ -19,10 +25,6 @@ campaign_app = typer.Typer(help="One-off broadcasts through the same rules and o
 @journeys_app.command("check")
 def check(file: Path = typer.Argument(None, help="journeys.yaml (default: the configured one)")) -> None:
     """Validate a journeys file without starting anything."""
-    from touchpoint.journeys.spec import JourneyFileError, load_journeys
-    from touchpoint.messaging.templates import known_templates
-    from touchpoint.wiring import load_all_templates
-
     load_all_templates()
     try:
         parsed = load_journeys(file or get_settings().journeys_file, known_templates=known_templates())
@@ -38,8 +40,6 @@ def check(file: Path = typer.Argument(None, help="journeys.yaml (default: the co
 @journeys_app.command("stats")
 def stats(as_json: bool = typer.Option(False, "--json", help="one JSON object per journey")) -> None:
     """Per journey: enrolled, held out, sent, delivered, clicked, converted, uplift, skips."""
-    from touchpoint.db import Database
-    from touchpoint.journeys.stats import journey_stats
 
     async def run() -> list[dict[str, object]]:
         db = Database(get_settings().database_url)
@@ -73,8 +73,6 @@ def campaign_send(
     name: str = typer.Option("", help="campaign name (default: the template and date)"),
 ) -> None:
     """Schedule a one-off marketing broadcast: same consent, caps, quiet hours and outbox."""
-    from touchpoint.db import Database
-    from touchpoint.journeys.campaign import CampaignError, send_campaign
 
     async def run() -> dict[str, int]:
         settings = get_settings()
